@@ -1,0 +1,585 @@
+package warmpool
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// hostKey identifies a target: scheme and lower-case host:port.
+type hostKey struct {
+	scheme, addr string
+}
+
+// poolKey identifies the pool of one exit and one target.
+type poolKey struct {
+	exit int
+	host hostKey
+}
+
+// proto values of a hostPool.
+const (
+	protoUnknown = iota
+	protoHTTP1
+	protoHTTP2
+)
+
+// hostPool holds the sockets of one exit to one target.
+//
+// Locking: mu guards the fields marked below. mu is never held while calling
+// into a ClientConn (RoundTrip, Reserve, Release, Close, SetStateHook): the
+// ClientConn's state hook runs synchronously inside those and takes mu.
+type hostPool struct {
+	t        *Transport
+	exit     *exit
+	key      hostKey
+	hostname string
+	policy   *hostPolicy
+	sc       scopes
+
+	mu       sync.Mutex
+	sockets  []*socket     // open sockets, oldest first
+	dialing  int           // dials in progress
+	waiters  int           // acquires waiting for a state change
+	proto    int           // protocol learned from the first socket
+	wake     chan struct{} // closed (and replaced) on every state change
+	removed  bool          // dropped from Transport.pools by the sweeper
+	maxConns int
+}
+
+// socket is one ClientConn and its bookkeeping.
+type socket struct {
+	id      uint64
+	p       *hostPool
+	cc      *http.ClientConn
+	conn    *countConn // raw TCP connection (to the target or the proxy)
+	h2      bool
+	proto   string
+	born    time.Time // handshake finished
+	dialed  Timings
+	onPath  bool // dialed for a request (not in the background)
+	resumed bool // TLS session resumed
+
+	// Guarded by p.mu.
+	budget       socketBudget
+	inflight     int
+	lastUsed     time.Time
+	retiring     bool        // takes no new request
+	retireReason CloseReason // why warmpool retired it
+	serverClose  CloseReason // server announced the close (server_close, http10)
+	clientAbort  bool        // the caller closed a body early
+	dead         bool
+}
+
+// lease is one request's claim on a socket.
+type lease struct {
+	s        *socket
+	state    ConnState
+	n        int  // the request's position on the socket
+	last     bool // the socket retires after this request
+	waited   bool
+	wait     time.Duration
+	idle     time.Duration
+	written  int64 // bytes written on the socket when the lease began
+	dialTime Timings
+}
+
+// broadcastLocked wakes every acquire waiting on the pool. p.mu must be held.
+func (p *hostPool) broadcastLocked() {
+	if p.waiters > 0 {
+		close(p.wake)
+		p.wake = make(chan struct{})
+	}
+}
+
+// usable reports whether s may take a new request. p.mu must be held.
+func (s *socket) usableLocked() bool {
+	return !s.dead && !s.retiring && s.cc.Err() == nil
+}
+
+// acquire returns a lease on a socket of p for req, dialing one on the
+// request's path when no socket is free and the pool may grow.
+// It returns errPoolRemoved when p was swept; the caller looks p up again.
+func (p *hostPool) acquire(ctx context.Context) (lease, error) {
+	t := p.t
+	start := t.now()
+	waited := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return lease{}, err
+		}
+		p.mu.Lock()
+		if p.removed {
+			p.mu.Unlock()
+			return lease{}, errPoolRemoved
+		}
+		if t.closed.Load() {
+			p.mu.Unlock()
+			return lease{}, ErrClosed
+		}
+		now := t.now()
+		bud := p.policy.current()
+		expiredSocks := p.expireLocked(now, bud)
+		s, l := p.pickLocked(now)
+		wake := p.wake
+		var dial bool
+		if s == nil && p.canDialLocked() {
+			p.dialing++
+			dial = true
+		}
+		if s == nil && !dial {
+			p.waiters++
+		}
+		p.mu.Unlock()
+		closeSockets(expiredSocks)
+
+		if s != nil {
+			if err := s.cc.Reserve(); err != nil {
+				// The socket closed, or net/http has not handed it
+				// back yet: undo the claim and wait for a change.
+				p.unclaim(s, l.last)
+				if s.cc.Err() != nil {
+					p.onState(s)
+					continue
+				}
+				if !p.waitFor(ctx, wake) {
+					return lease{}, p.waitErr(ctx)
+				}
+				waited = true
+				continue
+			}
+			l.s = s
+			l.written = s.conn.written.Load()
+			if waited {
+				l.waited = true
+				l.wait = t.now().Sub(start)
+			}
+			return l, nil
+		}
+		if dial {
+			l, err := p.dialForRequest(ctx, start)
+			if err != nil {
+				return lease{}, err
+			}
+			return l, nil
+		}
+		ok := p.waitFor(ctx, wake)
+		p.mu.Lock()
+		p.waiters--
+		p.mu.Unlock()
+		if !ok {
+			return lease{}, p.waitErr(ctx)
+		}
+		waited = true
+	}
+}
+
+var errPoolRemoved = errors.New("warmpool: internal: pool removed")
+
+func (p *hostPool) waitFor(ctx context.Context, wake chan struct{}) bool {
+	select {
+	case <-wake:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-p.t.done:
+		return false
+	}
+}
+
+func (p *hostPool) waitErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+// pickLocked chooses a socket with budget and a free slot, preferring
+// sockets that have carried requests (their handshake is paid and they age
+// out first), and claims a budget slot on it. p.mu must be held.
+func (p *hostPool) pickLocked(now time.Time) (*socket, lease) {
+	var best *socket
+	for _, s := range p.sockets {
+		if !s.usableLocked() || s.cc.Available() == 0 {
+			continue
+		}
+		if s.budget.limit > 0 && s.budget.assigned >= s.budget.limit {
+			continue
+		}
+		if !s.h2 && s.inflight > 0 {
+			continue
+		}
+		if best == nil || (best.budget.assigned == 0 && s.budget.assigned > 0) {
+			best = s
+		}
+		if best.budget.assigned > 0 {
+			break
+		}
+	}
+	if best == nil {
+		return nil, lease{}
+	}
+	return best, p.claimLocked(best, now)
+}
+
+// claimLocked takes a budget slot on s for one request. p.mu must be held.
+func (p *hostPool) claimLocked(s *socket, now time.Time) lease {
+	_, last := s.budget.take()
+	l := lease{n: s.budget.assigned, last: last}
+	switch {
+	case l.n > 1:
+		l.state = Reused
+		l.idle = now.Sub(s.lastUsed)
+	case s.onPath:
+		l.state = Cold
+		l.dialTime = s.dialed
+	default:
+		l.state = Prewarmed
+		l.idle = now.Sub(s.born)
+	}
+	if last {
+		s.retiring = true
+		s.retireReason = CloseBudget
+	}
+	s.inflight++
+	s.lastUsed = now
+	return l
+}
+
+// unclaim gives back a claim whose Reserve failed.
+func (p *hostPool) unclaim(s *socket, last bool) {
+	p.mu.Lock()
+	s.budget.untake()
+	s.inflight--
+	if last {
+		s.retiring = false
+		s.retireReason = ""
+	}
+	p.broadcastLocked()
+	p.mu.Unlock()
+}
+
+// canDialLocked reports whether an acquire may dial a new socket now.
+// While the protocol is unknown or HTTP/2, one dial at a time: HTTP/2 will
+// multiplex the waiting requests on it. p.mu must be held.
+func (p *hostPool) canDialLocked() bool {
+	open := 0
+	for _, s := range p.sockets {
+		if !s.dead {
+			open++
+		}
+	}
+	if open+p.dialing >= p.maxConns {
+		return false
+	}
+	if p.proto != protoHTTP1 && p.dialing > 0 {
+		return false
+	}
+	return true
+}
+
+// dialForRequest dials a socket on the request's path and claims it for the
+// request. The pool's dial slot (p.dialing) is already taken.
+func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (lease, error) {
+	s, err := p.dial(ctx, true)
+	p.mu.Lock()
+	p.dialing--
+	p.broadcastLocked()
+	if err != nil {
+		p.mu.Unlock()
+		return lease{}, err
+	}
+	if p.t.closed.Load() || p.removed {
+		p.mu.Unlock()
+		s.retireReason = CloseClientClose
+		p.closeUnadded(s)
+		if p.removed {
+			return lease{}, errPoolRemoved
+		}
+		return lease{}, ErrClosed
+	}
+	p.addLocked(s)
+	now := p.t.now()
+	l := p.claimLocked(s, now)
+	p.mu.Unlock()
+	if err := s.cc.Reserve(); err != nil {
+		// A fresh socket that cannot take a request is broken.
+		p.unclaim(s, l.last)
+		p.onState(s)
+		return lease{}, fmt.Errorf("warmpool: new socket to %s via exit %q unusable: %w", p.key.addr, p.exit.name, err)
+	}
+	l.s = s
+	l.written = s.conn.written.Load()
+	l.waited = true
+	l.wait = now.Sub(start)
+	return l, nil
+}
+
+// addLocked adds a dialed socket to the pool. p.mu must be held.
+func (p *hostPool) addLocked(s *socket) {
+	p.sockets = append(p.sockets, s)
+	if s.h2 {
+		p.proto = protoHTTP2
+	} else {
+		p.proto = protoHTTP1
+	}
+	s.lastUsed = s.born
+	p.sc.add(func(c *counters) { c.open.Add(1) })
+	p.broadcastLocked()
+}
+
+// closeUnadded closes a socket that never entered the pool.
+func (p *hostPool) closeUnadded(s *socket) {
+	s.cc.Close()
+}
+
+// dial makes a new socket with the exit's NewClientConn. onPath says
+// whether a request is waiting for it.
+func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
+	t := p.t
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.ctx, cancel)
+	defer func() {
+		stop()
+		cancel()
+	}()
+	di := &dialInfo{}
+	ctx = context.WithValue(ctx, dialInfoKey{}, di)
+	dt, ctx := newDialTrace(ctx, t.now)
+	cc, err := p.exit.tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
+	if err != nil {
+		p.sc.add(func(c *counters) { c.dialErrors.Add(1) })
+		if r, ok := dialCloseReason(err); ok && di.conn != nil {
+			// The TCP connection existed: count it as a socket that
+			// ended during its set-up.
+			p.sc.add(func(c *counters) { c.open.Add(1) })
+			p.sc.closed(r)
+		}
+		if t.closed.Load() {
+			return nil, ErrClosed
+		}
+		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err}
+	}
+	if di.conn == nil {
+		cc.Close()
+		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: errors.New("exit transport did not report its connection")}
+	}
+	tm := dt.timings()
+	if p.exit.proxy == nil {
+		tm.Proxy = 0
+	}
+	s := &socket{
+		id:     t.socketIDs.Add(1),
+		p:      p,
+		cc:     cc,
+		conn:   di.conn,
+		born:   t.now(),
+		dialed: tm,
+		onPath: onPath,
+		proto:  "HTTP/1.1",
+	}
+	dt.mu.Lock()
+	if dt.alpn == "h2" {
+		s.h2 = true
+		s.proto = "HTTP/2.0"
+	}
+	dt.mu.Unlock()
+	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
+	s.budget.limit = p.policy.current().MaxRequests
+	cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
+	return s, nil
+}
+
+// dialCloseReason classifies a dial error that happened after the TCP
+// connection was made.
+func dialCloseReason(err error) (CloseReason, bool) {
+	var (
+		recErr  tls.RecordHeaderError
+		alert   tls.AlertError
+		certErr *tls.CertificateVerificationError
+		unk     x509.UnknownAuthorityError
+		host    x509.HostnameError
+	)
+	switch {
+	case errors.As(err, &recErr), errors.As(err, &alert), errors.As(err, &certErr),
+		errors.As(err, &unk), errors.As(err, &host):
+		return CloseTLSError, true
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "proxyconnect") || strings.HasPrefix(msg, "socks") || strings.Contains(msg, "socks connect") {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return "", false // the proxy was not reached
+		}
+		return CloseProxyError, true
+	}
+	if strings.Contains(msg, "tls:") {
+		return CloseTLSError, true
+	}
+	return "", false
+}
+
+// onState is the ClientConn state hook of s: it runs when the conn frees a
+// slot, finishes a request or dies, sometimes synchronously inside a
+// ClientConn call. It must not be called with p.mu held.
+func (p *hostPool) onState(s *socket) {
+	dead := s.cc.Err() != nil
+	goaway := false
+	if !dead && s.h2 && s.cc.InFlight() == 0 && s.cc.Available() == 0 {
+		// An HTTP/2 conn that got GOAWAY can report no error with no
+		// slot and no stream: it is draining.
+		goaway = true
+	}
+	p.mu.Lock()
+	if s.dead {
+		p.mu.Unlock()
+		return
+	}
+	if goaway && !s.retiring {
+		s.retiring = true
+		if s.serverClose == "" {
+			s.serverClose = CloseServerClose
+		}
+		closeNow := s.inflight == 0
+		p.broadcastLocked()
+		p.mu.Unlock()
+		if closeNow {
+			s.cc.Close()
+		}
+		return
+	}
+	if !dead {
+		p.broadcastLocked()
+		p.mu.Unlock()
+		return
+	}
+	reason := p.removeLocked(s)
+	p.mu.Unlock()
+	p.sc.closed(reason)
+}
+
+// removeLocked marks s dead, drops it from the pool and decides why it
+// ended. p.mu must be held.
+func (p *hostPool) removeLocked(s *socket) CloseReason {
+	s.dead = true
+	for i, o := range p.sockets {
+		if o == s {
+			p.sockets = append(p.sockets[:i], p.sockets[i+1:]...)
+			break
+		}
+	}
+	p.broadcastLocked()
+	switch {
+	case s.retireReason != "":
+		return s.retireReason
+	case s.serverClose != "":
+		return s.serverClose
+	case s.clientAbort:
+		return CloseClientClose
+	case s.inflight > 0:
+		return CloseReset
+	default:
+		return CloseServerIdleTimeout
+	}
+}
+
+// expireLocked retires idle sockets past their idle timeout or age and
+// returns them for closing outside the lock. p.mu must be held.
+func (p *hostPool) expireLocked(now time.Time, bud Budget) []*socket {
+	var out []*socket
+	for _, s := range p.sockets {
+		if s.dead || s.retiring || s.inflight > 0 {
+			continue
+		}
+		if r, ok := expired(now, s.born, s.lastUsed, bud, p.t.cfg.IdleConnTimeout); ok {
+			s.retiring = true
+			s.retireReason = r
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// closeSockets closes sockets already marked retiring with a reason.
+// It must not be called with a pool lock held.
+func closeSockets(ss []*socket) {
+	for _, s := range ss {
+		s.cc.Close()
+		s.p.onState(s)
+	}
+}
+
+// release ends a lease: the response is done (body at EOF or closed) or the
+// attempt failed. It closes a retired socket once its last request is done.
+func (p *hostPool) release(s *socket) {
+	p.mu.Lock()
+	s.inflight--
+	s.lastUsed = p.t.now()
+	closeNow := s.retiring && s.inflight == 0 && !s.dead
+	p.broadcastLocked()
+	p.mu.Unlock()
+	if closeNow {
+		s.cc.Close()
+		p.onState(s)
+	}
+}
+
+// closeIdle closes the sockets with nothing in flight (all of them when
+// all is set), with reason r. It returns how many it closed.
+func (p *hostPool) closeIdle(r CloseReason, all bool) int {
+	p.mu.Lock()
+	var out []*socket
+	for _, s := range p.sockets {
+		if s.dead || (!all && s.inflight > 0) {
+			continue
+		}
+		s.retiring = true
+		if s.retireReason == "" {
+			s.retireReason = r
+		}
+		out = append(out, s)
+	}
+	p.broadcastLocked()
+	p.mu.Unlock()
+	closeSockets(out)
+	return len(out)
+}
+
+// sweep retires expired idle sockets and reports whether the pool is empty
+// and unused, in which case it is marked removed.
+func (p *hostPool) sweep(now time.Time) (removed bool) {
+	bud := p.policy.current()
+	p.mu.Lock()
+	exp := p.expireLocked(now, bud)
+	p.mu.Unlock()
+	closeSockets(exp)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sockets) == 0 && p.dialing == 0 && p.waiters == 0 {
+		p.removed = true
+		return true
+	}
+	return false
+}
+
+// DialError reports a failed dial of a new socket. Exit is the exit's name
+// (never with credentials) and Addr the target's host:port.
+type DialError struct {
+	Exit string
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string {
+	return fmt.Sprintf("warmpool: dial %s via exit %q: %v", e.Addr, e.Exit, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *DialError) Unwrap() error { return e.Err }

@@ -1,0 +1,565 @@
+package warmpool
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed is returned by RoundTrip after Close.
+var ErrClosed = errors.New("warmpool: transport closed")
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxConnsPerHost       = 64
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultDialTimeout           = 30 * time.Second
+	DefaultTLSHandshakeTimeout   = 10 * time.Second
+	defaultSweepInterval         = time.Second
+	maxAttempts                  = 4
+	defaultExitName              = "direct"
+)
+
+// Config configures a Transport. The zero Config is valid: one direct exit,
+// no budget, HTTP/1.1 and HTTP/2. New copies it; changing a Config after New
+// has no effect on the Transport.
+type Config struct {
+	// Exits are the egress routes. Empty means one direct exit.
+	Exits []Exit
+	// TLSClientConfig is the TLS configuration for connections to targets
+	// (not to https proxies' own TLS: that uses the same config). Nil means
+	// the default. It is cloned per exit; if it has no ClientSessionCache,
+	// each exit gets its own, so that no TLS session ticket links two exits.
+	TLSClientConfig *tls.Config
+	// Budget is the default per-socket budget for every host. The zero
+	// Budget means no limit.
+	Budget Budget
+	// HostBudgets overrides Budget for some hosts, keyed by the request
+	// URL's Hostname() (no port, lower case). Nil means none.
+	HostBudgets map[string]Budget
+	// MaxConnsPerHost limits the sockets of one exit to one target host
+	// (scheme, host and port), idle, busy and dialing. Requests beyond it
+	// wait for a socket. Zero means DefaultMaxConnsPerHost.
+	MaxConnsPerHost int
+	// IdleConnTimeout closes sockets idle for longer (reason idle), even
+	// when no budget sets an idle timeout: HTTP/1.1 ClientConns have no
+	// idle timer of their own. Zero means DefaultIdleConnTimeout; negative
+	// means never.
+	IdleConnTimeout time.Duration
+	// DialTimeout limits the TCP connect (to the target or the proxy).
+	// Zero means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// TLSHandshakeTimeout limits the TLS handshake. Zero means
+	// DefaultTLSHandshakeTimeout.
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout, if positive, limits the wait for response
+	// headers after the request is written. Zero means no limit (use the
+	// request's context).
+	ResponseHeaderTimeout time.Duration
+	// DisableHTTP2 restricts sockets to HTTP/1.1. By default HTTP/2 is used
+	// when the server offers it through ALPN.
+	DisableHTTP2 bool
+	// DisableCompression stops warmpool from asking for gzip, as in
+	// http.Transport.
+	DisableCompression bool
+	// OnRequest, if not nil, is called once per request attempt when the
+	// attempt ends (response body at EOF or closed, or failure). It runs on
+	// the goroutine that ended the attempt, outside warmpool's locks: keep
+	// it fast.
+	OnRequest func(RequestEvent)
+}
+
+// Transport is an http.RoundTripper that owns its sockets: it keeps a pool
+// per exit and target host, enforces per-socket request budgets with a
+// graceful close, and classifies every request as cold, prewarmed or reused.
+// Most callers use it as the Transport of an http.Client:
+//
+//	rt, err := warmpool.New(warmpool.Config{Budget: warmpool.Budget{MaxRequests: 95}})
+//	if err != nil { ... }
+//	defer rt.Close()
+//	client := &http.Client{Transport: rt}
+//
+// A Transport is safe for concurrent use by multiple goroutines. Create one
+// and reuse it: each Transport has its own sockets.
+type Transport struct {
+	cfg     Config
+	exits   []*exit
+	rot     rotation
+	metrics metrics
+	now     func() time.Time
+
+	pools    sync.Map // poolKey -> *hostPool
+	policyMu sync.Mutex
+	policies map[string]*hostPolicy
+
+	socketIDs atomic.Uint64
+	closed    atomic.Bool
+	closeOnce sync.Once
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	done      <-chan struct{}
+	wg        sync.WaitGroup
+}
+
+// New validates cfg and returns a Transport. Invalid configuration returns
+// a *ConfigError naming the field. The Transport starts one background
+// goroutine that expires idle sockets; Close stops it.
+func New(cfg Config) (*Transport, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{cfg: cfg, now: time.Now, policies: make(map[string]*hostPolicy)}
+	for i, e := range cfg.Exits {
+		u, _ := parseProxy("", e.Proxy) // validated by normalize
+		t.exits = append(t.exits, &exit{idx: i, name: e.Name, proxy: u, tr: newExitTransport(&cfg, u)})
+	}
+	t.rot.exits = t.exits
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.done = t.ctx.Done()
+	t.wg.Add(1)
+	go t.sweeper(defaultSweepInterval)
+	return t, nil
+}
+
+// normalize validates the configuration, fills in defaults and copies what
+// the caller could change later.
+func (c Config) normalize() (Config, error) {
+	if c.MaxConnsPerHost < 0 {
+		return c, configErr("Config.MaxConnsPerHost", "negative value %d (want 0 for the default %d, or a positive count)", c.MaxConnsPerHost, DefaultMaxConnsPerHost)
+	}
+	if c.MaxConnsPerHost == 0 {
+		c.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
+	if c.IdleConnTimeout == 0 {
+		c.IdleConnTimeout = DefaultIdleConnTimeout
+	} else if c.IdleConnTimeout < 0 {
+		c.IdleConnTimeout = 0
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"Config.DialTimeout", &c.DialTimeout, DefaultDialTimeout},
+		{"Config.TLSHandshakeTimeout", &c.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout},
+		{"Config.ResponseHeaderTimeout", &c.ResponseHeaderTimeout, 0},
+	} {
+		if *d.v < 0 {
+			return c, configErr(d.name, "negative duration %v (want 0 for the default, or a positive duration)", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if err := c.Budget.validate("Config.Budget"); err != nil {
+		return c, err
+	}
+	hb := make(map[string]Budget, len(c.HostBudgets))
+	for h, b := range c.HostBudgets {
+		field := fmt.Sprintf("Config.HostBudgets[%q]", h)
+		if h == "" || strings.ContainsAny(h, "/: ") && net.ParseIP(h) == nil {
+			return c, configErr(field, "key must be a hostname without scheme or port, as returned by URL.Hostname()")
+		}
+		if err := b.validate(field); err != nil {
+			return c, err
+		}
+		hb[strings.ToLower(h)] = b
+	}
+	c.HostBudgets = hb
+	exits := make([]Exit, 0, max(1, len(c.Exits)))
+	exits = append(exits, c.Exits...)
+	if len(exits) == 0 {
+		exits = append(exits, Exit{})
+	}
+	seen := make(map[string]int)
+	for i := range exits {
+		field := fmt.Sprintf("Config.Exits[%d]", i)
+		u, err := parseProxy(field+".Proxy", exits[i].Proxy)
+		if err != nil {
+			return c, err
+		}
+		if exits[i].Name == "" {
+			if u == nil {
+				exits[i].Name = defaultExitName
+			} else {
+				exits[i].Name = redactedProxy(u)
+			}
+		}
+		if j, dup := seen[exits[i].Name]; dup {
+			return c, configErr(field+".Name", "duplicate exit name %q (also Config.Exits[%d]); give each exit a unique Name", exits[i].Name, j)
+		}
+		seen[exits[i].Name] = i
+	}
+	c.Exits = exits
+	return c, nil
+}
+
+// policy returns the shared policy of a hostname.
+func (t *Transport) policy(hostname string) *hostPolicy {
+	t.policyMu.Lock()
+	defer t.policyMu.Unlock()
+	if hp, ok := t.policies[hostname]; ok {
+		return hp
+	}
+	b, ok := t.cfg.HostBudgets[hostname]
+	if !ok {
+		b = t.cfg.Budget
+	}
+	hp := newHostPolicy(hostname, b)
+	t.policies[hostname] = hp
+	return hp
+}
+
+// pool returns the pool of exit e for target k, creating it if needed.
+func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
+	pk := poolKey{exit: e.idx, host: k}
+	if v, ok := t.pools.Load(pk); ok {
+		return v.(*hostPool)
+	}
+	p := &hostPool{
+		t:        t,
+		exit:     e,
+		key:      k,
+		hostname: hostname,
+		policy:   t.policy(hostname),
+		wake:     make(chan struct{}),
+		maxConns: t.cfg.MaxConnsPerHost,
+	}
+	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname)}
+	v, _ := t.pools.LoadOrStore(pk, p)
+	return v.(*hostPool)
+}
+
+// targetOf validates req and returns its host key and hostname.
+func targetOf(req *http.Request) (hostKey, string, error) {
+	if req.URL == nil {
+		return hostKey{}, "", errors.New("warmpool: nil Request.URL")
+	}
+	if req.Header == nil {
+		return hostKey{}, "", errors.New("warmpool: nil Request.Header")
+	}
+	scheme := strings.ToLower(req.URL.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return hostKey{}, "", fmt.Errorf("warmpool: unsupported protocol scheme %q", req.URL.Scheme)
+	}
+	host := strings.ToLower(req.URL.Hostname())
+	if host == "" {
+		return hostKey{}, "", fmt.Errorf("warmpool: no Host in request URL")
+	}
+	port := req.URL.Port()
+	if port == "" {
+		port = "443"
+		if scheme == "http" {
+			port = "80"
+		}
+	}
+	return hostKey{scheme: scheme, addr: net.JoinHostPort(host, port)}, host, nil
+}
+
+// RoundTrip implements http.RoundTripper. It picks an exit and a socket
+// with budget left (dialing one only when none is free), sends the request
+// and returns the response, whose body must be read to EOF or closed as with
+// any RoundTripper, to free the socket.
+//
+// RoundTrip never mutates req. When the request is a socket's last under
+// its budget, an HTTP/1.1 request is sent as a shallow copy with Close set,
+// so it carries "Connection: close".
+//
+// When an attempt fails on a socket that had carried requests before,
+// RoundTrip retries on another socket under net/http's rule: if nothing was
+// written, or if the request is replayable (GET, HEAD, OPTIONS or TRACE, or
+// an Idempotency-Key or X-Idempotency-Key header), and its body is empty or
+// has GetBody. A request body is never sent twice otherwise. At most
+// maxAttempts attempts are made.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req == nil {
+		return nil, errors.New("warmpool: nil Request")
+	}
+	if t.closed.Load() {
+		closeReqBody(req)
+		return nil, ErrClosed
+	}
+	key, hostname, err := targetOf(req)
+	if err != nil {
+		closeReqBody(req)
+		return nil, err
+	}
+	ctx := req.Context()
+	out := req
+	for attempt := 1; ; attempt++ {
+		e := t.rot.pick()
+		var (
+			p *hostPool
+			l lease
+		)
+		for {
+			p = t.pool(e, key, hostname)
+			l, err = p.acquire(ctx)
+			if err != errPoolRemoved {
+				break
+			}
+			t.pools.CompareAndDelete(poolKey{e.idx, key}, p)
+		}
+		if err != nil {
+			closeReqBody(out)
+			p.sc.add(func(c *counters) { c.errors.Add(1) })
+			return nil, err
+		}
+		p.sc.attempt(l.state, l.waited, l.wait, l.dialTime.Total)
+		send := out
+		if l.last && !l.s.h2 {
+			c := *out
+			c.Close = true
+			send = &c
+		}
+		callerGotConn(ctx, key.addr, l.s, l.state, l.idle)
+		sent := t.now()
+		resp, err := l.s.cc.RoundTrip(send)
+		if err == nil {
+			return p.track(req, resp, l, attempt, sent), nil
+		}
+		p.failed(l.s)
+		t.emit(p, req, l, attempt, sent, 0, err)
+		if attempt < maxAttempts && ctx.Err() == nil && !t.closed.Load() && l.state == Reused {
+			nothingWritten := l.s.conn.written.Load() == l.written
+			if next, ok := rewind(req, nothingWritten); ok {
+				p.sc.add(func(c *counters) { c.retries.Add(1) })
+				out = next
+				continue
+			}
+		}
+		p.sc.add(func(c *counters) { c.errors.Add(1) })
+		return nil, err
+	}
+}
+
+// rewind returns the request to send again after a failed attempt, or false
+// when sending it again could duplicate a side effect.
+func rewind(req *http.Request, nothingWritten bool) (*http.Request, bool) {
+	if !nothingWritten && !replayable(req) {
+		return nil, false
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	c := *req
+	c.Body = body
+	return &c, true
+}
+
+// replayable reports whether req may be sent twice, as net/http decides.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, a := req.Header["Idempotency-Key"]
+	_, b := req.Header["X-Idempotency-Key"]
+	return a || b
+}
+
+func closeReqBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// failed ends the lease of an attempt that got no response. The conn's
+// death, if it died, is recorded while the attempt still counts as in
+// flight, so that it reads as a reset.
+func (p *hostPool) failed(s *socket) {
+	if s.cc.Err() != nil {
+		p.onState(s)
+	}
+	p.release(s)
+}
+
+// track wraps the response body so that its end releases the socket and
+// records the attempt, and learns from the response headers.
+func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attempt int, sent time.Time) *http.Response {
+	t := p.t
+	ttfb := t.now().Sub(sent)
+	if resp.Close {
+		r := CloseServerClose
+		if resp.ProtoMajor == 1 && resp.ProtoMinor == 0 {
+			r = CloseHTTP10
+		}
+		p.mu.Lock()
+		if l.s.serverClose == "" {
+			l.s.serverClose = r
+		}
+		p.mu.Unlock()
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The caller owns the connection now: it leaves the pool.
+		p.mu.Lock()
+		l.s.retiring = true
+		l.s.retireReason = CloseClientClose
+		p.mu.Unlock()
+		t.emitDone(p, req, l, attempt, sent, ttfb, resp.StatusCode, nil)
+		return resp
+	}
+	b := &body{rc: resp.Body, p: p, req: req, l: l, attempt: attempt, sent: sent, ttfb: ttfb, status: resp.StatusCode}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		b.finish(nil)
+		return resp
+	}
+	resp.Body = b
+	return resp
+}
+
+// body wraps a response body; its end (EOF, error or Close) ends the lease.
+type body struct {
+	rc      io.ReadCloser
+	p       *hostPool
+	req     *http.Request
+	l       lease
+	attempt int
+	sent    time.Time
+	ttfb    time.Duration
+	status  int
+	done    atomic.Bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		if err == io.EOF {
+			b.finish(nil)
+		} else {
+			b.finish(err)
+		}
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	if !b.done.Load() {
+		// Closing before EOF makes net/http drop an HTTP/1.1 conn: say so,
+		// or the close would read as a reset.
+		b.p.mu.Lock()
+		if !b.l.s.h2 {
+			b.l.s.clientAbort = true
+		}
+		b.p.mu.Unlock()
+	}
+	err := b.rc.Close()
+	b.finish(nil)
+	return err
+}
+
+func (b *body) finish(err error) {
+	if b.done.Swap(true) {
+		return
+	}
+	if err != nil {
+		b.p.failedBody(b.l.s)
+	}
+	b.p.release(b.l.s)
+	b.p.t.emitDone(b.p, b.req, b.l, b.attempt, b.sent, b.ttfb, b.status, err)
+}
+
+// failedBody records a body read error; the conn's death is then a reset.
+func (p *hostPool) failedBody(s *socket) {
+	if s.cc.Err() != nil {
+		p.onState(s)
+	}
+}
+
+func (t *Transport) emit(p *hostPool, req *http.Request, l lease, attempt int, sent time.Time, status int, err error) {
+	t.emitDone(p, req, l, attempt, sent, 0, status, err)
+}
+
+func (t *Transport) emitDone(p *hostPool, req *http.Request, l lease, attempt int, sent time.Time, ttfb time.Duration, status int, err error) {
+	if t.cfg.OnRequest == nil {
+		return
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	t.cfg.OnRequest(RequestEvent{
+		Exit:          p.exit.name,
+		Host:          p.hostname,
+		Method:        method,
+		SocketID:      l.s.id,
+		Proto:         l.s.proto,
+		State:         l.state,
+		SocketRequest: l.n,
+		LastOnSocket:  l.last,
+		Attempt:       attempt,
+		Wait:          l.wait,
+		Dial:          l.dialTime,
+		TTFB:          ttfb,
+		Total:         t.now().Sub(sent) + l.wait,
+		StatusCode:    status,
+		Err:           err,
+	})
+}
+
+// CloseIdleConnections closes every socket that has no request in flight.
+// It implements the method http.Client.CloseIdleConnections looks for.
+func (t *Transport) CloseIdleConnections() {
+	t.pools.Range(func(_, v any) bool {
+		v.(*hostPool).closeIdle(CloseClientClose, false)
+		return true
+	})
+}
+
+// Close closes every socket, stops every goroutine the Transport started
+// and waits for them. Requests in flight fail; later RoundTrips return
+// ErrClosed. Close is idempotent and always returns nil.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.closed.Store(true)
+		t.cancel()
+		t.wg.Wait()
+		t.pools.Range(func(_, v any) bool {
+			v.(*hostPool).closeIdle(CloseClientClose, true)
+			return true
+		})
+	})
+	return nil
+}
+
+// sweeper closes sockets past their idle timeout or age and drops empty
+// pools, so idle sockets do not linger and memory stays bounded.
+func (t *Transport) sweeper(every time.Duration) {
+	defer t.wg.Done()
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tk.C:
+			t.sweep()
+		}
+	}
+}
+
+func (t *Transport) sweep() {
+	now := t.now()
+	t.pools.Range(func(k, v any) bool {
+		if v.(*hostPool).sweep(now) {
+			t.pools.CompareAndDelete(k, v)
+		}
+		return true
+	})
+}

@@ -1,0 +1,173 @@
+package warmpool
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http/httptrace"
+	"sync"
+	"time"
+)
+
+// ConnState classifies a request attempt by the socket it went out on.
+type ConnState uint8
+
+const (
+	// Cold: the attempt paid for a handshake. Its socket was dialed for it,
+	// or it waited for a dial still in progress.
+	Cold ConnState = iota
+	// Prewarmed: the first attempt on a socket whose handshake had finished
+	// in the background before the attempt asked for a socket.
+	Prewarmed
+	// Reused: the socket had carried a request before.
+	Reused
+)
+
+// String returns "cold", "prewarmed" or "reused".
+func (s ConnState) String() string {
+	switch s {
+	case Cold:
+		return "cold"
+	case Prewarmed:
+		return "prewarmed"
+	case Reused:
+		return "reused"
+	}
+	return "unknown"
+}
+
+// Timings are the phases of a handshake. All are zero for an attempt that
+// did not wait for a handshake.
+type Timings struct {
+	// DNS is the name lookup (of the target, or of the proxy).
+	DNS time.Duration
+	// Connect is the TCP connect (to the target, or to the proxy).
+	Connect time.Duration
+	// Proxy is the proxy's tunnel set-up (CONNECT or SOCKS5 exchange).
+	Proxy time.Duration
+	// TLS is the TLS handshake with the target.
+	TLS time.Duration
+	// Total is the whole dial, from its start to a usable socket.
+	Total time.Duration
+}
+
+// RequestEvent describes one request attempt. It is passed to
+// Config.OnRequest when the attempt ends: when its response body reaches EOF
+// or is closed, or when the attempt fails.
+type RequestEvent struct {
+	// Exit is the name of the exit the attempt used.
+	Exit string
+	// Host is the target's hostname, as in Snapshot.Hosts.
+	Host string
+	// Method is the request method.
+	Method string
+	// SocketID identifies the socket; IDs are unique within a Transport.
+	SocketID uint64
+	// Proto is the socket's protocol, "HTTP/1.1" or "HTTP/2.0".
+	Proto string
+	// State classifies the attempt: cold, prewarmed or reused.
+	State ConnState
+	// SocketRequest is the attempt's position on its socket, from 1.
+	SocketRequest int
+	// LastOnSocket reports that warmpool retired the socket with this
+	// attempt (its budget was used up).
+	LastOnSocket bool
+	// Attempt counts the attempts of one RoundTrip call, from 1; more
+	// than 1 means warmpool retried the request on another socket.
+	Attempt int
+	// Wait is how long the attempt waited for its socket, dial included.
+	Wait time.Duration
+	// Dial holds the handshake phases when the attempt was cold.
+	Dial Timings
+	// TTFB is from sending the request to receiving the response headers.
+	TTFB time.Duration
+	// Total is from the start of the attempt to the end of the response
+	// body (or to the error).
+	Total time.Duration
+	// StatusCode is the response status, 0 when the attempt failed.
+	StatusCode int
+	// Err is the attempt's error, or an error reading the response body;
+	// nil on success.
+	Err error
+}
+
+// dialTrace times the phases of one dial through httptrace hooks. It is
+// composed with any trace the caller set on the request's context, so the
+// caller's hooks still fire.
+type dialTrace struct {
+	now   func() time.Time
+	start time.Time
+	trace httptrace.ClientTrace
+
+	// mu guards the rest: happy-eyeballs dials fire hooks concurrently.
+	mu                           sync.Mutex
+	dnsStart, connStart, tlsStart time.Time
+	dns, conn, tls               time.Duration
+	alpn                         string // protocol negotiated with the target
+}
+
+func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, context.Context) {
+	dt := &dialTrace{now: now, start: now()}
+	mark := func(t *time.Time) {
+		n := dt.now()
+		dt.mu.Lock()
+		*t = n
+		dt.mu.Unlock()
+	}
+	since := func(from *time.Time, sum *time.Duration) {
+		n := dt.now()
+		dt.mu.Lock()
+		if !from.IsZero() {
+			*sum += n.Sub(*from)
+			*from = time.Time{}
+		}
+		dt.mu.Unlock()
+	}
+	dt.trace = httptrace.ClientTrace{
+		DNSStart:          func(httptrace.DNSStartInfo) { mark(&dt.dnsStart) },
+		DNSDone:           func(httptrace.DNSDoneInfo) { since(&dt.dnsStart, &dt.dns) },
+		ConnectStart:      func(string, string) { mark(&dt.connStart) },
+		ConnectDone:       func(string, string, error) { since(&dt.connStart, &dt.conn) },
+		TLSHandshakeStart: func() { mark(&dt.tlsStart) },
+		TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
+			since(&dt.tlsStart, &dt.tls)
+			if err == nil {
+				dt.mu.Lock()
+				dt.alpn = cs.NegotiatedProtocol
+				dt.mu.Unlock()
+			}
+		},
+	}
+	return dt, httptrace.WithClientTrace(ctx, &dt.trace)
+}
+
+// timings returns the phases of a finished dial.
+func (dt *dialTrace) timings() Timings {
+	total := dt.now().Sub(dt.start)
+	dt.mu.Lock()
+	t := Timings{DNS: dt.dns, Connect: dt.conn, TLS: dt.tls, Total: total}
+	dt.mu.Unlock()
+	if p := total - t.DNS - t.Connect - t.TLS; p > 0 {
+		t.Proxy = p
+	}
+	return t
+}
+
+// callerGotConn calls the GetConn and GotConn hooks of the trace the caller
+// set on ctx, if any: ClientConn.RoundTrip never calls them itself.
+func callerGotConn(ctx context.Context, hostPort string, s *socket, st ConnState, idle time.Duration) {
+	ct := httptrace.ContextClientTrace(ctx)
+	if ct == nil {
+		return
+	}
+	if ct.GetConn != nil {
+		ct.GetConn(hostPort)
+	}
+	if ct.GotConn != nil {
+		ct.GotConn(httptrace.GotConnInfo{
+			Conn:     s.conn,
+			Reused:   st == Reused,
+			WasIdle:  st != Cold && idle > 0,
+			IdleTime: idle,
+		})
+	}
+}
