@@ -19,13 +19,13 @@ var ErrClosed = errors.New("warmpool: transport closed")
 
 // Defaults for the zero values of Config.
 const (
-	DefaultMaxConnsPerHost       = 64
-	DefaultIdleConnTimeout       = 90 * time.Second
-	DefaultDialTimeout           = 30 * time.Second
-	DefaultTLSHandshakeTimeout   = 10 * time.Second
-	defaultSweepInterval         = time.Second
-	maxAttempts                  = 4
-	defaultExitName              = "direct"
+	DefaultMaxConnsPerHost     = 64
+	DefaultIdleConnTimeout     = 90 * time.Second
+	DefaultDialTimeout         = 30 * time.Second
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+	defaultSweepInterval       = time.Second
+	maxAttempts                = 4
+	defaultExitName            = "direct"
 )
 
 // Config configures a Transport. The zero Config is valid: one direct exit,

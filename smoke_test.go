@@ -38,7 +38,9 @@ func TestSmoke(t *testing.T) {
 				for i := 0; i < 125; i++ {
 					resp, err := c.Get(srv.URL)
 					if err != nil {
-						mu.Lock(); errs++; mu.Unlock()
+						mu.Lock()
+						errs++
+						mu.Unlock()
 						t.Log(err)
 						continue
 					}

@@ -99,10 +99,10 @@ type dialTrace struct {
 	trace httptrace.ClientTrace
 
 	// mu guards the rest: happy-eyeballs dials fire hooks concurrently.
-	mu                           sync.Mutex
+	mu                            sync.Mutex
 	dnsStart, connStart, tlsStart time.Time
-	dns, conn, tls               time.Duration
-	alpn                         string // protocol negotiated with the target
+	dns, conn, tls                time.Duration
+	alpn                          string // protocol negotiated with the target
 }
 
 func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, context.Context) {
