@@ -6,8 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
+		"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -356,11 +355,11 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 	cc, err := p.exit.tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
 	if err != nil {
 		p.sc.add(func(c *counters) { c.dialErrors.Add(1) })
-		if r, ok := dialCloseReason(err); ok && di.conn != nil {
+		if di.conn != nil && ctx.Err() == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {
 			// The TCP connection existed: count it as a socket that
 			// ended during its set-up.
 			p.sc.add(func(c *counters) { c.open.Add(1) })
-			p.sc.closed(r)
+			p.sc.closed(dialCloseReason(err, p.exit.proxy != nil))
 		}
 		if t.closed.Load() {
 			return nil, ErrClosed
@@ -397,9 +396,11 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 	return s, nil
 }
 
-// dialCloseReason classifies a dial error that happened after the TCP
-// connection was made.
-func dialCloseReason(err error) (CloseReason, bool) {
+// dialCloseReason classifies a dial that failed after its TCP connection
+// was made: through a proxy, anything but a TLS failure is the proxy's
+// (CONNECT refused, 407, SOCKS failure, tunnel dropped); direct, the
+// failure happened in the TLS handshake.
+func dialCloseReason(err error, viaProxy bool) CloseReason {
 	var (
 		recErr  tls.RecordHeaderError
 		alert   tls.AlertError
@@ -409,21 +410,12 @@ func dialCloseReason(err error) (CloseReason, bool) {
 	)
 	switch {
 	case errors.As(err, &recErr), errors.As(err, &alert), errors.As(err, &certErr),
-		errors.As(err, &unk), errors.As(err, &host):
-		return CloseTLSError, true
+		errors.As(err, &unk), errors.As(err, &host), strings.Contains(err.Error(), "tls:"):
+		return CloseTLSError
+	case viaProxy:
+		return CloseProxyError
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "proxyconnect") || strings.HasPrefix(msg, "socks") || strings.Contains(msg, "socks connect") {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return "", false // the proxy was not reached
-		}
-		return CloseProxyError, true
-	}
-	if strings.Contains(msg, "tls:") {
-		return CloseTLSError, true
-	}
-	return "", false
+	return CloseTLSError
 }
 
 // onState is the ClientConn state hook of s: it runs when the conn frees a

@@ -113,11 +113,16 @@ type Transport struct {
 // a *ConfigError naming the field. The Transport starts one background
 // goroutine that expires idle sockets; Close stops it.
 func New(cfg Config) (*Transport, error) {
+	return newWithClock(cfg, time.Now)
+}
+
+// newWithClock is New with the clock injected, for tests.
+func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, now: time.Now, policies: make(map[string]*hostPolicy)}
+	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*hostPolicy)}
 	for i, e := range cfg.Exits {
 		u, _ := parseProxy("", e.Proxy) // validated by normalize
 		t.exits = append(t.exits, &exit{idx: i, name: e.Name, proxy: u, tr: newExitTransport(&cfg, u)})
