@@ -6,7 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-		"net/http"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
