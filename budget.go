@@ -2,6 +2,9 @@ package warmpool
 
 import (
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -11,7 +14,7 @@ import (
 // response is done: on HTTP/1.1 its last request carries
 // "Connection: close"; on HTTP/2 it opens no new stream and closes when its
 // streams finish. The zero Budget retires sockets only when the server or
-// the network ends them.
+// the network ends them, or when warmpool learns the target's limits.
 type Budget struct {
 	// MaxRequests is the most requests one socket carries. Zero means no
 	// limit. warmpool never sends more: the limit is taken atomically when
@@ -25,6 +28,12 @@ type Budget struct {
 	// An idle socket past it is closed (reason idle), never used. Zero
 	// means no per-host limit; Config.IdleConnTimeout still applies.
 	IdleTimeout time.Duration
+	// Jitter, between 0 and 1, draws each socket's request limit uniformly
+	// from [MaxRequests×(1−Jitter), MaxRequests], so that socket lifetimes
+	// do not form a fixed, fingerprintable pattern. The limit itself is
+	// never exceeded. Zero means every socket gets exactly MaxRequests.
+	// Config.JitterSeed makes the draws reproducible.
+	Jitter float64
 }
 
 func (b Budget) validate(field string) error {
@@ -35,28 +44,300 @@ func (b Budget) validate(field string) error {
 		return configErr(field+".MaxAge", "negative duration %v (want 0 for no limit, or a positive duration)", b.MaxAge)
 	case b.IdleTimeout < 0:
 		return configErr(field+".IdleTimeout", "negative duration %v (want 0 for no limit, or a positive duration)", b.IdleTimeout)
+	case b.Jitter < 0 || b.Jitter >= 1 || math.IsNaN(b.Jitter):
+		return configErr(field+".Jitter", "%v out of range (want 0 for none, or a fraction in (0, 1), e.g. 0.2)", b.Jitter)
 	}
 	return nil
 }
 
+// Source says where a host's limit came from.
+type Source string
+
+// Sources of a HostPolicy value.
+const (
+	// SourceNone: no limit is known.
+	SourceNone Source = ""
+	// SourceConfigured: Config.Budget or Config.HostBudgets.
+	SourceConfigured Source = "configured"
+	// SourceHeader: the server announced it in a Keep-Alive header.
+	SourceHeader Source = "header"
+	// SourceObserved: warmpool saw the server close or reset sockets at
+	// the same point more than once.
+	SourceObserved Source = "observed"
+)
+
+// HostPolicy is what warmpool applies to, and has learned about, one target
+// host. It appears in Snapshot.Policies.
+type HostPolicy struct {
+	// MaxRequests is the request limit new sockets get (before Jitter);
+	// zero means none.
+	MaxRequests int
+	// MaxRequestsSource says where MaxRequests came from.
+	MaxRequestsSource Source
+	// ServerMaxRequests is the most requests the server allows on one
+	// socket, as announced or observed; zero when unknown. MaxRequests is
+	// at most this (with headroom when it was observed from resets).
+	ServerMaxRequests int
+	// IdleTimeout is the idle time after which warmpool retires a socket;
+	// zero means only Config.IdleConnTimeout applies.
+	IdleTimeout time.Duration
+	// IdleTimeoutSource says where IdleTimeout came from.
+	IdleTimeoutSource Source
+	// ServerIdleTimeout is the server's idle timeout, as announced or
+	// observed; zero when unknown.
+	ServerIdleTimeout time.Duration
+}
+
+// Learning defaults.
+const (
+	// DefaultResetHeadroom is the fraction below an observed reset limit at
+	// which warmpool retires sockets: a limit of 100 means retire at 95.
+	DefaultResetHeadroom = 0.05
+	// learnAgree is how many observations must agree before a limit that
+	// the server never announced is believed.
+	learnAgree = 2
+	// learnRing is how many recent observations of each kind are kept.
+	learnRing = 8
+)
+
+// idleMargin is how far below a server's idle timeout warmpool retires idle
+// sockets: a quarter of it, at most one second.
+func idleMargin(t time.Duration) time.Duration {
+	return t - min(time.Second, t/4)
+}
+
 // hostPolicy is what warmpool knows about one target host (by hostname),
 // shared by every exit's pool for that host. It is safe for concurrent use.
+// Lock order: hostPool.mu, then hostPolicy.mu.
 type hostPolicy struct {
-	name string
+	name     string
+	conf     Budget // configured
+	learn    bool
+	headroom float64
 
-	mu     sync.Mutex
-	budget Budget // effective budget for new sockets
+	mu         sync.Mutex
+	eff        Budget // effective budget for sockets
+	view       HostPolicy
+	resets     ring // requests served before a reset
+	closes     ring // requests served before a graceful server close
+	idleCloses []time.Duration
 }
 
-func newHostPolicy(name string, b Budget) *hostPolicy {
-	return &hostPolicy{name: name, budget: b}
+// ring is a tiny fixed ring of recent integer observations.
+type ring struct {
+	v [learnRing]int
+	n int
 }
 
-// current returns the budget that applies to a socket now.
+func (r *ring) add(x int) {
+	r.v[r.n%learnRing] = x
+	r.n++
+}
+
+// agreed returns the smallest value seen at least learnAgree times among
+// the recent observations.
+func (r *ring) agreed() (int, bool) {
+	best, ok := 0, false
+	k := min(r.n, learnRing)
+	for i := 0; i < k; i++ {
+		c := 0
+		for j := 0; j < k; j++ {
+			if r.v[j] == r.v[i] {
+				c++
+			}
+		}
+		if c >= learnAgree && (!ok || r.v[i] < best) {
+			best, ok = r.v[i], true
+		}
+	}
+	return best, ok
+}
+
+func newHostPolicy(name string, conf Budget, learn bool, headroom float64) *hostPolicy {
+	hp := &hostPolicy{name: name, conf: conf, learn: learn, headroom: headroom, eff: conf}
+	if conf.MaxRequests > 0 {
+		hp.view.MaxRequests = conf.MaxRequests
+		hp.view.MaxRequestsSource = SourceConfigured
+	}
+	if conf.IdleTimeout > 0 {
+		hp.view.IdleTimeout = conf.IdleTimeout
+		hp.view.IdleTimeoutSource = SourceConfigured
+	}
+	return hp
+}
+
+// current returns the budget that applies to sockets now.
 func (hp *hostPolicy) current() Budget {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
-	return hp.budget
+	return hp.eff
+}
+
+// snapshot returns the policy as shown in Snapshot.
+func (hp *hostPolicy) snapshot() HostPolicy {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	return hp.view
+}
+
+// setServerMaxLocked records the server's request limit and recomputes the
+// effective one: the limit itself when the server announces its closes,
+// headroom below it when sockets were reset without warning.
+func (hp *hostPolicy) setServerMaxLocked(n int, src Source, headroom float64) {
+	lim := n
+	if headroom > 0 {
+		lim = max(1, int(math.Floor(float64(n)*(1-headroom))))
+	}
+	hp.view.ServerMaxRequests = n
+	if hp.conf.MaxRequests > 0 && hp.conf.MaxRequests <= lim {
+		return // the configured limit is already below
+	}
+	hp.eff.MaxRequests = lim
+	hp.view.MaxRequests = lim
+	hp.view.MaxRequestsSource = src
+}
+
+// setServerIdleLocked records the server's idle timeout and retires idle
+// sockets a margin below it.
+func (hp *hostPolicy) setServerIdleLocked(t time.Duration, src Source) {
+	hp.view.ServerIdleTimeout = t
+	idle := idleMargin(t)
+	if idle <= 0 || (hp.conf.IdleTimeout > 0 && hp.conf.IdleTimeout <= idle) {
+		return
+	}
+	hp.eff.IdleTimeout = idle
+	hp.view.IdleTimeout = idle
+	hp.view.IdleTimeoutSource = src
+}
+
+// observeKeepAlive learns from a "Keep-Alive: timeout=T, max=M" header on
+// the n-th response of a socket: the server allows M more requests on it,
+// so n+M in all (Apache counts max down on every response).
+func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) {
+	if !hp.learn {
+		return
+	}
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if ka.max >= 0 {
+		// A fresh socket's first response states the server's whole
+		// limit; later ones can only lower it.
+		total, cur := n+ka.max, hp.view.ServerMaxRequests
+		if hp.view.MaxRequestsSource != SourceHeader || (total != cur && (n == 1 || total < cur)) {
+			hp.setServerMaxLocked(total, SourceHeader, 0)
+		}
+	}
+	if ka.timeout > 0 && ka.timeout != hp.view.ServerIdleTimeout {
+		hp.setServerIdleLocked(ka.timeout, SourceHeader)
+	}
+}
+
+// observeServerClose learns from a server that closed a socket gracefully
+// ("Connection: close") after n responses, as nginx does at
+// keepalive_requests: when the same n is seen again, that is the limit.
+func (hp *hostPolicy) observeServerClose(n int) {
+	if !hp.learn || n < 2 {
+		return
+	}
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if hp.view.MaxRequestsSource == SourceHeader {
+		return
+	}
+	hp.closes.add(n)
+	if v, ok := hp.closes.agreed(); ok && v != hp.view.ServerMaxRequests {
+		hp.setServerMaxLocked(v, SourceObserved, 0)
+	}
+}
+
+// observeReset learns from a socket reset after serving n requests: when
+// the same n is seen again (a WAF limit the server never announces), new
+// sockets retire with headroom below it.
+func (hp *hostPolicy) observeReset(n int) {
+	if !hp.learn || n < 1 {
+		return
+	}
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	hp.resets.add(n)
+	v, ok := hp.resets.agreed()
+	if !ok {
+		return
+	}
+	lim := max(1, int(math.Floor(float64(v)*(1-hp.headroom))))
+	if hp.view.MaxRequests == 0 || lim < hp.view.MaxRequests {
+		hp.setServerMaxLocked(v, SourceObserved, hp.headroom)
+	}
+}
+
+// observeIdleClose learns from a server that closed a socket after it sat
+// idle for d: once two such closes were seen, idle sockets retire a margin
+// below the shorter of them.
+func (hp *hostPolicy) observeIdleClose(d time.Duration) {
+	if !hp.learn || d <= 0 {
+		return
+	}
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if hp.view.IdleTimeoutSource == SourceHeader {
+		return
+	}
+	hp.idleCloses = append(hp.idleCloses, d)
+	if len(hp.idleCloses) > learnRing {
+		hp.idleCloses = hp.idleCloses[1:]
+	}
+	if len(hp.idleCloses) < learnAgree {
+		return
+	}
+	shortest := hp.idleCloses[0]
+	for _, x := range hp.idleCloses[1:] {
+		shortest = min(shortest, x)
+	}
+	if hp.view.ServerIdleTimeout == 0 || shortest < hp.view.ServerIdleTimeout {
+		hp.setServerIdleLocked(shortest, SourceObserved)
+	}
+}
+
+// keepAlive is a parsed Keep-Alive response header; -1 means absent.
+type keepAlive struct {
+	timeout time.Duration
+	max     int
+}
+
+// parseKeepAlive parses a Keep-Alive header value such as
+// "timeout=5, max=100". Unknown parameters are ignored; so is any value
+// that is not a plain non-negative decimal. ok is false when the header has
+// neither a timeout nor a max.
+func parseKeepAlive(v string) (ka keepAlive, ok bool) {
+	ka = keepAlive{timeout: -1, max: -1}
+	for part := range strings.SplitSeq(v, ",") {
+		name, val, found := strings.Cut(strings.TrimSpace(part), "=")
+		if !found {
+			continue
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		val = strings.Trim(strings.TrimSpace(val), `"`)
+		if val == "" || len(val) > 9 || strings.TrimLeft(val, "0123456789") != "" {
+			continue
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "timeout":
+			if ka.timeout < 0 && n > 0 {
+				ka.timeout = time.Duration(n) * time.Second
+				ok = true
+			}
+		case "max":
+			if ka.max < 0 {
+				ka.max = n
+				ok = true
+			}
+		}
+	}
+	return ka, ok
 }
 
 // socketBudget is the budget state of one socket. It is guarded by the
@@ -66,18 +347,53 @@ type socketBudget struct {
 	assigned int // requests handed out, the one in progress included
 }
 
-// take claims one request slot. It reports whether a slot was free and
-// whether the claimed slot is the socket's last.
-func (b *socketBudget) take() (ok, last bool) {
-	if b.limit > 0 && b.assigned >= b.limit {
-		return false, false
+// limitUnder returns the socket's limit under the host's current limit
+// hostMax (0 = none): learning can lower a live socket's budget.
+func (b *socketBudget) limitUnder(hostMax int) int {
+	switch {
+	case b.limit == 0:
+		return hostMax
+	case hostMax == 0:
+		return b.limit
 	}
+	return min(b.limit, hostMax)
+}
+
+// full reports whether no request slot is left under hostMax.
+func (b *socketBudget) full(hostMax int) bool {
+	lim := b.limitUnder(hostMax)
+	return lim > 0 && b.assigned >= lim
+}
+
+// take claims one request slot; the caller checked full. It reports whether
+// the claimed slot is the socket's last.
+func (b *socketBudget) take(hostMax int) (last bool) {
 	b.assigned++
-	return true, b.limit > 0 && b.assigned >= b.limit
+	lim := b.limitUnder(hostMax)
+	return lim > 0 && b.assigned >= lim
 }
 
 // untake returns a slot claimed by take that was not used.
 func (b *socketBudget) untake() { b.assigned-- }
+
+// remaining returns the slots left under hostMax, or -1 for no limit.
+func (b *socketBudget) remaining(hostMax int) int {
+	lim := b.limitUnder(hostMax)
+	if lim == 0 {
+		return -1
+	}
+	return max(0, lim-b.assigned)
+}
+
+// jittered draws a socket's limit from [max×(1−j), max] with r, a uniform
+// source of [0, n) integers.
+func jittered(limit int, j float64, intN func(int) int) int {
+	if limit <= 1 || j <= 0 {
+		return limit
+	}
+	lo := max(1, int(math.Ceil(float64(limit)*(1-j))))
+	return lo + intN(limit-lo+1)
+}
 
 // expired reports whether a socket born at born and idle since lastUsed must
 // be retired at now under budget bud and the transport-wide idle timeout

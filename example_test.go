@@ -37,9 +37,9 @@ func Example() {
 		resp.Body.Close()
 	}
 	s := rt.Snapshot().Total
-	fmt.Printf("requests=%d cold=%d reused=%d keep-alive=%.2f budget closes=%d\n",
-		s.Requests, s.Cold, s.Reused, s.KeepAliveRatio, s.Closes[warmpool.CloseBudget])
-	// Output: requests=30 cold=3 reused=27 keep-alive=0.90 budget closes=3
+	fmt.Printf("requests=%d sockets used=%d reused=%d keep-alive=%.2f budget closes=%d\n",
+		s.Requests, s.Cold+s.Prewarmed, s.Reused, s.KeepAliveRatio, s.Closes[warmpool.CloseBudget])
+	// Output: requests=30 sockets used=3 reused=27 keep-alive=0.90 budget closes=3
 }
 
 // ExampleNew shows the error New returns for a bad proxy URL.

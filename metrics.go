@@ -91,6 +91,12 @@ type Stats struct {
 	Handshakes uint64
 	// DialErrors counts dials that failed.
 	DialErrors uint64
+	// Prewarms counts sockets dialed in the background (included in
+	// Handshakes).
+	Prewarms uint64
+	// PrewarmTime is the handshake time spent in background dials, off
+	// every request's path.
+	PrewarmTime time.Duration
 	// HandshakeTax is the time spent dialing (DNS, TCP, proxy, TLS) on
 	// requests' paths, summed over Cold attempts.
 	HandshakeTax time.Duration
@@ -116,6 +122,10 @@ type Snapshot struct {
 	// At most maxHostRows hosts are listed; the hosts seen after that are
 	// folded into the row named OtherHosts.
 	Hosts map[string]Stats
+	// Policies has, for each target host seen, the limits warmpool applies
+	// and where they came from (configured, announced by the server, or
+	// observed), keyed like Hosts.
+	Policies map[string]HostPolicy
 }
 
 // OtherHosts is the Snapshot.Hosts key under which hosts beyond the tracked
@@ -129,8 +139,8 @@ const maxHostRows = 1024
 type counters struct {
 	requests, cold, prewarmed, reused atomic.Uint64
 	waited, errors, retries           atomic.Uint64
-	handshakes, dialErrors            atomic.Uint64
-	waitNanos, taxNanos               atomic.Int64
+	handshakes, dialErrors, prewarms  atomic.Uint64
+	waitNanos, taxNanos, prewarmNanos atomic.Int64
 	open                              atomic.Int64
 	closes                            [len(closeReasons)]atomic.Uint64
 }
@@ -147,6 +157,8 @@ func (c *counters) stats() Stats {
 		Retries:      c.retries.Load(),
 		Handshakes:   c.handshakes.Load(),
 		DialErrors:   c.dialErrors.Load(),
+		Prewarms:     c.prewarms.Load(),
+		PrewarmTime:  time.Duration(c.prewarmNanos.Load()),
 		HandshakeTax: time.Duration(c.taxNanos.Load()),
 		OpenSockets:  int(c.open.Load()),
 		Closes:       make(map[CloseReason]uint64),
@@ -253,5 +265,6 @@ func (t *Transport) Snapshot() Snapshot {
 		s.Hosts[h] = t.metrics.hosts[h].stats()
 	}
 	t.metrics.mu.Unlock()
+	s.Policies = t.policySnapshot()
 	return s
 }

@@ -43,14 +43,22 @@ type hostPool struct {
 	policy   *hostPolicy
 	sc       scopes
 
-	mu       sync.Mutex
-	sockets  []*socket     // open sockets, oldest first
-	dialing  int           // dials in progress
-	waiters  int           // acquires waiting for a state change
-	proto    int           // protocol learned from the first socket
-	wake     chan struct{} // closed (and replaced) on every state change
-	removed  bool          // dropped from Transport.pools by the sweeper
-	maxConns int
+	mu         sync.Mutex
+	sockets    []*socket     // open sockets, oldest first
+	dialing    int           // dials on requests' paths in progress
+	prewarming int           // background dials in progress
+	waiters    int           // acquires waiting for a state change
+	proto      int           // protocol learned from the first socket
+	wake       chan struct{} // closed (and replaced) on every state change
+	removed    bool          // dropped from Transport.pools by the sweeper
+	maxConns   int
+	dialEWMA   time.Duration // smoothed handshake time of this exit and host
+	misses     [maxSpares]time.Time
+	nmiss      int // requests that found no free socket in a pool that had some
+	lastReq    time.Time
+
+	prewarmAfter   time.Time     // no background dial before (backoff)
+	prewarmBackoff time.Duration // current backoff after failed dials
 }
 
 // socket is one ClientConn and its bookkeeping.
@@ -70,10 +78,12 @@ type socket struct {
 	budget       socketBudget
 	inflight     int
 	lastUsed     time.Time
-	retiring     bool        // takes no new request
-	retireReason CloseReason // why warmpool retired it
-	serverClose  CloseReason // server announced the close (server_close, http10)
-	clientAbort  bool        // the caller closed a body early
+	lastClaim    time.Time
+	interval     time.Duration // smoothed time between requests on it
+	retiring     bool          // takes no new request
+	retireReason CloseReason   // why warmpool retired it
+	serverClose  CloseReason   // server announced the close (server_close, http10)
+	clientAbort  bool          // the caller closed a body early
 	dead         bool
 }
 
@@ -103,8 +113,8 @@ func (s *socket) usableLocked() bool {
 	return !s.dead && !s.retiring && s.cc.Err() == nil
 }
 
-// acquire returns a lease on a socket of p for req, dialing one on the
-// request's path when no socket is free and the pool may grow.
+// acquire returns a lease on a socket of p for a request, dialing one on
+// the request's path when no socket is free and the pool may grow.
 // It returns errPoolRemoved when p was swept; the caller looks p up again.
 func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 	t := p.t
@@ -124,31 +134,43 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 			return lease{}, ErrClosed
 		}
 		now := t.now()
+		p.lastReq = now
 		bud := p.policy.current()
-		expiredSocks := p.expireLocked(now, bud)
-		s, l := p.pickLocked(now)
+		stale := p.expireLocked(now, bud)
+		s, l := p.pickLocked(now, start, bud.MaxRequests)
 		wake := p.wake
 		var dial bool
-		if s == nil && p.canDialLocked() {
-			p.dialing++
-			dial = true
-		}
-		if s == nil && !dial {
-			p.waiters++
+		if s == nil {
+			if p.canDialLocked() {
+				p.dialing++
+				dial = true
+				if len(p.sockets) > 0 {
+					p.missLocked(now)
+				}
+			} else {
+				p.waiters++
+			}
 		}
 		p.mu.Unlock()
-		closeSockets(expiredSocks)
+		closeSockets(stale)
 
 		if s != nil {
 			if err := s.cc.Reserve(); err != nil {
 				// The socket closed, or net/http has not handed it
 				// back yet: undo the claim and wait for a change.
-				p.unclaim(s, l.last)
-				if s.cc.Err() != nil {
+				wake := p.unclaim(s, l.last)
+				var ok bool
+				switch {
+				case s.cc.Err() != nil:
 					p.onState(s)
-					continue
+					ok = true
+				case s.cc.Available() > 0:
+					ok = true
+				default:
+					ok = p.waitFor(ctx, wake)
 				}
-				if !p.waitFor(ctx, wake) {
+				p.unwait()
+				if !ok {
 					return lease{}, p.waitErr(ctx)
 				}
 				waited = true
@@ -160,6 +182,7 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 				l.waited = true
 				l.wait = t.now().Sub(start)
 			}
+			p.maybePrewarm()
 			return l, nil
 		}
 		if dial {
@@ -167,17 +190,23 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 			if err != nil {
 				return lease{}, err
 			}
+			p.maybePrewarm()
 			return l, nil
 		}
 		ok := p.waitFor(ctx, wake)
-		p.mu.Lock()
-		p.waiters--
-		p.mu.Unlock()
+		p.unwait()
 		if !ok {
 			return lease{}, p.waitErr(ctx)
 		}
 		waited = true
 	}
+}
+
+// unwait ends a wait registered with p.waiters.
+func (p *hostPool) unwait() {
+	p.mu.Lock()
+	p.waiters--
+	p.mu.Unlock()
 }
 
 var errPoolRemoved = errors.New("warmpool: internal: pool removed")
@@ -202,17 +231,16 @@ func (p *hostPool) waitErr(ctx context.Context) error {
 
 // pickLocked chooses a socket with budget and a free slot, preferring
 // sockets that have carried requests (their handshake is paid and they age
-// out first), and claims a budget slot on it. p.mu must be held.
-func (p *hostPool) pickLocked(now time.Time) (*socket, lease) {
+// out first) over spares, and claims a budget slot on it. start is when the
+// request asked for a socket; hostMax the host's current request limit.
+// p.mu must be held.
+func (p *hostPool) pickLocked(now, start time.Time, hostMax int) (*socket, lease) {
 	var best *socket
 	for _, s := range p.sockets {
-		if !s.usableLocked() || s.cc.Available() == 0 {
+		if !s.usableLocked() || s.budget.full(hostMax) {
 			continue
 		}
-		if s.budget.limit > 0 && s.budget.assigned >= s.budget.limit {
-			continue
-		}
-		if !s.h2 && s.inflight > 0 {
+		if !s.h2 && s.inflight > 0 || s.cc.Available() == 0 {
 			continue
 		}
 		if best == nil || (best.budget.assigned == 0 && s.budget.assigned > 0) {
@@ -225,12 +253,13 @@ func (p *hostPool) pickLocked(now time.Time) (*socket, lease) {
 	if best == nil {
 		return nil, lease{}
 	}
-	return best, p.claimLocked(best, now)
+	return best, p.claimLocked(best, now, start, hostMax)
 }
 
-// claimLocked takes a budget slot on s for one request. p.mu must be held.
-func (p *hostPool) claimLocked(s *socket, now time.Time) lease {
-	_, last := s.budget.take()
+// claimLocked takes a budget slot on s for one request that asked for a
+// socket at start, and classifies the request. p.mu must be held.
+func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lease {
+	last := s.budget.take(hostMax)
 	l := lease{n: s.budget.assigned, last: last}
 	switch {
 	case l.n > 1:
@@ -239,6 +268,11 @@ func (p *hostPool) claimLocked(s *socket, now time.Time) lease {
 	case s.onPath:
 		l.state = Cold
 		l.dialTime = s.dialed
+	case s.born.After(start):
+		// A background dial finished while the request waited for
+		// it: the request paid for part of that handshake.
+		l.state = Cold
+		l.dialTime = Timings{Total: s.born.Sub(start)}
 	default:
 		l.state = Prewarmed
 		l.idle = now.Sub(s.born)
@@ -247,14 +281,28 @@ func (p *hostPool) claimLocked(s *socket, now time.Time) lease {
 		s.retiring = true
 		s.retireReason = CloseBudget
 	}
+	if !s.lastClaim.IsZero() {
+		s.interval = ewma(s.interval, now.Sub(s.lastClaim))
+	}
+	s.lastClaim = now
 	s.inflight++
 	s.lastUsed = now
 	return l
 }
 
-// unclaim gives back a claim whose Reserve failed.
-func (p *hostPool) unclaim(s *socket, last bool) {
+// ewma smooths durations: the new sample weighs a quarter.
+func ewma(old, sample time.Duration) time.Duration {
+	if old == 0 {
+		return sample
+	}
+	return old + (sample-old)/4
+}
+
+// unclaim gives back a claim whose Reserve failed and registers the caller
+// as a waiter; it returns the channel to wait on (then call unwait).
+func (p *hostPool) unclaim(s *socket, last bool) chan struct{} {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	s.budget.untake()
 	s.inflight--
 	if last {
@@ -262,26 +310,34 @@ func (p *hostPool) unclaim(s *socket, last bool) {
 		s.retireReason = ""
 	}
 	p.broadcastLocked()
-	p.mu.Unlock()
+	p.waiters++
+	return p.wake
 }
 
 // canDialLocked reports whether an acquire may dial a new socket now.
 // While the protocol is unknown or HTTP/2, one dial at a time: HTTP/2 will
-// multiplex the waiting requests on it. p.mu must be held.
+// multiplex the waiting requests on it. A request also waits for a
+// background dial in progress that no other waiter has claimed: it started
+// earlier, so it is ready sooner than a new dial. p.mu must be held.
 func (p *hostPool) canDialLocked() bool {
-	open := 0
+	if p.openLocked()+p.dialing+p.prewarming >= p.maxConns {
+		return false
+	}
+	if p.proto != protoHTTP1 && p.dialing+p.prewarming > 0 {
+		return false
+	}
+	return p.waiters >= p.prewarming
+}
+
+// openLocked counts the live sockets. p.mu must be held.
+func (p *hostPool) openLocked() int {
+	n := 0
 	for _, s := range p.sockets {
 		if !s.dead {
-			open++
+			n++
 		}
 	}
-	if open+p.dialing >= p.maxConns {
-		return false
-	}
-	if p.proto != protoHTTP1 && p.dialing > 0 {
-		return false
-	}
-	return true
+	return n
 }
 
 // dialForRequest dials a socket on the request's path and claims it for the
@@ -297,7 +353,6 @@ func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (lease, 
 	}
 	if p.t.closed.Load() || p.removed {
 		p.mu.Unlock()
-		s.retireReason = CloseClientClose
 		p.closeUnadded(s)
 		if p.removed {
 			return lease{}, errPoolRemoved
@@ -306,11 +361,12 @@ func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (lease, 
 	}
 	p.addLocked(s)
 	now := p.t.now()
-	l := p.claimLocked(s, now)
+	l := p.claimLocked(s, now, start, p.policy.current().MaxRequests)
 	p.mu.Unlock()
 	if err := s.cc.Reserve(); err != nil {
 		// A fresh socket that cannot take a request is broken.
 		p.unclaim(s, l.last)
+		p.unwait()
 		p.onState(s)
 		return lease{}, fmt.Errorf("warmpool: new socket to %s via exit %q unusable: %w", p.key.addr, p.exit.name, err)
 	}
@@ -324,6 +380,7 @@ func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (lease, 
 // addLocked adds a dialed socket to the pool. p.mu must be held.
 func (p *hostPool) addLocked(s *socket) {
 	p.sockets = append(p.sockets, s)
+	p.dialEWMA = ewma(p.dialEWMA, s.dialed.Total)
 	if s.h2 {
 		p.proto = protoHTTP2
 	} else {
@@ -334,9 +391,15 @@ func (p *hostPool) addLocked(s *socket) {
 	p.broadcastLocked()
 }
 
-// closeUnadded closes a socket that never entered the pool.
+// closeUnadded closes a socket that never entered the pool (the Transport
+// closed while it was dialed) and counts it as closed by the client.
 func (p *hostPool) closeUnadded(s *socket) {
+	p.mu.Lock()
+	s.dead = true
+	p.mu.Unlock()
 	s.cc.Close()
+	p.sc.add(func(c *counters) { c.open.Add(1) })
+	p.sc.closed(CloseClientClose)
 }
 
 // dial makes a new socket with the exit's NewClientConn. onPath says
@@ -391,7 +454,8 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 	}
 	dt.mu.Unlock()
 	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
-	s.budget.limit = p.policy.current().MaxRequests
+	bud := p.policy.current()
+	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)
 	cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
 	return s, nil
 }
@@ -468,18 +532,24 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 		}
 	}
 	p.broadcastLocked()
+	var r CloseReason
 	switch {
 	case s.retireReason != "":
-		return s.retireReason
+		r = s.retireReason
 	case s.serverClose != "":
-		return s.serverClose
+		r = s.serverClose
 	case s.clientAbort:
-		return CloseClientClose
+		r = CloseClientClose
 	case s.inflight > 0:
-		return CloseReset
+		r = CloseReset
+		if served := s.budget.assigned - s.inflight; served > 0 {
+			p.policy.observeReset(served)
+		}
 	default:
-		return CloseServerIdleTimeout
+		r = CloseServerIdleTimeout
+		p.policy.observeIdleClose(p.t.now().Sub(s.lastUsed))
 	}
+	return r
 }
 
 // expireLocked retires idle sockets past their idle timeout or age and
@@ -554,7 +624,7 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	closeSockets(exp)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.sockets) == 0 && p.dialing == 0 && p.waiters == 0 {
+	if len(p.sockets) == 0 && p.dialing == 0 && p.prewarming == 0 && p.waiters == 0 {
 		p.removed = true
 		return true
 	}

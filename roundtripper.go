@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -70,6 +72,24 @@ type Config struct {
 	// DisableCompression stops warmpool from asking for gzip, as in
 	// http.Transport.
 	DisableCompression bool
+	// Prewarm configures background dialing of replacement and spare
+	// sockets. The zero value turns it on with its defaults.
+	Prewarm Prewarm
+	// DisableLearning stops warmpool from learning each host's limits
+	// from its responses: Keep-Alive headers, graceful closes after the
+	// same number of requests, resets after the same number of requests
+	// and idle closes. With learning on (the default), the first HTTP/1.1
+	// request on each socket carries "Connection: keep-alive", which makes
+	// Apache httpd announce its limits.
+	DisableLearning bool
+	// ResetHeadroom is the fraction below an observed reset limit at which
+	// sockets retire: with 0.05, a target that resets sockets after 100
+	// requests gets 95 per socket. Zero means DefaultResetHeadroom;
+	// negative means none (retire exactly at the observed limit).
+	ResetHeadroom float64
+	// JitterSeed seeds the draws of Budget.Jitter, for reproducible
+	// tests. Zero means a random seed.
+	JitterSeed uint64
 	// OnRequest, if not nil, is called once per request attempt when the
 	// attempt ends (response body at EOF or closed, or failure). It runs on
 	// the goroutine that ended the attempt, outside warmpool's locks: keep
@@ -101,6 +121,8 @@ type Transport struct {
 	policies map[string]*hostPolicy
 
 	socketIDs atomic.Uint64
+	randMu    sync.Mutex
+	rand      *rand.Rand
 	closed    atomic.Bool
 	closeOnce sync.Once
 	ctx       context.Context // cancelled by Close
@@ -123,6 +145,11 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*hostPolicy)}
+	seed := cfg.JitterSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.rand = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	for i, e := range cfg.Exits {
 		u, _ := parseProxy("", e.Proxy) // validated by normalize
 		t.exits = append(t.exits, &exit{idx: i, name: e.Name, proxy: u, tr: newExitTransport(&cfg, u)})
@@ -168,6 +195,18 @@ func (c Config) normalize() (Config, error) {
 	if err := c.Budget.validate("Config.Budget"); err != nil {
 		return c, err
 	}
+	if err := c.Prewarm.validate(); err != nil {
+		return c, err
+	}
+	c.Prewarm.normalize()
+	switch {
+	case math.IsNaN(c.ResetHeadroom) || c.ResetHeadroom >= 1:
+		return c, configErr("Config.ResetHeadroom", "%v out of range (want 0 for the default %v, a fraction below 1, or negative for none)", c.ResetHeadroom, DefaultResetHeadroom)
+	case c.ResetHeadroom == 0:
+		c.ResetHeadroom = DefaultResetHeadroom
+	case c.ResetHeadroom < 0:
+		c.ResetHeadroom = 0
+	}
 	hb := make(map[string]Budget, len(c.HostBudgets))
 	for h, b := range c.HostBudgets {
 		field := fmt.Sprintf("Config.HostBudgets[%q]", h)
@@ -208,6 +247,10 @@ func (c Config) normalize() (Config, error) {
 	return c, nil
 }
 
+// maxPolicies bounds the hosts whose policy is remembered. Beyond it, a
+// policy that no pool uses any more is forgotten.
+const maxPolicies = 4 * maxHostRows
+
 // policy returns the shared policy of a hostname.
 func (t *Transport) policy(hostname string) *hostPolicy {
 	t.policyMu.Lock()
@@ -215,13 +258,48 @@ func (t *Transport) policy(hostname string) *hostPolicy {
 	if hp, ok := t.policies[hostname]; ok {
 		return hp
 	}
+	if len(t.policies) >= maxPolicies {
+		// Forget some hosts: their pools (if any are still alive)
+		// keep their own pointer to the policy.
+		n := 0
+		for h := range t.policies {
+			if _, conf := t.cfg.HostBudgets[h]; !conf {
+				delete(t.policies, h)
+				if n++; n >= maxPolicies/8 {
+					break
+				}
+			}
+		}
+	}
 	b, ok := t.cfg.HostBudgets[hostname]
 	if !ok {
 		b = t.cfg.Budget
 	}
-	hp := newHostPolicy(hostname, b)
+	hp := newHostPolicy(hostname, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom)
 	t.policies[hostname] = hp
 	return hp
+}
+
+// policySnapshot returns the policies of the hosts listed in Snapshot.
+func (t *Transport) policySnapshot() map[string]HostPolicy {
+	t.policyMu.Lock()
+	hps := make([]*hostPolicy, 0, len(t.policies))
+	for _, hp := range t.policies {
+		hps = append(hps, hp)
+	}
+	t.policyMu.Unlock()
+	out := make(map[string]HostPolicy, len(hps))
+	for _, hp := range hps {
+		out[hp.name] = hp.snapshot()
+	}
+	return out
+}
+
+// intN returns a uniform random integer in [0, n), for Budget.Jitter.
+func (t *Transport) intN(n int) int {
+	t.randMu.Lock()
+	defer t.randMu.Unlock()
+	return t.rand.IntN(n)
 }
 
 // pool returns the pool of exit e for target k, creating it if needed.
@@ -321,10 +399,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		p.sc.attempt(l.state, l.waited, l.wait, l.dialTime.Total)
 		send := out
-		if l.last && !l.s.h2 {
-			c := *out
-			c.Close = true
-			send = &c
+		if !l.s.h2 {
+			switch {
+			case l.last:
+				c := *out
+				c.Close = true
+				send = &c
+			case l.n == 1 && !t.cfg.DisableLearning && out.Header.Get("Connection") == "":
+				// Ask for the server's keep-alive limits: Apache
+				// announces them only to a keep-alive token.
+				c := *out
+				c.Header = out.Header.Clone()
+				c.Header.Set("Connection", "keep-alive")
+				send = &c
+			}
 		}
 		callerGotConn(ctx, key.addr, l.s, l.state, l.idle)
 		sent := t.now()
@@ -410,6 +498,16 @@ func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attemp
 			l.s.serverClose = r
 		}
 		p.mu.Unlock()
+		if r == CloseServerClose && !l.last {
+			p.policy.observeServerClose(l.n)
+		}
+	}
+	if !l.s.h2 {
+		if v := resp.Header["Keep-Alive"]; len(v) > 0 {
+			if ka, ok := parseKeepAlive(v[0]); ok {
+				p.policy.observeKeepAlive(l.n, ka)
+			}
+		}
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The caller owns the connection now: it leaves the pool.

@@ -132,7 +132,10 @@ func TestBudgetIsExact(t *testing.T) {
 			checkInvariants(t, snap)
 			assert.Equal(t, uint64(ts.ConnsWithRequests()), snap.Total.Cold+snap.Total.Prewarmed,
 				"Cold+Prewarmed must equal the connections the target saw requests on")
-			assert.Equal(t, uint64(ts.Handshakes), snap.Total.Handshakes, "server and client disagree on handshakes")
+			require.Eventually(t, func() bool {
+				// Background dials may still be finishing on either side.
+				return uint64(tg.Stats().Handshakes) == rt.Snapshot().Total.Handshakes
+			}, 5*time.Second, 5*time.Millisecond, "server and client disagree on handshakes")
 
 			full := 0
 			for _, cs := range ts.Conns {
@@ -166,7 +169,7 @@ func TestBudgetOfOne(t *testing.T) {
 	assert.Equal(t, 40, ts.ConnsWithRequests())
 	assert.Equal(t, 1, ts.MaxRequestsPerConn())
 	snap := rt.Snapshot()
-	assert.Equal(t, uint64(40), snap.Total.Cold)
+	assert.Equal(t, uint64(40), snap.Total.Cold+snap.Total.Prewarmed)
 	assert.Zero(t, snap.Total.Reused)
 }
 
@@ -245,8 +248,11 @@ func TestIdempotencyKeyPostIsRetried(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	assert.Equal(t, 3, tg.Stats().Resets)
-	assert.Equal(t, uint64(3), rt.Snapshot().Total.Retries)
+	ts := tg.Stats()
+	assert.Positive(t, ts.Resets)
+	assert.LessOrEqual(t, ts.Resets, 2, "after two resets at the same count, warmpool retires sockets earlier")
+	assert.Equal(t, uint64(ts.Resets), rt.Snapshot().Total.Retries)
+	assert.Equal(t, 12+ts.Resets, ts.Requests)
 }
 
 func TestHTTPConnectExit(t *testing.T) {
@@ -271,7 +277,10 @@ func TestHTTPConnectExit(t *testing.T) {
 	name := "http://" + px.Addr()
 	require.Contains(t, snap.Exits, name)
 	assert.Equal(t, uint64(200), snap.Exits[name].Requests)
-	assert.Equal(t, uint64(px.Stats().Tunnels), snap.Exits[name].Handshakes)
+	require.Eventually(t, func() bool {
+		// Background dials may still be finishing.
+		return uint64(px.Stats().Tunnels) == rt.Snapshot().Exits[name].Handshakes
+	}, 5*time.Second, 5*time.Millisecond)
 	assert.NotContains(t, fmt.Sprint(snap), "s3cret")
 }
 
@@ -354,7 +363,7 @@ func TestServerCloseReasons(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tg := startTarget(t, tt.cfg)
-			rt := newTransport(t, tg, Config{})
+			rt := newTransport(t, tg, Config{DisableLearning: true, Prewarm: Prewarm{Disable: true}})
 			c := &http.Client{Transport: rt}
 			for range tt.n {
 				require.NoError(t, get(c, tg.URL()))
@@ -487,7 +496,8 @@ func TestOnRequestEvents(t *testing.T) {
 	var mu sync.Mutex
 	var events []RequestEvent
 	rt := newTransport(t, tg, Config{
-		Budget: Budget{MaxRequests: 4},
+		Budget:  Budget{MaxRequests: 4},
+		Prewarm: Prewarm{Disable: true},
 		OnRequest: func(e RequestEvent) {
 			mu.Lock()
 			events = append(events, e)
