@@ -1,0 +1,163 @@
+package warmpool
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warmpool/warmpool/internal/target"
+)
+
+// TestPrewarmTakesHandshakesOffThePath: every TLS handshake costs 60 ms and
+// every response 20 ms; 4 sequential workers send 1,200 GETs with a budget
+// of 20. After each worker's first request, no request waits for a
+// handshake: replacements are dialed in the background before they are
+// needed.
+func TestPrewarmTakesHandshakesOffThePath(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http1", true: "http2"}[h2], func(t *testing.T) {
+			t.Parallel()
+			tg := startTarget(t, target.Config{HTTP2: h2, HandshakeDelay: 60 * time.Millisecond, ResponseDelay: 20 * time.Millisecond})
+			var mu sync.Mutex
+			var cold []RequestEvent
+			rt := newTransport(t, tg, Config{
+				Budget: Budget{MaxRequests: 20},
+				OnRequest: func(e RequestEvent) {
+					if e.State == Cold {
+						mu.Lock()
+						cold = append(cold, e)
+						mu.Unlock()
+					}
+				},
+			})
+			c := &http.Client{Transport: rt}
+			const workers, total = 4, 1200
+			var wg sync.WaitGroup
+			errs := make(chan error, total)
+			firstDone := make(chan struct{}, workers)
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range total / workers {
+						if err := get(c, tg.URL()); err != nil {
+							errs <- err
+						}
+						if i == 0 {
+							firstDone <- struct{}{}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+
+			ts := tg.Stats()
+			snap := rt.Snapshot()
+			assert.LessOrEqual(t, ts.MaxRequestsPerConn(), 20)
+			assert.Equal(t, uint64(total), snap.Total.Requests)
+			assert.Zero(t, snap.Total.Errors)
+			checkInvariants(t, snap)
+			mu.Lock()
+			defer mu.Unlock()
+			// Only the workers' first requests may be cold (and with
+			// HTTP/2 only the first of all: the others share its socket).
+			assert.LessOrEqual(t, len(cold), workers, "cold requests after the first of each worker: %+v", cold)
+			for _, e := range cold {
+				assert.Equal(t, 1, e.SocketRequest)
+				assert.Less(t, e.SocketID, uint64(workers+1), "a replacement socket was dialed on a request's path")
+			}
+			assert.Positive(t, snap.Total.Prewarmed)
+			assert.Equal(t, uint64(ts.ConnsWithRequests()), snap.Total.Cold+snap.Total.Prewarmed)
+			assert.Positive(t, snap.Total.PrewarmTime)
+			t.Logf("cold=%d prewarmed=%d reused=%d prewarms=%d handshakes=%d", snap.Total.Cold, snap.Total.Prewarmed, snap.Total.Reused, snap.Total.Prewarms, snap.Total.Handshakes)
+		})
+	}
+}
+
+func TestPrewarmDisabled(t *testing.T) {
+	tg := startTarget(t, target.Config{})
+	rt := newTransport(t, tg, Config{Budget: Budget{MaxRequests: 5}, Prewarm: Prewarm{Disable: true}})
+	c := &http.Client{Transport: rt}
+	for range 20 {
+		require.NoError(t, get(c, tg.URL()))
+	}
+	snap := rt.Snapshot()
+	assert.Equal(t, uint64(4), snap.Total.Cold)
+	assert.Zero(t, snap.Total.Prewarmed)
+	assert.Zero(t, snap.Total.Prewarms)
+	assert.Equal(t, uint64(4), snap.Total.Handshakes)
+}
+
+// TestSparesExpireBeforeTheIdleTimeout: a spare that sits unused past the
+// host's idle timeout is closed (reason idle), never used.
+func TestSparesExpireBeforeTheIdleTimeout(t *testing.T) {
+	tg := startTarget(t, target.Config{})
+	clk := newFakeClock()
+	rt := newTransportClock(t, tg, Config{Budget: Budget{MaxRequests: 3, IdleTimeout: time.Minute}, Prewarm: Prewarm{Lookahead: 2}}, clk.Now)
+	c := &http.Client{Transport: rt}
+	require.NoError(t, get(c, tg.URL()))
+	// The first request left 2 of 3 slots: within the lookahead, so a
+	// replacement is being dialed.
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.Prewarms == 1 }, 5*time.Second, time.Millisecond)
+	clk.Advance(2 * time.Minute)
+	rt.sweep()
+	snap := rt.Snapshot()
+	assert.Zero(t, snap.Total.OpenSockets)
+	assert.Equal(t, uint64(2), snap.Total.Closes[CloseIdle], "the used socket and the spare both expire")
+	require.NoError(t, get(c, tg.URL()))
+	snap = rt.Snapshot()
+	assert.Equal(t, uint64(2), snap.Total.Cold, "the expired spare was not used")
+	assert.Zero(t, snap.Total.Prewarmed)
+}
+
+// TestPrewarmBackoffOnFailure: background dials to a dead target back off
+// instead of redialing on every request.
+func TestPrewarmBackoffOnFailure(t *testing.T) {
+	tg := startTarget(t, target.Config{})
+	rt := newTransport(t, tg, Config{Budget: Budget{MaxRequests: 2}, Prewarm: Prewarm{Lookahead: 2}})
+	c := &http.Client{Transport: rt}
+	require.NoError(t, get(c, tg.URL()))
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.Prewarms == 1 }, 5*time.Second, time.Millisecond)
+	url := tg.URL()
+	tg.Close()
+	for range 20 {
+		_ = get(c, url)
+	}
+	snap := rt.Snapshot()
+	// Requests dial on their own paths; the background dials stop after
+	// their first failure for the backoff period.
+	assert.LessOrEqual(t, snap.Total.DialErrors, uint64(20+2))
+}
+
+// TestCloseStopsBackgroundDials: Close cancels a background dial in
+// progress and waits for it (goleak in TestMain checks nothing is left).
+func TestCloseStopsBackgroundDials(t *testing.T) {
+	tg := startTarget(t, target.Config{HandshakeDelay: 2 * time.Second})
+	rt, err := New(Config{TLSClientConfig: tg.TLSConfig(), Budget: Budget{MaxRequests: 2}, Prewarm: Prewarm{Lookahead: 2}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", tg.URL(), nil)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	// The replacement's handshake takes 2 s: close while it runs.
+	require.Eventually(t, func() bool { return tg.Stats().Accepts == 2 }, 5*time.Second, time.Millisecond)
+	done := make(chan struct{})
+	go func() { rt.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Close waited for the handshake instead of cancelling it")
+	}
+	assert.Zero(t, rt.Snapshot().Total.OpenSockets)
+}
