@@ -235,8 +235,10 @@ func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) {
 // observeServerClose learns from a server that closed a socket gracefully
 // ("Connection: close") after n responses, as nginx does at
 // keepalive_requests: when the same n is seen again, that is the limit.
-func (hp *hostPolicy) observeServerClose(n int) {
-	if !hp.learn || n < 2 {
+// A close after one response counts only from an HTTP/1.0 server (http10):
+// its limit of one lets warmpool dial each next socket ahead.
+func (hp *hostPolicy) observeServerClose(n int, http10 bool) {
+	if !hp.learn || n < 1 || (n == 1 && !http10) {
 		return
 	}
 	hp.mu.Lock()

@@ -105,10 +105,11 @@ func TestHostPolicyLearning(t *testing.T) {
 	})
 	t.Run("graceful closes after the same count twice", func(t *testing.T) {
 		hp := newHostPolicy("h", Budget{}, true, 0.05)
-		hp.observeServerClose(50)
-		hp.observeServerClose(1) // HTTP/1.0-like: ignored
+		hp.observeServerClose(50, false)
+		hp.observeServerClose(1, false) // a one-shot close proves nothing
+		hp.observeServerClose(1, false)
 		assert.Zero(t, hp.current().MaxRequests)
-		hp.observeServerClose(50)
+		hp.observeServerClose(50, false)
 		assert.Equal(t, 50, hp.current().MaxRequests, "announced closes need no headroom")
 	})
 	t.Run("idle closes", func(t *testing.T) {
@@ -248,6 +249,23 @@ func TestLearnsServerIdleTimeout(t *testing.T) {
 	assert.GreaterOrEqual(t, pol.ServerIdleTimeout, 150*time.Millisecond)
 	assert.Less(t, pol.IdleTimeout, pol.ServerIdleTimeout)
 	assert.Equal(t, pol.ServerIdleTimeout-pol.ServerIdleTimeout/4, pol.IdleTimeout)
+}
+
+// TestHTTP10TargetGetsPrewarmedSockets: an HTTP/1.0 target closes every
+// socket after one response; once warmpool has seen that twice, it dials
+// each next socket ahead.
+func TestHTTP10TargetGetsPrewarmedSockets(t *testing.T) {
+	tg := startTarget(t, target.Config{HTTP10: true, ResponseDelay: 5 * time.Millisecond})
+	rt := newTransport(t, tg, Config{})
+	c := &http.Client{Transport: rt}
+	for range 20 {
+		require.NoError(t, get(c, tg.URL()))
+	}
+	snap := rt.Snapshot()
+	assert.Equal(t, 1, snap.Policies["127.0.0.1"].MaxRequests)
+	assert.Positive(t, snap.Total.Prewarmed, "stats %+v", snap.Total)
+	assert.Zero(t, snap.Total.Errors)
+	assert.Equal(t, uint64(20), snap.Total.Cold+snap.Total.Prewarmed)
 }
 
 func TestHostBudgetsShowAsConfigured(t *testing.T) {

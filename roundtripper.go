@@ -498,8 +498,8 @@ func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attemp
 			l.s.serverClose = r
 		}
 		p.mu.Unlock()
-		if r == CloseServerClose && !l.last {
-			p.policy.observeServerClose(l.n)
+		if !l.last {
+			p.policy.observeServerClose(l.n, r == CloseHTTP10)
 		}
 	}
 	if !l.s.h2 {
