@@ -25,7 +25,7 @@ const (
 	DefaultIdleConnTimeout     = 90 * time.Second
 	DefaultDialTimeout         = 30 * time.Second
 	DefaultTLSHandshakeTimeout = 10 * time.Second
-	defaultSweepInterval       = time.Second
+	defaultSweepInterval       = 250 * time.Millisecond
 	maxAttempts                = 4
 	defaultExitName            = "direct"
 )
