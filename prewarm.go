@@ -32,7 +32,7 @@ type Prewarm struct {
 const (
 	DefaultLookahead       = 2
 	DefaultSpares          = 1
-	DefaultMaxPrewarmDials = 2
+	DefaultMaxPrewarmDials = 4
 	maxSpares              = 8
 	spareWindow            = 10 * time.Second
 	prewarmBackoffMin      = 250 * time.Millisecond

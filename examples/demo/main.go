@@ -43,10 +43,10 @@ type result struct {
 func main() {
 	n := flag.Int("n", 2000, "requests per client")
 	workers := flag.Int("workers", 16, "concurrent workers")
-	rtt := flag.Duration("rtt", 10*time.Millisecond, "simulated round trip added to every TLS handshake")
+	rtt := flag.Duration("rtt", 10*time.Millisecond, "simulated round trip: one per response, two per TLS handshake")
 	flag.Parse()
 
-	tg, err := target.Start(target.Config{ResetAfter: 100, HandshakeDelay: *rtt})
+	tg, err := target.Start(target.Config{ResetAfter: 100, HandshakeDelay: 2 * *rtt, ResponseDelay: *rtt})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func main() {
 	}
 	defer px.Close()
 
-	fmt.Printf("target %s resets connections after 100 requests; TLS handshakes take %v extra; all traffic goes through the CONNECT proxy %s\n\n",
+	fmt.Printf("target %s resets connections after 100 requests; simulated RTT %v (1 per response, 2 per handshake); all traffic goes through the CONNECT proxy %s\n\n",
 		tg.URL(), *rtt, px.Addr())
 
 	// A plain client, tuned the way most scrapers are: keep-alive on,
@@ -76,7 +76,9 @@ func main() {
 	rt, err := warmpool.New(warmpool.Config{
 		Exits:           []warmpool.Exit{{Name: "proxy", Proxy: px.URLString()}},
 		TLSClientConfig: tg.TLSConfig(),
-		Budget:          warmpool.Budget{MaxRequests: 95},
+		// Retire sockets before the WAF's limit, and draw each socket's
+		// budget from 85-95 so lifetimes form no fixed pattern.
+		Budget: warmpool.Budget{MaxRequests: 95, Jitter: 0.1},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -106,6 +108,10 @@ func main() {
 	row("wall time", func(r result) string { return r.wall.Round(time.Millisecond).String() })
 	w.Flush()
 	fmt.Printf("\nwarmpool socket closes: %s\n", r2.closes)
+	fmt.Printf("warmpool requests per socket (jittered budgets 85-95): %v\n", perConn(tg))
+	st := rt.Snapshot().Total
+	fmt.Printf("warmpool sockets: %d cold (handshake on the request path), %d prewarmed in the background, %d reused\n",
+		st.Cold, st.Prewarmed, st.Reused)
 }
 
 func run(name string, c *http.Client, tg *target.Target, n, workers int) result {
@@ -144,6 +150,18 @@ func run(name string, c *http.Client, tg *target.Target, n, workers int) result 
 		handshakes: ts.Handshakes, resets: ts.Resets, maxPerConn: ts.MaxRequestsPerConn(),
 		wall: time.Since(start), lat: lat,
 	}
+}
+
+// perConn lists the requests each finished connection carried.
+func perConn(tg *target.Target) []int {
+	var out []int
+	for _, c := range tg.Stats().Conns {
+		if c.Requests > 0 && c.LastRequestClose {
+			out = append(out, c.Requests)
+		}
+	}
+	sort.Ints(out)
+	return out
 }
 
 func pct(d []time.Duration, p int) time.Duration {
