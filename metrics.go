@@ -91,6 +91,9 @@ type Stats struct {
 	Handshakes uint64
 	// DialErrors counts dials that failed.
 	DialErrors uint64
+	// Resumed counts handshakes that resumed a TLS session (included in
+	// Handshakes). Each exit keeps its own session cache.
+	Resumed uint64
 	// Prewarms counts sockets dialed in the background (included in
 	// Handshakes).
 	Prewarms uint64
@@ -116,8 +119,9 @@ type Snapshot struct {
 	Taken time.Time
 	// Total covers every request and socket of the Transport.
 	Total Stats
-	// Exits has one entry per exit, keyed by Exit.Name.
-	Exits map[string]Stats
+	// Exits has one entry per exit, keyed by Exit.Name: its Stats and its
+	// health.
+	Exits map[string]ExitStats
 	// Hosts has one entry per target host, keyed by the URL's Hostname().
 	// At most maxHostRows hosts are listed; the hosts seen after that are
 	// folded into the row named OtherHosts.
@@ -140,6 +144,7 @@ type counters struct {
 	requests, cold, prewarmed, reused atomic.Uint64
 	waited, errors, retries           atomic.Uint64
 	handshakes, dialErrors, prewarms  atomic.Uint64
+	resumed                           atomic.Uint64
 	waitNanos, taxNanos, prewarmNanos atomic.Int64
 	open                              atomic.Int64
 	closes                            [len(closeReasons)]atomic.Uint64
@@ -158,6 +163,7 @@ func (c *counters) stats() Stats {
 		Handshakes:   c.handshakes.Load(),
 		DialErrors:   c.dialErrors.Load(),
 		Prewarms:     c.prewarms.Load(),
+		Resumed:      c.resumed.Load(),
 		PrewarmTime:  time.Duration(c.prewarmNanos.Load()),
 		HandshakeTax: time.Duration(c.taxNanos.Load()),
 		OpenSockets:  int(c.open.Load()),
@@ -249,11 +255,11 @@ func (t *Transport) Snapshot() Snapshot {
 	s := Snapshot{
 		Taken: t.now(),
 		Total: t.metrics.total.stats(),
-		Exits: make(map[string]Stats, len(t.exits)),
+		Exits: make(map[string]ExitStats, len(t.exits)),
 		Hosts: make(map[string]Stats),
 	}
 	for _, e := range t.exits {
-		s.Exits[e.name] = e.stats.stats()
+		s.Exits[e.name] = e.snapshot(s.Taken)
 	}
 	t.metrics.mu.Lock()
 	names := make([]string, 0, len(t.metrics.hosts))

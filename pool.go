@@ -74,6 +74,9 @@ type socket struct {
 	onPath  bool // dialed for a request (not in the background)
 	resumed bool // TLS session resumed
 
+	replaces     uint64 // the socket this one was prewarmed to replace
+	replacesExit string
+
 	// Guarded by p.mu.
 	budget       socketBudget
 	inflight     int
@@ -81,6 +84,7 @@ type socket struct {
 	lastClaim    time.Time
 	interval     time.Duration // smoothed time between requests on it
 	retiring     bool          // takes no new request
+	replaced     bool          // a replacement was dialed for it
 	retireReason CloseReason   // why warmpool retired it
 	serverClose  CloseReason   // server announced the close (server_close, http10)
 	clientAbort  bool          // the caller closed a body early
@@ -363,6 +367,7 @@ func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (lease, 
 	now := p.t.now()
 	l := p.claimLocked(s, now, start, p.policy.current().MaxRequests)
 	p.mu.Unlock()
+	p.t.socketEvent(p, s, SocketDialed, "")
 	if err := s.cc.Reserve(); err != nil {
 		// A fresh socket that cannot take a request is broken.
 		p.unclaim(s, l.last)
@@ -400,6 +405,7 @@ func (p *hostPool) closeUnadded(s *socket) {
 	s.cc.Close()
 	p.sc.add(func(c *counters) { c.open.Add(1) })
 	p.sc.closed(CloseClientClose)
+	p.t.socketEvent(p, s, SocketClosed, CloseClientClose)
 }
 
 // dial makes a new socket with the exit's NewClientConn. onPath says
@@ -427,6 +433,12 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 		if t.closed.Load() {
 			return nil, ErrClosed
 		}
+		if ctx.Err() == nil {
+			p.exit.health.failure(t.now(), err)
+		}
+		if isProxyAuth(err) {
+			err = fmt.Errorf("%w: %w", ErrProxyAuth, err)
+		}
 		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err}
 	}
 	if di.conn == nil {
@@ -452,12 +464,26 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 		s.h2 = true
 		s.proto = "HTTP/2.0"
 	}
+	s.resumed = dt.resumed
 	dt.mu.Unlock()
+	p.exit.health.success()
+	if s.resumed {
+		p.sc.add(func(c *counters) { c.resumed.Add(1) })
+	}
 	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
 	bud := p.policy.current()
 	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)
 	cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
 	return s, nil
+}
+
+// isProxyAuth reports whether a dial error is a proxy refusing the exit's
+// credentials. net/http reports both as plain text.
+func isProxyAuth(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Proxy Authentication Required") ||
+		strings.Contains(msg, "username/password authentication failed") ||
+		strings.Contains(msg, "no acceptable authentication methods")
 }
 
 // dialCloseReason classifies a dial that failed after its TCP connection
@@ -519,6 +545,7 @@ func (p *hostPool) onState(s *socket) {
 	reason := p.removeLocked(s)
 	p.mu.Unlock()
 	p.sc.closed(reason)
+	p.t.socketEvent(p, s, SocketClosed, reason)
 }
 
 // removeLocked marks s dead, drops it from the pool and decides why it
@@ -545,6 +572,7 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 		if served := s.budget.assigned - s.inflight; served > 0 {
 			p.policy.observeReset(served)
 		}
+		p.exit.health.failure(p.t.now(), errors.New("connection reset with a request in flight"))
 	default:
 		r = CloseServerIdleTimeout
 		p.policy.observeIdleClose(p.t.now().Sub(s.lastUsed))
@@ -581,6 +609,7 @@ func closeSockets(ss []*socket) {
 // release ends a lease: the response is done (body at EOF or closed) or the
 // attempt failed. It closes a retired socket once its last request is done.
 func (p *hostPool) release(s *socket) {
+	p.exit.inflight.Add(-1)
 	p.mu.Lock()
 	s.inflight--
 	s.lastUsed = p.t.now()

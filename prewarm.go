@@ -93,30 +93,11 @@ func (p *hostPool) lookaheadLocked(s *socket) int {
 	return max(DefaultLookahead, n)
 }
 
-// prewarmNeedLocked returns how many more background dials the pool wants:
-// one replacement for each socket within its lookahead of the end of its
-// budget, plus spares for recent misses, minus the spares it has and the
-// dials in progress. p.mu must be held.
-func (p *hostPool) prewarmNeedLocked(now time.Time, hostMax int) int {
-	want, have := 0, p.prewarming
-	for _, s := range p.sockets {
-		if s.dead {
-			continue
-		}
-		if s.budget.assigned == 0 && !s.retiring {
-			have++
-			continue
-		}
-		if r := s.budget.remaining(hostMax); r >= 0 && r <= p.lookaheadLocked(s) {
-			want++
-		}
-	}
-	want += min(p.recentMissesLocked(now), p.t.cfg.Prewarm.Spares)
-	return want - have
-}
-
 // maybePrewarm starts the background dials the pool wants, within its
-// limits. It is called after a request took a socket.
+// limits: a replacement for each socket that came within its lookahead of
+// the end of its budget (on the exit rotation chooses, another one when
+// there is more than one healthy exit), and spares for recent misses. It is
+// called after a request took a socket.
 func (p *hostPool) maybePrewarm() {
 	t := p.t
 	if t.cfg.Prewarm.Disable {
@@ -124,29 +105,77 @@ func (p *hostPool) maybePrewarm() {
 	}
 	hostMax := p.policy.current().MaxRequests
 	p.mu.Lock()
+	if t.closed.Load() || p.removed {
+		p.mu.Unlock()
+		return
+	}
 	now := t.now()
-	if now.Before(p.prewarmAfter) || t.closed.Load() || p.removed {
-		p.mu.Unlock()
-		return
+	var repl []*socket
+	unused := 0
+	for _, s := range p.sockets {
+		if s.dead {
+			continue
+		}
+		if s.budget.assigned == 0 && !s.retiring {
+			unused++
+			continue
+		}
+		if s.replaced {
+			continue
+		}
+		if r := s.budget.remaining(hostMax); r >= 0 && r <= p.lookaheadLocked(s) {
+			s.replaced = true
+			repl = append(repl, s)
+		}
 	}
-	n := p.prewarmNeedLocked(now, hostMax)
-	n = min(n, t.cfg.Prewarm.MaxDials-p.prewarming, p.maxConns-p.openLocked()-p.dialing-p.prewarming)
-	if n <= 0 {
-		p.mu.Unlock()
-		return
-	}
-	p.prewarming += n
-	t.wg.Add(n)
+	spares := min(p.recentMissesLocked(now), t.cfg.Prewarm.Spares) - unused - p.prewarming
 	p.mu.Unlock()
-	for range n {
-		go p.prewarmOne()
+
+	for _, s := range repl {
+		to := p
+		if e := t.replacementExit(p.exit); e != p.exit {
+			to = t.pool(e, p.key, p.hostname)
+		}
+		if !to.startPrewarm(s) && (to == p || !p.startPrewarm(s)) {
+			p.unreplace(s)
+		}
+	}
+	for range spares {
+		if !p.startPrewarm(nil) {
+			break
+		}
 	}
 }
 
-// prewarmOne dials one spare in the background. Close cancels it.
-func (p *hostPool) prewarmOne() {
+// unreplace clears the replacement mark of s after its replacement could
+// not be dialed, so that a later request asks again.
+func (p *hostPool) unreplace(s *socket) {
+	p.mu.Lock()
+	s.replaced = false
+	p.mu.Unlock()
+}
+
+// startPrewarm starts one background dial into p, for the replacement of
+// old (nil for a spare), if p's limits and backoff allow it.
+func (p *hostPool) startPrewarm(old *socket) bool {
 	t := p.t
-	defer t.wg.Done()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed || t.now().Before(p.prewarmAfter) ||
+		p.prewarming >= t.cfg.Prewarm.MaxDials ||
+		p.openLocked()+p.dialing+p.prewarming >= p.maxConns {
+		return false
+	}
+	if !t.goBackground(func() { p.prewarmOne(old) }) {
+		return false
+	}
+	p.prewarming++
+	return true
+}
+
+// prewarmOne dials one spare in the background. Close cancels it.
+func (p *hostPool) prewarmOne(old *socket) {
+	t := p.t
 	s, err := p.dial(t.ctx, false)
 	p.mu.Lock()
 	p.prewarming--
@@ -157,9 +186,16 @@ func (p *hostPool) prewarmOne() {
 		p.prewarmBackoff = min(prewarmBackoffMax, max(prewarmBackoffMin, 2*p.prewarmBackoff))
 		p.prewarmAfter = t.now().Add(p.prewarmBackoff)
 		p.mu.Unlock()
+		if old != nil {
+			old.p.unreplace(old)
+		}
 		return
 	}
 	p.prewarmBackoff = 0
+	if old != nil {
+		s.replaces = old.id
+		s.replacesExit = old.p.exit.name
+	}
 	if t.closed.Load() || p.removed {
 		p.mu.Unlock()
 		p.closeUnadded(s)
@@ -171,4 +207,5 @@ func (p *hostPool) prewarmOne() {
 		c.prewarms.Add(1)
 		c.prewarmNanos.Add(int64(s.dialed.Total))
 	})
+	t.socketEvent(p, s, SocketPrewarmed, "")
 }

@@ -16,8 +16,18 @@ import (
 	"time"
 )
 
-// ErrClosed is returned by RoundTrip after Close.
-var ErrClosed = errors.New("warmpool: transport closed")
+// Errors returned by RoundTrip.
+var (
+	// ErrClosed is returned by RoundTrip after Close.
+	ErrClosed = errors.New("warmpool: transport closed")
+	// ErrNoHealthyExit is returned (wrapping the last failure) when every
+	// exit is ejected for repeated failures. See Config.Health.
+	ErrNoHealthyExit = errors.New("warmpool: no healthy exit")
+	// ErrProxyAuth is wrapped by the *DialError of a proxy that refused
+	// the exit's credentials (HTTP 407, or a SOCKS5 authentication
+	// failure). Check the exit's user and password.
+	ErrProxyAuth = errors.New("proxy authentication failed (check the exit's credentials)")
+)
 
 // Defaults for the zero values of Config.
 const (
@@ -90,6 +100,17 @@ type Config struct {
 	// JitterSeed seeds the draws of Budget.Jitter, for reproducible
 	// tests. Zero means a random seed.
 	JitterSeed uint64
+	// Rotation chooses the exit of each request without a session (see
+	// WithSession). Nil means RoundRobin.
+	Rotation Rotation
+	// Health configures the ejection of failing exits. The zero value
+	// uses the defaults.
+	Health Health
+	// OnSocket, if not nil, is called when a socket is dialed on a
+	// request's path, prewarmed, retired by its budget or closed. It runs
+	// outside warmpool's locks, sometimes on a background goroutine: keep
+	// it fast.
+	OnSocket func(SocketEvent)
 	// OnRequest, if not nil, is called once per request attempt when the
 	// attempt ends (response body at EOF or closed, or failure). It runs on
 	// the goroutine that ended the attempt, outside warmpool's locks: keep
@@ -112,7 +133,7 @@ type Config struct {
 type Transport struct {
 	cfg     Config
 	exits   []*exit
-	rot     rotation
+	rot     Rotation
 	metrics metrics
 	now     func() time.Time
 
@@ -124,6 +145,7 @@ type Transport struct {
 	randMu    sync.Mutex
 	rand      *rand.Rand
 	closed    atomic.Bool
+	lifeMu    sync.RWMutex // orders goBackground's wg.Add before Close's Wait
 	closeOnce sync.Once
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -152,9 +174,15 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	t.rand = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	for i, e := range cfg.Exits {
 		u, _ := parseProxy("", e.Proxy) // validated by normalize
-		t.exits = append(t.exits, &exit{idx: i, name: e.Name, proxy: u, tr: newExitTransport(&cfg, u)})
+		ex := &exit{idx: i, name: e.Name, weight: max(1, e.Weight), proxy: u,
+			tr: newExitTransport(&t.cfg, u, net.ParseIP(e.LocalAddr))}
+		ex.health.conf = &t.cfg.Health
+		t.exits = append(t.exits, ex)
 	}
-	t.rot.exits = t.exits
+	t.rot = cfg.Rotation
+	if t.rot == nil {
+		t.rot = RoundRobin()
+	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.done = t.ctx.Done()
 	t.wg.Add(1)
@@ -225,17 +253,29 @@ func (c Config) normalize() (Config, error) {
 		exits = append(exits, Exit{})
 	}
 	seen := make(map[string]int)
+	if err := c.Health.normalize(); err != nil {
+		return c, err
+	}
 	for i := range exits {
 		field := fmt.Sprintf("Config.Exits[%d]", i)
 		u, err := parseProxy(field+".Proxy", exits[i].Proxy)
 		if err != nil {
 			return c, err
 		}
+		if la := exits[i].LocalAddr; la != "" && net.ParseIP(la) == nil {
+			return c, configErr(field+".LocalAddr", "%q is not an IP address (want e.g. \"192.0.2.10\")", la)
+		}
+		if exits[i].Weight < 0 {
+			return c, configErr(field+".Weight", "negative weight %d (want 0 for 1, or a positive weight)", exits[i].Weight)
+		}
 		if exits[i].Name == "" {
-			if u == nil {
-				exits[i].Name = defaultExitName
-			} else {
+			switch {
+			case u != nil:
 				exits[i].Name = redactedProxy(u)
+			case exits[i].LocalAddr != "":
+				exits[i].Name = defaultExitName + "@" + exits[i].LocalAddr
+			default:
+				exits[i].Name = defaultExitName
 			}
 		}
 		if j, dup := seen[exits[i].Name]; dup {
@@ -377,9 +417,22 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
+	session := sessionOf(ctx)
+	set := exitSet{t: t}
 	out := req
-	for attempt := 1; ; attempt++ {
-		e := t.rot.pick()
+	var lastErr error
+	dialFailures := 0
+	for attempt := 1; ; {
+		set.now = t.now()
+		e := t.pickExit(hostname, session, &set)
+		if e == nil {
+			closeReqBody(out)
+			t.countError(hostname)
+			if !t.anyHealthy(set.now) {
+				return nil, t.noHealthyExit(lastErr)
+			}
+			return nil, lastErr
+		}
 		var (
 			p *hostPool
 			l lease
@@ -393,11 +446,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.pools.CompareAndDelete(poolKey{e.idx, key}, p)
 		}
 		if err != nil {
+			var de *DialError
+			if errors.As(err, &de) && ctx.Err() == nil && !t.closed.Load() {
+				// Nothing was sent: any request may go through
+				// another exit.
+				lastErr = err
+				set.markTried(e.idx)
+				if dialFailures++; dialFailures < len(t.exits) {
+					continue
+				}
+			}
 			closeReqBody(out)
 			p.sc.add(func(c *counters) { c.errors.Add(1) })
 			return nil, err
 		}
+		e.inflight.Add(1)
 		p.sc.attempt(l.state, l.waited, l.wait, l.dialTime.Total)
+		if l.last {
+			t.socketEvent(p, l.s, SocketRetired, "")
+		}
 		send := out
 		if !l.s.h2 {
 			switch {
@@ -427,12 +494,50 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if next, ok := rewind(req, nothingWritten); ok {
 				p.sc.add(func(c *counters) { c.retries.Add(1) })
 				out = next
+				lastErr = err
+				attempt++
 				continue
 			}
 		}
 		p.sc.add(func(c *counters) { c.errors.Add(1) })
 		return nil, err
 	}
+}
+
+// countError counts a request that failed before reaching any pool.
+func (t *Transport) countError(hostname string) {
+	t.metrics.total.errors.Add(1)
+	t.metrics.host(hostname).errors.Add(1)
+}
+
+// anyHealthy reports whether some exit is not ejected.
+func (t *Transport) anyHealthy(now time.Time) bool {
+	for _, e := range t.exits {
+		if e.health.healthy(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// noHealthyExit builds the error for a request that found every exit
+// ejected, wrapping the last cause.
+func (t *Transport) noHealthyExit(cause error) error {
+	if cause == nil {
+		var last time.Time
+		for _, e := range t.exits {
+			e.health.mu.Lock()
+			if e.health.lastErr != "" && e.health.lastFailure.After(last) {
+				last = e.health.lastFailure
+				cause = fmt.Errorf("exit %q: %s", e.name, e.health.lastErr)
+			}
+			e.health.mu.Unlock()
+		}
+	}
+	if cause == nil {
+		return ErrNoHealthyExit
+	}
+	return fmt.Errorf("%w (last error: %w)", ErrNoHealthyExit, cause)
 }
 
 // rewind returns the request to send again after a failed attempt, or false
@@ -488,6 +593,7 @@ func (p *hostPool) failed(s *socket) {
 func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attempt int, sent time.Time) *http.Response {
 	t := p.t
 	ttfb := t.now().Sub(sent)
+	p.exit.health.success()
 	if resp.Close {
 		r := CloseServerClose
 		if resp.ProtoMajor == 1 && resp.ProtoMinor == 0 {
@@ -515,6 +621,7 @@ func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attemp
 		l.s.retiring = true
 		l.s.retireReason = CloseClientClose
 		p.mu.Unlock()
+		p.exit.inflight.Add(-1)
 		t.emitDone(p, req, l, attempt, sent, ttfb, resp.StatusCode, nil)
 		return resp
 	}
@@ -630,7 +737,9 @@ func (t *Transport) CloseIdleConnections() {
 // ErrClosed. Close is idempotent and always returns nil.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
+		t.lifeMu.Lock()
 		t.closed.Store(true)
+		t.lifeMu.Unlock()
 		t.cancel()
 		t.wg.Wait()
 		t.pools.Range(func(_, v any) bool {
@@ -639,6 +748,22 @@ func (t *Transport) Close() error {
 		})
 	})
 	return nil
+}
+
+// goBackground runs f on a goroutine that Close waits for, unless the
+// Transport is closed.
+func (t *Transport) goBackground(f func()) bool {
+	t.lifeMu.RLock()
+	defer t.lifeMu.RUnlock()
+	if t.closed.Load() {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // sweeper closes sockets past their idle timeout or age and drops empty

@@ -102,7 +102,7 @@ func checkInvariants(t *testing.T, s Snapshot) {
 	check("total", s.Total)
 	var exitSum, hostSum uint64
 	for n, st := range s.Exits {
-		check("exit "+n, st)
+		check("exit "+n, st.Stats)
 		exitSum += st.Requests
 	}
 	for n, st := range s.Hosts {

@@ -90,6 +90,77 @@ type RequestEvent struct {
 	Err error
 }
 
+// SocketEventKind says what happened to a socket.
+type SocketEventKind uint8
+
+// Socket event kinds.
+const (
+	// SocketDialed: a socket was dialed on a request's path.
+	SocketDialed SocketEventKind = iota + 1
+	// SocketPrewarmed: a socket was dialed in the background.
+	SocketPrewarmed
+	// SocketRetired: a request took the socket's last budget slot; the
+	// socket closes when that request is done.
+	SocketRetired
+	// SocketClosed: the socket ended; Reason says why.
+	SocketClosed
+)
+
+// String returns "dialed", "prewarmed", "retired" or "closed".
+func (k SocketEventKind) String() string {
+	switch k {
+	case SocketDialed:
+		return "dialed"
+	case SocketPrewarmed:
+		return "prewarmed"
+	case SocketRetired:
+		return "retired"
+	case SocketClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// SocketEvent describes a change in a socket's life. It is passed to
+// Config.OnSocket.
+type SocketEvent struct {
+	Kind     SocketEventKind
+	SocketID uint64
+	// Exit and Host are the socket's exit name and target hostname.
+	Exit, Host string
+	// Proto is "HTTP/1.1" or "HTTP/2.0".
+	Proto string
+	// Resumed reports a TLS handshake that resumed an earlier session.
+	Resumed bool
+	// Dial holds the handshake's phases (dialed and prewarmed events).
+	Dial Timings
+	// Replaces, for a prewarmed replacement, is the socket it was dialed
+	// to replace, and ReplacesExit that socket's exit; zero and empty
+	// for other sockets.
+	Replaces     uint64
+	ReplacesExit string
+	// Requests is how many requests the socket had taken.
+	Requests int
+	// Reason says why the socket closed (closed events).
+	Reason CloseReason
+}
+
+// socketEvent calls Config.OnSocket, if set. It must be called outside the
+// pool's lock.
+func (t *Transport) socketEvent(p *hostPool, s *socket, k SocketEventKind, r CloseReason) {
+	if t.cfg.OnSocket == nil {
+		return
+	}
+	p.mu.Lock()
+	n := s.budget.assigned
+	p.mu.Unlock()
+	t.cfg.OnSocket(SocketEvent{
+		Kind: k, SocketID: s.id, Exit: p.exit.name, Host: p.hostname, Proto: s.proto,
+		Resumed: s.resumed, Dial: s.dialed, Replaces: s.replaces, ReplacesExit: s.replacesExit,
+		Requests: n, Reason: r,
+	})
+}
+
 // dialTrace times the phases of one dial through httptrace hooks. It is
 // composed with any trace the caller set on the request's context, so the
 // caller's hooks still fire.
@@ -103,6 +174,7 @@ type dialTrace struct {
 	dnsStart, connStart, tlsStart time.Time
 	dns, conn, tls                time.Duration
 	alpn                          string // protocol negotiated with the target
+	resumed                       bool   // the target's TLS session was resumed
 }
 
 func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, context.Context) {
@@ -133,6 +205,7 @@ func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, contex
 			if err == nil {
 				dt.mu.Lock()
 				dt.alpn = cs.NegotiatedProtocol
+				dt.resumed = cs.DidResume
 				dt.mu.Unlock()
 			}
 		},
