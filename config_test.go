@@ -21,6 +21,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"malformed proxy URL", Config{Exits: []Exit{{Proxy: "http://user:pa ss@[::1"}}}, "Config.Exits[0].Proxy", "malformed proxy URL"},
 		{"proxy without host", Config{Exits: []Exit{{Proxy: "socks5://"}}}, "Config.Exits[0].Proxy", "no host"},
 		{"bad proxy port", Config{Exits: []Exit{{Proxy: "http://127.0.0.1:99999"}}}, "Config.Exits[0].Proxy", "invalid port"},
+		{"missing proxy port", Config{Exits: []Exit{{Proxy: "socks5://127.0.0.1"}}}, "Config.Exits[0].Proxy", "no port (want socks5://127.0.0.1:port)"},
+		{"bad local addr", Config{Exits: []Exit{{LocalAddr: "eth0"}}}, "Config.Exits[0].LocalAddr", "not an IP address"},
+		{"negative weight", Config{Exits: []Exit{{Weight: -1}}}, "Config.Exits[0].Weight", "negative"},
+		{"negative health", Config{Health: Health{ConsecutiveFailures: -1}}, "Config.Health.ConsecutiveFailures", "negative"},
 		{"proxy with path", Config{Exits: []Exit{{Proxy: "http://127.0.0.1:8080/x"}}}, "Config.Exits[0].Proxy", "path"},
 		{"negative budget", Config{Budget: Budget{MaxRequests: -1}}, "Config.Budget.MaxRequests", "negative"},
 		{"negative max age", Config{Budget: Budget{MaxAge: -time.Second}}, "Config.Budget.MaxAge", "negative"},
@@ -58,14 +62,15 @@ func TestExitNames(t *testing.T) {
 	rt, err := New(Config{Exits: []Exit{
 		{},
 		{Proxy: "http://alice:s3cret@127.0.0.1:3128"},
-		{Proxy: "socks5://127.0.0.1"},
+		{Proxy: "socks5://127.0.0.1:1080"},
 		{Name: "mine", Proxy: "https://bob:pw@127.0.0.1:8443"},
+		{LocalAddr: "127.0.0.9"},
 	}})
 	require.NoError(t, err)
 	defer rt.Close()
 	snap := rt.Snapshot()
-	assert.Len(t, snap.Exits, 4)
-	for _, name := range []string{"direct", "http://127.0.0.1:3128", "socks5://127.0.0.1:1080", "mine"} {
+	assert.Len(t, snap.Exits, 5)
+	for _, name := range []string{"direct", "http://127.0.0.1:3128", "socks5://127.0.0.1:1080", "mine", "direct@127.0.0.9"} {
 		assert.Contains(t, snap.Exits, name)
 	}
 }
@@ -83,7 +88,7 @@ func TestConfigIsCopied(t *testing.T) {
 }
 
 func FuzzParseProxy(f *testing.F) {
-	for _, s := range []string{"", "http://127.0.0.1:3128", "socks5://u:p@h:1080", "https://[::1]:443", "ftp://x", "http://", "http://u:p@[::1", "socks5h://h", "HTTP://H:1/"} {
+	for _, s := range []string{"", "http://127.0.0.1:3128", "socks5://u:p@h:1080", "https://[::1]:443", "ftp://x", "http://", "http://u:p@[::1", "socks5h://h:1", "HTTP://H:1/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -104,7 +109,7 @@ func FuzzParseProxy(f *testing.F) {
 		if u.Hostname() == "" {
 			t.Fatalf("accepted proxy %q without host", raw)
 		}
-		if _, ok := defaultPorts[u.Scheme]; !ok {
+		if !proxySchemes[u.Scheme] || u.Port() == "" {
 			t.Fatalf("accepted scheme %q", u.Scheme)
 		}
 		name := redactedProxy(u)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,8 +50,8 @@ type exit struct {
 	health   health
 }
 
-// defaultPorts are the proxy ports assumed when a proxy URL has none.
-var defaultPorts = map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}
+// proxySchemes are the proxy URL schemes warmpool accepts.
+var proxySchemes = map[string]bool{"http": true, "https": true, "socks5": true, "socks5h": true}
 
 // parseProxy validates an Exit.Proxy URL. field names it in errors.
 func parseProxy(field, raw string) (*url.URL, error) {
@@ -63,7 +64,7 @@ func parseProxy(field, raw string) (*url.URL, error) {
 		return nil, configErr(field, "malformed proxy URL (want scheme://[user:password@]host:port)")
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if _, ok := defaultPorts[scheme]; !ok {
+	if !proxySchemes[scheme] {
 		if scheme == "" {
 			return nil, configErr(field, "proxy URL has no scheme (want http, https or socks5)")
 		}
@@ -73,10 +74,12 @@ func parseProxy(field, raw string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, configErr(field, "proxy URL has no host (want %s://host:port)", scheme)
 	}
-	if p := u.Port(); p != "" {
-		if n, err := net.LookupPort("tcp", p); err != nil || n <= 0 {
-			return nil, configErr(field, "invalid port %q", p)
-		}
+	p := u.Port()
+	if p == "" {
+		return nil, configErr(field, "proxy URL has no port (want %s://%s:port)", scheme, u.Hostname())
+	}
+	if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+		return nil, configErr(field, "invalid port %q (want 1-65535)", p)
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return nil, configErr(field, "proxy URL must not have a path, query or fragment")
@@ -84,13 +87,9 @@ func parseProxy(field, raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// redactedProxy is the proxy URL without credentials, with its port.
+// redactedProxy is the proxy URL without credentials.
 func redactedProxy(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = defaultPorts[u.Scheme]
-	}
-	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), port)
+	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), u.Port())
 }
 
 // dialInfoKey is the context key under which a dial asks the exit's

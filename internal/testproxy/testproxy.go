@@ -22,6 +22,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -74,6 +75,9 @@ type Config struct {
 	// Addr is the listen address, default "127.0.0.1:0". The host must be a
 	// loopback IP (or "localhost", meaning 127.0.0.1).
 	Addr string
+	// TLS, if set, makes the proxy speak TLS to its clients (an "https://"
+	// proxy URL for HTTPConnect): the client's CONNECT arrives inside TLS.
+	TLS *tls.Config
 	// SourceIP is the local IP outgoing (upstream) connections are bound to;
 	// "" lets the kernel choose.
 	SourceIP string
@@ -227,6 +231,9 @@ func (p *Proxy) URL() *url.URL {
 // missing credentials.
 func (p *Proxy) URLWithUser(ui *url.Userinfo) *url.URL {
 	scheme := "http"
+	if p.cfg.TLS != nil {
+		scheme = "https"
+	}
 	if p.cfg.Kind == SOCKS5 {
 		scheme = "socks5"
 	}
@@ -365,6 +372,9 @@ func (p *Proxy) acceptLoop(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		if p.cfg.TLS != nil {
+			c = tls.Server(c, p.cfg.TLS)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &session{client: c, ctx: ctx, cancel: cancel}
 		p.mu.Lock()
@@ -753,6 +763,9 @@ func (p *Proxy) splice(client net.Conn, src io.Reader, up net.Conn) {
 
 // abort closes c with SO_LINGER 0 so the peer gets a RST.
 func abort(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
