@@ -56,6 +56,7 @@ type hostPool struct {
 	misses     [maxSpares]time.Time
 	nmiss      int // requests that found no free socket in a pool that had some
 	lastReq    time.Time
+	late       int // requests that waited for a background dial
 
 	prewarmAfter   time.Time     // no background dial before (backoff)
 	prewarmBackoff time.Duration // current backoff after failed dials
@@ -274,9 +275,11 @@ func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lea
 		l.dialTime = s.dialed
 	case s.born.After(start):
 		// A background dial finished while the request waited for
-		// it: the request paid for part of that handshake.
+		// it: the request paid for part of that handshake, and the
+		// pool should dial earlier.
 		l.state = Cold
 		l.dialTime = Timings{Total: s.born.Sub(start)}
+		p.late++
 	default:
 		l.state = Prewarmed
 		l.idle = now.Sub(s.born)

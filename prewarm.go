@@ -15,8 +15,9 @@ type Prewarm struct {
 	Disable bool
 	// Lookahead is how many requests before the end of a socket's budget
 	// its replacement is dialed. Zero derives it for each socket from the
-	// handshake time and the socket's request rate (enough requests to
-	// cover one and a half handshakes, at least DefaultLookahead).
+	// handshake time and the socket's request rate: enough requests to
+	// cover two handshakes (more after a replacement came late), at least
+	// DefaultLookahead.
 	Lookahead int
 	// Spares is the most spares an exit keeps for a host whose requests
 	// recently found no free socket (demand above its sockets). Zero means
@@ -89,7 +90,10 @@ func (p *hostPool) lookaheadLocked(s *socket) int {
 	if s.interval <= 0 || p.dialEWMA <= 0 {
 		return DefaultLookahead
 	}
-	n := int(math.Ceil(1.5*float64(p.dialEWMA)/float64(s.interval))) + 1
+	// Cover two handshakes at the socket's request rate, and more each
+	// time a replacement came late (a request waited for it).
+	f := 2 + float64(min(p.late, 6))
+	n := int(math.Ceil(f*float64(p.dialEWMA)/float64(s.interval))) + 1
 	return max(DefaultLookahead, n)
 }
 

@@ -72,6 +72,9 @@ func TestPrewarmTakesHandshakesOffThePath(t *testing.T) {
 			// HTTP/2 only the first of all: the others share its socket).
 			assert.LessOrEqual(t, len(cold), workers, "cold requests after the first of each worker: %+v", cold)
 			for _, e := range cold {
+				t.Logf("cold: %+v", e)
+			}
+			for _, e := range cold {
 				assert.Equal(t, 1, e.SocketRequest)
 				assert.Less(t, e.SocketID, uint64(workers+1), "a replacement socket was dialed on a request's path")
 			}

@@ -397,12 +397,18 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 // its budget, an HTTP/1.1 request is sent as a shallow copy with Close set,
 // so it carries "Connection: close".
 //
-// When an attempt fails on a socket that had carried requests before,
-// RoundTrip retries on another socket under net/http's rule: if nothing was
-// written, or if the request is replayable (GET, HEAD, OPTIONS or TRACE, or
-// an Idempotency-Key or X-Idempotency-Key header), and its body is empty or
-// has GetBody. A request body is never sent twice otherwise. At most
-// maxAttempts attempts are made.
+// When an attempt fails on a socket that sat idle in the pool (reused or
+// prewarmed), RoundTrip retries on another socket under net/http's rule: if
+// nothing was written, or if the request is replayable (GET, HEAD, OPTIONS
+// or TRACE, or an Idempotency-Key or X-Idempotency-Key header), and its body
+// is empty or has GetBody. A request body is never sent twice otherwise. At
+// most 4 attempts are sent. A failed dial sends nothing, so any request
+// then tries the other eligible exits, each once.
+//
+// The exit is chosen by Config.Rotation, or by the session key of the
+// request's context (WithSession). Exits ejected for repeated failures are
+// skipped; when all are, RoundTrip returns an error wrapping
+// ErrNoHealthyExit.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errors.New("warmpool: nil Request")
@@ -489,7 +495,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		p.failed(l.s)
 		t.emit(p, req, l, attempt, sent, 0, err)
-		if attempt < maxAttempts && ctx.Err() == nil && !t.closed.Load() && l.state == Reused {
+		// Like net/http, retry only on a socket that sat idle in the pool
+		// (reused or prewarmed): the peer may have closed it meanwhile.
+		// A socket dialed for this request failing is the request's error.
+		if attempt < maxAttempts && ctx.Err() == nil && !t.closed.Load() && l.state != Cold {
 			nothingWritten := l.s.conn.written.Load() == l.written
 			if next, ok := rewind(req, nothingWritten); ok {
 				p.sc.add(func(c *counters) { c.retries.Add(1) })
