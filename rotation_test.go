@@ -223,6 +223,12 @@ func TestKillProxyMidRun(t *testing.T) {
 	assert.True(t, snap.Exits["socks"].Healthy)
 	assert.Zero(t, snap.Total.Errors)
 	checkInvariants(t, snap)
+
+	// No socket outlives Close, on our side or the target's.
+	require.NoError(t, rt.Close())
+	assert.Zero(t, rt.Snapshot().Total.OpenSockets)
+	_, ok := tg.Await(5*time.Second, func(s target.Stats) bool { return s.OpenConns() == 0 })
+	assert.True(t, ok, "the target still has open connections after Close")
 }
 
 // TestTLSResumptionPerExit: replacement sockets resume TLS sessions, and no
