@@ -103,6 +103,14 @@ type Config struct {
 	Handler http.Handler
 	// Status is the default handler's status code (default 200).
 	Status int
+	// MaxInFlightPerIP, if positive, answers 429 Too Many Requests at once
+	// (no ResponseDelay) to a request that arrives while its client IP
+	// already has that many requests in flight, like a rate-limiting WAF.
+	MaxInFlightPerIP int
+	// RetryAfter, if set, is sent as the Retry-After header of those 429s.
+	RetryAfter string
+	// LogArrivals records every request's arrival in Stats.Arrivals.
+	LogArrivals bool
 }
 
 // Stats is a snapshot of what the target observed since Start or the last
@@ -113,7 +121,22 @@ type Stats struct {
 	Accepts    int // TCP connections accepted
 	Requests   int // requests received, including reset/unanswered ones
 	Resets     int // connections reset because of ResetAfter
-	Conns      []ConnStats
+	TooMany    int // 429s sent because of MaxInFlightPerIP
+	// PeakInFlightPerIP is the most requests in flight from one client IP
+	// at once (counted from arrival to the end of the handler).
+	PeakInFlightPerIP int
+	Conns             []ConnStats
+	// Arrivals lists every request's arrival when Config.LogArrivals is
+	// set, in arrival order.
+	Arrivals []Arrival
+}
+
+// Arrival is one request's arrival, with the status the target chose for it
+// (0 when the handler decides).
+type Arrival struct {
+	IP     string
+	At     time.Time
+	Status int
 }
 
 // ConnStats describes one accepted TCP connection.
@@ -208,15 +231,17 @@ type Target struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced on every state change
-	closed   bool
-	nextID   int
-	all      []*connState // every conn ever accepted (for Close)
-	tracked  []*connState // conns visible in Stats (closed ones dropped by Reset)
-	stats    Stats        // counters (Conns unused)
-	handlers int          // handler invocations in progress
-	inServer int          // conns handed to http.Server that it did not release yet
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every state change
+	closed  bool
+	nextID  int
+	all     []*connState // every conn ever accepted (for Close)
+	tracked []*connState // conns visible in Stats (closed ones dropped by Reset)
+	stats   Stats        // counters (Conns unused)
+	// ipInFlight counts requests in flight per client IP.
+	ipInFlight map[string]int
+	handlers   int // handler invocations in progress
+	inServer   int // conns handed to http.Server that it did not release yet
 }
 
 type ctxKey struct{}
@@ -412,6 +437,7 @@ func (t *Target) Stats() Stats {
 
 func (t *Target) snapshotLocked() Stats {
 	s := t.stats
+	s.Arrivals = append([]Arrival(nil), t.stats.Arrivals...)
 	s.Conns = make([]ConnStats, len(t.tracked))
 	for i, cs := range t.tracked {
 		s.Conns[i] = cs.st
@@ -764,6 +790,24 @@ func (t *Target) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cs.st.MaxInFlight = max(cs.st.MaxInFlight, cs.inFlight)
 	t.stats.Requests++
+	ip, _, _ := net.SplitHostPort(cs.st.RemoteAddr)
+	if t.ipInFlight == nil {
+		t.ipInFlight = make(map[string]int)
+	}
+	t.ipInFlight[ip]++
+	tooMany := t.cfg.MaxInFlightPerIP > 0 && t.ipInFlight[ip] > t.cfg.MaxInFlightPerIP
+	if tooMany {
+		t.stats.TooMany++
+	} else {
+		t.stats.PeakInFlightPerIP = max(t.stats.PeakInFlightPerIP, t.ipInFlight[ip])
+	}
+	if t.cfg.LogArrivals {
+		a := Arrival{IP: ip, At: time.Now()}
+		if tooMany {
+			a.Status = http.StatusTooManyRequests
+		}
+		t.stats.Arrivals = append(t.stats.Arrivals, a)
+	}
 	doReset := t.cfg.ResetAfter > 0 && k > t.cfg.ResetAfter
 	if doReset && !cs.resetDone {
 		// Count each connection once, even if several h2 streams raced in.
@@ -777,6 +821,9 @@ func (t *Target) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		t.mu.Lock()
 		t.handlers--
+		if t.ipInFlight[ip]--; t.ipInFlight[ip] <= 0 {
+			delete(t.ipInFlight, ip)
+		}
 		cs.inFlight--
 		cs.lastActivity = time.Now()
 		t.notifyLocked()
@@ -790,6 +837,14 @@ func (t *Target) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			_, _, _ = http.NewResponseController(w).Hijack()
 		}
 		cs.raw.reset()
+		return
+	}
+
+	if tooMany {
+		if t.cfg.RetryAfter != "" {
+			w.Header().Set("Retry-After", t.cfg.RetryAfter)
+		}
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return
 	}
 

@@ -794,3 +794,49 @@ func TestConcurrentStatsUnderLoad(t *testing.T) {
 	failures.Range(func(any, any) bool { n++; return true })
 	assert.LessOrEqual(t, 80-n, s.Requests, "every successful request was counted")
 }
+
+func TestMaxInFlightPerIPAnswers429(t *testing.T) {
+	tg, err := Start(Config{MaxInFlightPerIP: 2, RetryAfter: "1", ResponseDelay: 100 * time.Millisecond, LogArrivals: true})
+	require.NoError(t, err)
+	defer tg.Close()
+	tr := tg.Transport()
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	retryAfter := ""
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Get(tg.URL())
+			if !assert.NoError(t, err) {
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			if resp.StatusCode == http.StatusTooManyRequests {
+				retryAfter = resp.Header.Get("Retry-After")
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, map[int]int{200: 2, 429: 3}, codes)
+	assert.Equal(t, "1", retryAfter)
+	s := tg.Stats()
+	assert.Equal(t, 3, s.TooMany)
+	assert.Equal(t, 2, s.PeakInFlightPerIP)
+	require.Len(t, s.Arrivals, 5)
+	n429 := 0
+	for _, a := range s.Arrivals {
+		assert.Equal(t, "127.0.0.1", a.IP)
+		if a.Status == 429 {
+			n429++
+		}
+	}
+	assert.Equal(t, 3, n429)
+}
