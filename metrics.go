@@ -130,6 +130,9 @@ type Snapshot struct {
 	// and where they came from (configured, announced by the server, or
 	// observed), keyed like Hosts.
 	Policies map[string]HostPolicy
+	// Concurrency lists the adaptive limit of each exit and host (target
+	// host:port), when Config.Concurrency is on.
+	Concurrency []ConcurrencyStats
 }
 
 // OtherHosts is the Snapshot.Hosts key under which hosts beyond the tracked
@@ -272,5 +275,6 @@ func (t *Transport) Snapshot() Snapshot {
 	}
 	t.metrics.mu.Unlock()
 	s.Policies = t.policySnapshot()
+	s.Concurrency = t.concurrencySnapshot()
 	return s
 }

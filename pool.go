@@ -42,6 +42,7 @@ type hostPool struct {
 	hostname string
 	policy   *hostPolicy
 	sc       scopes
+	lim      *limiter // adaptive concurrency; nil when off
 
 	mu         sync.Mutex
 	sockets    []*socket     // open sockets, oldest first
@@ -103,6 +104,7 @@ type lease struct {
 	idle     time.Duration
 	written  int64 // bytes written on the socket when the lease began
 	dialTime Timings
+	slot     slot // concurrency slot, when adaptive concurrency is on
 }
 
 // broadcastLocked wakes every acquire waiting on the pool. p.mu must be held.
@@ -652,15 +654,50 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	bud := p.policy.current()
 	p.mu.Lock()
 	exp := p.expireLocked(now, bud)
+	exp = append(exp, p.trimLocked()...)
 	p.mu.Unlock()
 	closeSockets(exp)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.lim != nil && now.Sub(p.lastReq) < limiterMemory {
+		return false // keep what the limiter learned
+	}
 	if len(p.sockets) == 0 && p.dialing == 0 && p.prewarming == 0 && p.waiters == 0 {
 		p.removed = true
 		return true
 	}
 	return false
+}
+
+// limiterMemory is how long a pool with adaptive concurrency is kept after
+// its last request, so that its learned limit survives pauses.
+const limiterMemory = 5 * time.Minute
+
+// trimLocked retires idle sockets beyond what the adaptive limit (plus
+// spares) can use, so the pool follows the learned concurrency. p.mu must
+// be held.
+func (p *hostPool) trimLocked() []*socket {
+	if p.lim == nil {
+		return nil
+	}
+	p.lim.mu.Lock()
+	keep := p.lim.capLocked() + p.t.cfg.Prewarm.Spares
+	p.lim.mu.Unlock()
+	excess := p.openLocked() - keep
+	var out []*socket
+	for _, s := range p.sockets {
+		if excess <= 0 {
+			break
+		}
+		if s.dead || s.retiring || s.inflight > 0 {
+			continue
+		}
+		s.retiring = true
+		s.retireReason = CloseIdle
+		out = append(out, s)
+		excess--
+	}
+	return out
 }
 
 // DialError reports a failed dial of a new socket. Exit is the exit's name

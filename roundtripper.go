@@ -100,6 +100,10 @@ type Config struct {
 	// JitterSeed seeds the draws of Budget.Jitter, for reproducible
 	// tests. Zero means a random seed.
 	JitterSeed uint64
+	// Concurrency turns on adaptive limits of the requests in flight per
+	// exit and host (AIMD on 429, 503 and resets, with Retry-After
+	// pauses). The zero value leaves them off.
+	Concurrency Concurrency
 	// Rotation chooses the exit of each request without a session (see
 	// WithSession). Nil means RoundRobin.
 	Rotation Rotation
@@ -256,6 +260,9 @@ func (c Config) normalize() (Config, error) {
 	if err := c.Health.normalize(); err != nil {
 		return c, err
 	}
+	if err := c.Concurrency.normalize(c.MaxConnsPerHost); err != nil {
+		return c, err
+	}
 	for i := range exits {
 		field := fmt.Sprintf("Config.Exits[%d]", i)
 		u, err := parseProxy(field+".Proxy", exits[i].Proxy)
@@ -358,6 +365,9 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 		maxConns: t.cfg.MaxConnsPerHost,
 	}
 	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname)}
+	if t.cfg.Concurrency.Enable {
+		p.lim = newLimiter(&t.cfg.Concurrency, t.now, t.done)
+	}
 	v, _ := t.pools.LoadOrStore(pk, p)
 	return v.(*hostPool)
 }
@@ -440,18 +450,28 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, lastErr
 		}
 		var (
-			p *hostPool
-			l lease
+			p  *hostPool
+			l  lease
+			sl slot
 		)
 		for {
 			p = t.pool(e, key, hostname)
+			if p.lim != nil {
+				if sl, err = p.lim.acquire(ctx); err != nil {
+					break
+				}
+			}
 			l, err = p.acquire(ctx)
 			if err != errPoolRemoved {
 				break
 			}
+			sl.release(false, 0)
+			sl = slot{}
 			t.pools.CompareAndDelete(poolKey{e.idx, key}, p)
 		}
+		l.slot = sl
 		if err != nil {
+			sl.release(false, 0)
 			var de *DialError
 			if errors.As(err, &de) && ctx.Err() == nil && !t.closed.Load() {
 				// Nothing was sent: any request may go through
@@ -494,6 +514,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return p.track(req, resp, l, attempt, sent), nil
 		}
 		p.failed(l.s)
+		l.slot.release(ctx.Err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err), 0)
 		t.emit(p, req, l, attempt, sent, 0, err)
 		// Like net/http, retry only on a socket that sat idle in the pool
 		// (reused or prewarmed): the peer may have closed it meanwhile.
@@ -631,10 +652,17 @@ func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attemp
 		l.s.retireReason = CloseClientClose
 		p.mu.Unlock()
 		p.exit.inflight.Add(-1)
+		l.slot.release(false, 0)
 		t.emitDone(p, req, l, attempt, sent, ttfb, resp.StatusCode, nil)
 		return resp
 	}
 	b := &body{rc: resp.Body, p: p, req: req, l: l, attempt: attempt, sent: sent, ttfb: ttfb, status: resp.StatusCode}
+	if l.slot.l != nil && t.cfg.Concurrency.IsDrop(resp, nil) {
+		b.drop = true
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			b.pause = retryAfter(resp.Header.Get("Retry-After"), t.now())
+		}
+	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		b.finish(nil)
 		return resp
@@ -653,6 +681,8 @@ type body struct {
 	sent    time.Time
 	ttfb    time.Duration
 	status  int
+	drop    bool          // the response says the target is overloaded
+	pause   time.Duration // its Retry-After
 	done    atomic.Bool
 }
 
@@ -691,6 +721,7 @@ func (b *body) finish(err error) {
 		b.p.failedBody(b.l.s)
 	}
 	b.p.release(b.l.s)
+	b.l.slot.release(b.drop, b.pause)
 	b.p.t.emitDone(b.p, b.req, b.l, b.attempt, b.sent, b.ttfb, b.status, err)
 }
 
@@ -752,7 +783,11 @@ func (t *Transport) Close() error {
 		t.cancel()
 		t.wg.Wait()
 		t.pools.Range(func(_, v any) bool {
-			v.(*hostPool).closeIdle(CloseClientClose, true)
+			p := v.(*hostPool)
+			p.closeIdle(CloseClientClose, true)
+			if p.lim != nil {
+				p.lim.stop()
+			}
 			return true
 		})
 	})

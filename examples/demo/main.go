@@ -79,6 +79,10 @@ func main() {
 		// Retire sockets before the WAF's limit, and draw each socket's
 		// budget from 85-95 so lifetimes form no fixed pattern.
 		Budget: warmpool.Budget{MaxRequests: 95, Jitter: 0.1},
+		// Learn how many requests in flight the target tolerates (AIMD on
+		// 429, 503 and resets) instead of guessing a static limit.
+		// Start at the number of workers.
+		Concurrency: warmpool.Concurrency{Enable: true, Initial: 16},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -112,6 +116,10 @@ func main() {
 	st := rt.Snapshot().Total
 	fmt.Printf("warmpool sockets: %d cold (handshake on the request path), %d prewarmed in the background, %d reused\n",
 		st.Cold, st.Prewarmed, st.Reused)
+	for _, c := range rt.Snapshot().Concurrency {
+		fmt.Printf("warmpool adaptive concurrency via %s to %s: limit %.1f (started at 16; %d drops)\n",
+			c.Exit, c.Host, c.Limit, c.Drops)
+	}
 }
 
 func run(name string, c *http.Client, tg *target.Target, n, workers int) result {

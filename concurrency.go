@@ -1,0 +1,394 @@
+package warmpool
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ErrOverloaded is returned by RoundTrip when adaptive concurrency is on and
+// the queue of requests waiting for a slot on their exit and host is full.
+var ErrOverloaded = errors.New("warmpool: too many requests waiting for a concurrency slot")
+
+// Concurrency configures adaptive limits on the requests in flight per exit
+// and target host, learned the way TCP learns a window (AIMD): the limit
+// grows by one for each limit's worth of healthy responses while at least
+// half of it is in use, and shrinks by
+// Backoff on a drop (by default a 429, a 503 or a reset). Growth slows down
+// twentyfold just below the level of the last drop, so that a target with a
+// fixed threshold is probed rarely instead of on every cycle; a probe that
+// passes raises that level. A 429 or 503 with
+// Retry-After also pauses new requests to that exit and host until then.
+// Requests beyond the limit wait in a bounded FIFO queue, honouring their
+// context and Close. The zero value leaves concurrency unlimited (only
+// MaxConnsPerHost applies).
+type Concurrency struct {
+	// Enable turns adaptive limits on.
+	Enable bool
+	// Initial is the starting limit. Zero means DefaultInitialLimit.
+	Initial int
+	// Min and Max bound the limit. Zero means 1 and MaxConnsPerHost.
+	Min, Max int
+	// Backoff is the factor applied to the limit on a drop, in (0, 1).
+	// Zero means DefaultBackoff.
+	Backoff float64
+	// MaxQueue bounds the requests waiting for a slot per exit and host;
+	// beyond it RoundTrip returns ErrOverloaded. Zero means
+	// DefaultMaxQueue.
+	MaxQueue int
+	// MaxPause caps a Retry-After pause. Zero means DefaultMaxPause.
+	MaxPause time.Duration
+	// IsDrop decides whether a response (or an error, with resp nil)
+	// means the target is overloaded. Nil means DefaultIsDrop.
+	IsDrop func(resp *http.Response, err error) bool
+}
+
+// Concurrency defaults.
+const (
+	DefaultInitialLimit = 8
+	DefaultBackoff      = 0.75
+	DefaultMaxQueue     = 1024
+	DefaultMaxPause     = 5 * time.Minute
+	limitHistory        = 32
+	probeSlowdown       = 20
+)
+
+// DefaultIsDrop counts 429 Too Many Requests, 503 Service Unavailable and
+// failed requests (resets) as drops.
+func DefaultIsDrop(resp *http.Response, err error) bool {
+	if err != nil {
+		return true
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
+}
+
+func (c *Concurrency) normalize(maxConns int) error {
+	if !c.Enable {
+		return nil
+	}
+	switch {
+	case c.Initial < 0:
+		return configErr("Config.Concurrency.Initial", "negative value %d", c.Initial)
+	case c.Min < 0 || c.Max < 0:
+		return configErr("Config.Concurrency.Min", "negative bound (Min %d, Max %d)", c.Min, c.Max)
+	case c.Backoff < 0 || c.Backoff >= 1 || math.IsNaN(c.Backoff):
+		return configErr("Config.Concurrency.Backoff", "%v out of range (want 0 for the default %v, or a factor in (0, 1))", c.Backoff, DefaultBackoff)
+	case c.MaxQueue < 0:
+		return configErr("Config.Concurrency.MaxQueue", "negative value %d", c.MaxQueue)
+	case c.MaxPause < 0:
+		return configErr("Config.Concurrency.MaxPause", "negative duration %v", c.MaxPause)
+	}
+	if c.Min == 0 {
+		c.Min = 1
+	}
+	if c.Max == 0 {
+		c.Max = maxConns
+	}
+	if c.Min > c.Max {
+		return configErr("Config.Concurrency.Min", "%d is above Max %d", c.Min, c.Max)
+	}
+	if c.Initial == 0 {
+		c.Initial = DefaultInitialLimit
+	}
+	c.Initial = min(max(c.Initial, c.Min), c.Max)
+	if c.Backoff == 0 {
+		c.Backoff = DefaultBackoff
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxPause == 0 {
+		c.MaxPause = DefaultMaxPause
+	}
+	if c.IsDrop == nil {
+		c.IsDrop = DefaultIsDrop
+	}
+	return nil
+}
+
+// LimitPoint is one change of an adaptive limit.
+type LimitPoint struct {
+	At    time.Time
+	Limit float64
+}
+
+// ConcurrencyStats describe the adaptive limit of one exit and host.
+type ConcurrencyStats struct {
+	Exit, Host string
+	// Limit is the current limit on requests in flight.
+	Limit float64
+	// InFlight and Queued are the requests holding and waiting for a slot.
+	InFlight, Queued int
+	// Drops counts responses that counted as drops; Decreases those that
+	// lowered the limit (at most once per window of requests).
+	Drops, Decreases uint64
+	// Pauses counts Retry-After pauses; PausedUntil is the current one's
+	// end (zero when not paused).
+	Pauses      uint64
+	PausedUntil time.Time
+	// Overloaded counts requests refused with ErrOverloaded.
+	Overloaded uint64
+	// History holds the most recent limit changes, oldest first.
+	History []LimitPoint
+}
+
+// limiter is the AIMD limit of one hostPool.
+type limiter struct {
+	conf *Concurrency
+	now  func() time.Time
+	done <-chan struct{}
+
+	mu          sync.Mutex
+	limit       float64
+	dropAt      int // whole limit at the last decrease; 0 = none yet
+	inflight    int
+	queue       []*slotWaiter // FIFO
+	epoch       uint64        // bumped on each decrease
+	pausedUntil time.Time
+	timer       *time.Timer // dispatches the queue when a pause ends
+	drops       uint64
+	decreases   uint64
+	pauses      uint64
+	overloaded  uint64
+	hist        [limitHistory]LimitPoint
+	nhist       int
+}
+
+type slotWaiter struct {
+	ready   chan struct{}
+	granted bool
+	epoch   uint64
+}
+
+func newLimiter(conf *Concurrency, now func() time.Time, done <-chan struct{}) *limiter {
+	l := &limiter{conf: conf, now: now, done: done, limit: float64(conf.Initial)}
+	l.recordLocked(now())
+	return l
+}
+
+func (l *limiter) recordLocked(at time.Time) {
+	l.hist[l.nhist%limitHistory] = LimitPoint{At: at, Limit: l.limit}
+	l.nhist++
+}
+
+// slot is a held concurrency slot; release it exactly once.
+type slot struct {
+	l     *limiter
+	epoch uint64
+}
+
+// acquire waits for a slot in FIFO order. It returns ctx's error if the
+// context ends first, ErrClosed if the Transport closes, and ErrOverloaded
+// if the queue is full.
+func (l *limiter) acquire(ctx context.Context) (slot, error) {
+	l.mu.Lock()
+	now := l.now()
+	if len(l.queue) == 0 && l.inflight < l.capLocked() && !now.Before(l.pausedUntil) {
+		l.inflight++
+		e := l.epoch
+		l.mu.Unlock()
+		return slot{l, e}, nil
+	}
+	if len(l.queue) >= l.conf.MaxQueue {
+		l.overloaded++
+		l.mu.Unlock()
+		return slot{}, ErrOverloaded
+	}
+	w := &slotWaiter{ready: make(chan struct{})}
+	l.queue = append(l.queue, w)
+	l.armLocked(now)
+	l.mu.Unlock()
+	select {
+	case <-w.ready:
+		return slot{l, w.epoch}, nil
+	case <-ctx.Done():
+		l.abandon(w)
+		return slot{}, ctx.Err()
+	case <-l.done:
+		l.abandon(w)
+		return slot{}, ErrClosed
+	}
+}
+
+// abandon removes a waiter that gave up; a slot granted meanwhile is
+// passed on.
+func (l *limiter) abandon(w *slotWaiter) {
+	l.mu.Lock()
+	if w.granted {
+		l.inflight--
+	} else {
+		for i, q := range l.queue {
+			if q == w {
+				l.queue = append(l.queue[:i], l.queue[i+1:]...)
+				break
+			}
+		}
+	}
+	l.dispatchLocked(l.now())
+	l.mu.Unlock()
+}
+
+// capLocked is the whole number of slots the limit allows.
+func (l *limiter) capLocked() int { return max(1, int(l.limit)) }
+
+// release returns a slot. drop says the target was overloaded; pause is its
+// Retry-After (0 = none).
+func (s slot) release(drop bool, pause time.Duration) {
+	l := s.l
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.inflight--
+	if drop {
+		l.drops++
+		// Decrease once per window: a drop from a request that started
+		// before the last decrease says nothing new.
+		if s.epoch == l.epoch {
+			l.dropAt = l.capLocked()
+			l.limit = max(float64(l.conf.Min), l.limit*l.conf.Backoff)
+			l.epoch++
+			l.decreases++
+			l.recordLocked(now)
+		}
+		if pause > 0 {
+			until := now.Add(min(pause, l.conf.MaxPause))
+			if until.After(l.pausedUntil) {
+				l.pausedUntil = until
+				l.pauses++
+			}
+		}
+	} else if l.limit < float64(l.conf.Max) && 2*(l.inflight+1) >= l.capLocked() {
+		// Grow only while the limit is in use: a limit far above the
+		// demand proves nothing about the target.
+		before := l.capLocked()
+		step := 1 / l.limit
+		if l.dropAt > 0 && before+1 >= l.dropAt {
+			// The next whole step reaches the level that dropped
+			// last time: probe it rarely.
+			step /= probeSlowdown
+		}
+		l.limit = min(float64(l.conf.Max), l.limit+step)
+		if c := l.capLocked(); c != before {
+			if c >= l.dropAt && l.dropAt > 0 {
+				// The probe is under way; if it passes for a
+				// window, the next level up is probed.
+				l.dropAt = c + 1
+			}
+			l.recordLocked(now)
+		}
+	}
+	l.dispatchLocked(now)
+}
+
+// dispatchLocked grants slots to waiters in order while the limit and any
+// pause allow.
+func (l *limiter) dispatchLocked(now time.Time) {
+	for len(l.queue) > 0 && l.inflight < l.capLocked() && !now.Before(l.pausedUntil) {
+		w := l.queue[0]
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+		w.granted = true
+		w.epoch = l.epoch
+		l.inflight++
+		close(w.ready)
+	}
+	l.armLocked(now)
+}
+
+// armLocked makes sure waiters held back by a pause are dispatched when it
+// ends.
+func (l *limiter) armLocked(now time.Time) {
+	if len(l.queue) == 0 || !now.Before(l.pausedUntil) {
+		return
+	}
+	d := l.pausedUntil.Sub(now)
+	if l.timer == nil {
+		l.timer = time.AfterFunc(d, l.wake)
+	} else {
+		l.timer.Reset(d)
+	}
+}
+
+func (l *limiter) wake() {
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	l.mu.Lock()
+	l.dispatchLocked(l.now())
+	l.mu.Unlock()
+}
+
+// stop stops the pause timer (Close).
+func (l *limiter) stop() {
+	l.mu.Lock()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.mu.Unlock()
+}
+
+func (l *limiter) stats() ConcurrencyStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cs := ConcurrencyStats{
+		Limit: l.limit, InFlight: l.inflight, Queued: len(l.queue),
+		Drops: l.drops, Decreases: l.decreases, Pauses: l.pauses, Overloaded: l.overloaded,
+	}
+	if l.now().Before(l.pausedUntil) {
+		cs.PausedUntil = l.pausedUntil
+	}
+	n := min(l.nhist, limitHistory)
+	for i := l.nhist - n; i < l.nhist; i++ {
+		cs.History = append(cs.History, l.hist[i%limitHistory])
+	}
+	return cs
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(h); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// concurrencySnapshot lists the limits of every live pool.
+func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
+	if !t.cfg.Concurrency.Enable {
+		return nil
+	}
+	var out []ConcurrencyStats
+	t.pools.Range(func(_, v any) bool {
+		p := v.(*hostPool)
+		cs := p.lim.stats()
+		cs.Exit, cs.Host = p.exit.name, p.key.addr
+		out = append(out, cs)
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Exit != out[j].Exit {
+			return out[i].Exit < out[j].Exit
+		}
+		return out[i].Host < out[j].Host
+	})
+	return out
+}
