@@ -213,12 +213,14 @@ func (hp *hostPolicy) setServerIdleLocked(t time.Duration, src Source) {
 // observeKeepAlive learns from a "Keep-Alive: timeout=T, max=M" header on
 // the n-th response of a socket: the server allows M more requests on it,
 // so n+M in all (Apache counts max down on every response).
-func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) {
+func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) (changed bool) {
 	if !hp.learn {
-		return
+		return false
 	}
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
+	before := hp.view
+	defer func() { changed = hp.view != before }()
 	if ka.max >= 0 {
 		// A fresh socket's first response states the server's whole
 		// limit; later ones can only lower it.
@@ -230,6 +232,7 @@ func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) {
 	if ka.timeout > 0 && ka.timeout != hp.view.ServerIdleTimeout {
 		hp.setServerIdleLocked(ka.timeout, SourceHeader)
 	}
+	return
 }
 
 // observeServerClose learns from a server that closed a socket gracefully
@@ -237,12 +240,14 @@ func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) {
 // keepalive_requests: when the same n is seen again, that is the limit.
 // A close after one response counts only from an HTTP/1.0 server (http10):
 // its limit of one lets warmpool dial each next socket ahead.
-func (hp *hostPolicy) observeServerClose(n int, http10 bool) {
+func (hp *hostPolicy) observeServerClose(n int, http10 bool) (changed bool) {
 	if !hp.learn || n < 1 || (n == 1 && !http10) {
-		return
+		return false
 	}
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
+	before := hp.view
+	defer func() { changed = hp.view != before }()
 	if hp.view.MaxRequestsSource == SourceHeader {
 		return
 	}
@@ -250,17 +255,20 @@ func (hp *hostPolicy) observeServerClose(n int, http10 bool) {
 	if v, ok := hp.closes.agreed(); ok && v != hp.view.ServerMaxRequests {
 		hp.setServerMaxLocked(v, SourceObserved, 0)
 	}
+	return
 }
 
 // observeReset learns from a socket reset after serving n requests: when
 // the same n is seen again (a WAF limit the server never announces), new
 // sockets retire with headroom below it.
-func (hp *hostPolicy) observeReset(n int) {
+func (hp *hostPolicy) observeReset(n int) (changed bool) {
 	if !hp.learn || n < 1 {
-		return
+		return false
 	}
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
+	before := hp.view
+	defer func() { changed = hp.view != before }()
 	hp.resets.add(n)
 	v, ok := hp.resets.agreed()
 	if !ok {
@@ -270,17 +278,20 @@ func (hp *hostPolicy) observeReset(n int) {
 	if hp.view.MaxRequests == 0 || lim < hp.view.MaxRequests {
 		hp.setServerMaxLocked(v, SourceObserved, hp.headroom)
 	}
+	return
 }
 
 // observeIdleClose learns from a server that closed a socket after it sat
 // idle for d: once two such closes were seen, idle sockets retire a margin
 // below the shorter of them.
-func (hp *hostPolicy) observeIdleClose(d time.Duration) {
+func (hp *hostPolicy) observeIdleClose(d time.Duration) (changed bool) {
 	if !hp.learn || d <= 0 {
-		return
+		return false
 	}
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
+	before := hp.view
+	defer func() { changed = hp.view != before }()
 	if hp.view.IdleTimeoutSource == SourceHeader {
 		return
 	}
@@ -298,6 +309,7 @@ func (hp *hostPolicy) observeIdleClose(d time.Duration) {
 	if hp.view.ServerIdleTimeout == 0 || shortest < hp.view.ServerIdleTimeout {
 		hp.setServerIdleLocked(shortest, SourceObserved)
 	}
+	return
 }
 
 // keepAlive is a parsed Keep-Alive response header; -1 means absent.

@@ -409,7 +409,7 @@ func (p *hostPool) closeUnadded(s *socket) {
 	p.mu.Unlock()
 	s.cc.Close()
 	p.sc.add(func(c *counters) { c.open.Add(1) })
-	p.sc.closed(CloseClientClose)
+	p.sc.closed(CloseClientClose, 0)
 	p.t.socketEvent(p, s, SocketClosed, CloseClientClose)
 }
 
@@ -433,18 +433,19 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 			// The TCP connection existed: count it as a socket that
 			// ended during its set-up.
 			p.sc.add(func(c *counters) { c.open.Add(1) })
-			p.sc.closed(dialCloseReason(err, p.exit.proxy != nil))
+			p.sc.closed(dialCloseReason(err, p.exit.proxy != nil), -1)
 		}
 		if t.closed.Load() {
 			return nil, ErrClosed
 		}
-		if ctx.Err() == nil {
-			p.exit.health.failure(t.now(), err)
+		if ctx.Err() == nil && p.exit.health.failure(t.now(), err) {
+			t.logEjected(p.exit)
 		}
 		if isProxyAuth(err) {
 			err = fmt.Errorf("%w: %w", ErrProxyAuth, err)
 		}
-		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err}
+		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err,
+			viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
 	}
 	if di.conn == nil {
 		cc.Close()
@@ -548,9 +549,25 @@ func (p *hostPool) onState(s *socket) {
 		return
 	}
 	reason := p.removeLocked(s)
+	served := s.budget.assigned - s.inflight
+	idle := p.t.now().Sub(s.lastUsed)
 	p.mu.Unlock()
-	p.sc.closed(reason)
-	p.t.socketEvent(p, s, SocketClosed, reason)
+	p.sc.closed(reason, s.budget.assigned)
+	t := p.t
+	switch reason {
+	case CloseReset:
+		if served > 0 && p.policy.observeReset(served) {
+			t.logLearned(p.policy)
+		}
+		if p.exit.health.failure(t.now(), errors.New("connection reset with a request in flight")) {
+			t.logEjected(p.exit)
+		}
+	case CloseServerIdleTimeout:
+		if p.policy.observeIdleClose(idle) {
+			t.logLearned(p.policy)
+		}
+	}
+	t.socketEvent(p, s, SocketClosed, reason)
 }
 
 // removeLocked marks s dead, drops it from the pool and decides why it
@@ -574,13 +591,8 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 		r = CloseClientClose
 	case s.inflight > 0:
 		r = CloseReset
-		if served := s.budget.assigned - s.inflight; served > 0 {
-			p.policy.observeReset(served)
-		}
-		p.exit.health.failure(p.t.now(), errors.New("connection reset with a request in flight"))
 	default:
 		r = CloseServerIdleTimeout
-		p.policy.observeIdleClose(p.t.now().Sub(s.lastUsed))
 	}
 	return r
 }
@@ -615,6 +627,7 @@ func closeSockets(ss []*socket) {
 // attempt failed. It closes a retired socket once its last request is done.
 func (p *hostPool) release(s *socket) {
 	p.exit.inflight.Add(-1)
+	p.sc.leave()
 	p.mu.Lock()
 	s.inflight--
 	s.lastUsed = p.t.now()
@@ -669,6 +682,30 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	return false
 }
 
+// gauges counts the pool's open sockets by state.
+func (p *hostPool) gauges() SocketGauges {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var g SocketGauges
+	for _, s := range p.sockets {
+		if s.dead {
+			continue
+		}
+		g.Open++
+		switch {
+		case s.retiring:
+			g.Retiring++
+		case s.inflight > 0:
+			g.Busy++
+		case s.budget.assigned == 0:
+			g.Spares++
+		default:
+			g.Idle++
+		}
+	}
+	return g
+}
+
 // limiterMemory is how long a pool with adaptive concurrency is kept after
 // its last request, so that its learned limit survives pauses.
 const limiterMemory = 5 * time.Minute
@@ -706,6 +743,9 @@ type DialError struct {
 	Exit string
 	Addr string
 	Err  error
+
+	viaProxy      bool // the exit is a proxy
+	connectFailed bool // no TCP connection was made
 }
 
 func (e *DialError) Error() string {

@@ -461,6 +461,8 @@ func (h *health) failure(now time.Time, err error) bool {
 // ExitStats are an exit's statistics and health in a Snapshot.
 type ExitStats struct {
 	Stats
+	// Proxy reports a proxy exit (not direct).
+	Proxy bool
 	// Healthy reports that the exit takes requests now.
 	Healthy bool
 	// EjectedUntil is when the exit's current ejection ends (zero when
@@ -474,7 +476,7 @@ type ExitStats struct {
 }
 
 func (e *exit) snapshot(now time.Time) ExitStats {
-	es := ExitStats{Stats: e.stats.stats(), Healthy: e.health.healthy(now)}
+	es := ExitStats{Stats: e.stats.stats(now), Proxy: e.proxy != nil, Healthy: e.health.healthy(now)}
 	if !es.Healthy {
 		es.EjectedUntil = time.Unix(0, e.health.until.Load())
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -115,6 +116,11 @@ type Config struct {
 	// outside warmpool's locks, sometimes on a background goroutine: keep
 	// it fast.
 	OnSocket func(SocketEvent)
+	// Logger, if not nil, receives socket lifecycle events at Debug, and
+	// exit ejections, learned limits and client recreation at Info and
+	// Warn. Nothing is logged on the request path above Debug. Nil means
+	// no logging.
+	Logger *slog.Logger
 	// OnRequest, if not nil, is called once per request attempt when the
 	// attempt ends (response body at EOF or closed, or failure). It runs on
 	// the goroutine that ended the attempt, outside warmpool's locks: keep
@@ -139,6 +145,7 @@ type Transport struct {
 	exits   []*exit
 	rot     Rotation
 	metrics metrics
+	events  eventRing
 	now     func() time.Time
 
 	pools    sync.Map // poolKey -> *hostPool
@@ -186,6 +193,10 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	t.rot = cfg.Rotation
 	if t.rot == nil {
 		t.rot = RoundRobin()
+	}
+	if n, warn := noteTransportCreated(now()); warn && cfg.Logger != nil {
+		cfg.Logger.Warn("warmpool: many Transports created in a short time: each has its own sockets, so every new one pays every handshake again; create one and share it",
+			"created_last_minute", n)
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.done = t.ctx.Done()
@@ -364,7 +375,7 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 		wake:     make(chan struct{}),
 		maxConns: t.cfg.MaxConnsPerHost,
 	}
-	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname)}
+	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname), t.metrics.pair(e.name, hostname)}
 	if t.cfg.Concurrency.Enable {
 		p.lim = newLimiter(&t.cfg.Concurrency, t.now, t.done)
 	}
@@ -443,11 +454,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		e := t.pickExit(hostname, session, &set)
 		if e == nil {
 			closeReqBody(out)
-			t.countError(hostname)
+			err := lastErr
 			if !t.anyHealthy(set.now) {
-				return nil, t.noHealthyExit(lastErr)
+				err = t.noHealthyExit(lastErr)
 			}
-			return nil, lastErr
+			t.countError(hostname, classifyError(err))
+			return nil, err
 		}
 		var (
 			p  *hostPool
@@ -484,10 +496,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			closeReqBody(out)
 			p.sc.add(func(c *counters) { c.errors.Add(1) })
+			p.sc.failure(classifyError(err))
 			return nil, err
 		}
 		e.inflight.Add(1)
-		p.sc.attempt(l.state, l.waited, l.wait, l.dialTime.Total)
+		p.sc.attempt(l.state, l.waited, l.wait, l.dialTime.Total, t.now().UnixNano())
 		if l.last {
 			t.socketEvent(p, l.s, SocketRetired, "")
 		}
@@ -515,6 +528,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		p.failed(l.s)
 		l.slot.release(ctx.Err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err), 0)
+		p.sc.failure(classifyError(err))
 		t.emit(p, req, l, attempt, sent, 0, err)
 		// Like net/http, retry only on a socket that sat idle in the pool
 		// (reused or prewarmed): the peer may have closed it meanwhile.
@@ -535,9 +549,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // countError counts a request that failed before reaching any pool.
-func (t *Transport) countError(hostname string) {
-	t.metrics.total.errors.Add(1)
-	t.metrics.host(hostname).errors.Add(1)
+func (t *Transport) countError(hostname string, k ErrorKind) {
+	i := errorIndex(k)
+	for _, c := range []*counters{&t.metrics.total, t.metrics.host(hostname).live()} {
+		c.errors.Add(1)
+		c.errKinds[i].Add(1)
+	}
 }
 
 // anyHealthy reports whether some exit is not ejected.
@@ -624,6 +641,7 @@ func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attemp
 	t := p.t
 	ttfb := t.now().Sub(sent)
 	p.exit.health.success()
+	p.sc.response(resp.StatusCode, l.state, l.wait+ttfb)
 	if resp.Close {
 		r := CloseServerClose
 		if resp.ProtoMajor == 1 && resp.ProtoMinor == 0 {
@@ -634,14 +652,14 @@ func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attemp
 			l.s.serverClose = r
 		}
 		p.mu.Unlock()
-		if !l.last {
-			p.policy.observeServerClose(l.n, r == CloseHTTP10)
+		if !l.last && p.policy.observeServerClose(l.n, r == CloseHTTP10) {
+			t.logLearned(p.policy)
 		}
 	}
 	if !l.s.h2 {
 		if v := resp.Header["Keep-Alive"]; len(v) > 0 {
-			if ka, ok := parseKeepAlive(v[0]); ok {
-				p.policy.observeKeepAlive(l.n, ka)
+			if ka, ok := parseKeepAlive(v[0]); ok && p.policy.observeKeepAlive(l.n, ka) {
+				t.logLearned(p.policy)
 			}
 		}
 	}
@@ -652,6 +670,7 @@ func (p *hostPool) track(req *http.Request, resp *http.Response, l lease, attemp
 		l.s.retireReason = CloseClientClose
 		p.mu.Unlock()
 		p.exit.inflight.Add(-1)
+		p.sc.leave()
 		l.slot.release(false, 0)
 		t.emitDone(p, req, l, attempt, sent, ttfb, resp.StatusCode, nil)
 		return resp

@@ -3,6 +3,7 @@ package warmpool
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net/http/httptrace"
 	"sync"
 	"time"
@@ -124,6 +125,8 @@ func (k SocketEventKind) String() string {
 // SocketEvent describes a change in a socket's life. It is passed to
 // Config.OnSocket.
 type SocketEvent struct {
+	// At is when it happened.
+	At       time.Time
 	Kind     SocketEventKind
 	SocketID uint64
 	// Exit and Host are the socket's exit name and target hostname.
@@ -145,20 +148,75 @@ type SocketEvent struct {
 	Reason CloseReason
 }
 
-// socketEvent calls Config.OnSocket, if set. It must be called outside the
-// pool's lock.
+// socketEvent records a socket event in the ring of recent events, logs it
+// at Debug and calls Config.OnSocket. It must be called outside the pool's
+// lock.
 func (t *Transport) socketEvent(p *hostPool, s *socket, k SocketEventKind, r CloseReason) {
-	if t.cfg.OnSocket == nil {
-		return
-	}
 	p.mu.Lock()
 	n := s.budget.assigned
 	p.mu.Unlock()
-	t.cfg.OnSocket(SocketEvent{
-		Kind: k, SocketID: s.id, Exit: p.exit.name, Host: p.hostname, Proto: s.proto,
+	e := SocketEvent{
+		At: t.now(), Kind: k, SocketID: s.id, Exit: p.exit.name, Host: p.hostname, Proto: s.proto,
 		Resumed: s.resumed, Dial: s.dialed, Replaces: s.replaces, ReplacesExit: s.replacesExit,
 		Requests: n, Reason: r,
-	})
+	}
+	t.events.add(e)
+	if lg := t.cfg.Logger; lg != nil && lg.Enabled(context.Background(), slog.LevelDebug) {
+		lg.Debug("warmpool: socket "+k.String(), "socket", e.SocketID, "exit", e.Exit, "host", e.Host,
+			"proto", e.Proto, "requests", e.Requests, "reason", string(e.Reason), "replaces", e.Replaces)
+	}
+	if t.cfg.OnSocket != nil {
+		t.cfg.OnSocket(e)
+	}
+}
+
+// eventRing keeps the most recent socket events.
+type eventRing struct {
+	mu  sync.Mutex
+	buf [EventRingSize]SocketEvent
+	n   int
+}
+
+// EventRingSize is how many recent socket events Transport.Events keeps.
+const EventRingSize = 256
+
+func (r *eventRing) add(e SocketEvent) {
+	r.mu.Lock()
+	r.buf[r.n%EventRingSize] = e
+	r.n++
+	r.mu.Unlock()
+}
+
+// Events returns the most recent socket events (at most EventRingSize),
+// oldest first.
+func (t *Transport) Events() []SocketEvent {
+	r := &t.events
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := min(r.n, EventRingSize)
+	out := make([]SocketEvent, 0, k)
+	for i := r.n - k; i < r.n; i++ {
+		out = append(out, r.buf[i%EventRingSize])
+	}
+	return out
+}
+
+// logEjected logs an exit's ejection at Info.
+func (t *Transport) logEjected(e *exit) {
+	if lg := t.cfg.Logger; lg != nil {
+		es := e.snapshot(t.now())
+		lg.Info("warmpool: exit ejected", "exit", e.name, "until", es.EjectedUntil, "ejections", es.Ejections, "last_error", es.LastError)
+	}
+}
+
+// logLearned logs a host policy that changed at Info.
+func (t *Transport) logLearned(hp *hostPolicy) {
+	if lg := t.cfg.Logger; lg != nil {
+		v := hp.snapshot()
+		lg.Info("warmpool: learned host limits", "host", hp.name,
+			"max_requests", v.MaxRequests, "max_requests_source", string(v.MaxRequestsSource), "server_max_requests", v.ServerMaxRequests,
+			"idle_timeout", v.IdleTimeout, "idle_timeout_source", string(v.IdleTimeoutSource))
+	}
 }
 
 // dialTrace times the phases of one dial through httptrace hooks. It is
