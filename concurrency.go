@@ -377,8 +377,7 @@ func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
 		return nil
 	}
 	var out []ConcurrencyStats
-	t.pools.Range(func(_, v any) bool {
-		p := v.(*hostPool)
+	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		cs := p.lim.stats()
 		cs.Exit, cs.Host = p.exit.name, p.key.addr
 		out = append(out, cs)

@@ -682,8 +682,7 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 		g.Spares += h.Spares
 		g.Retiring += h.Retiring
 	}
-	t.pools.Range(func(_, v any) bool {
-		p := v.(*hostPool)
+	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		g := p.gauges()
 		add(&s.Total.Sockets, g)
 		if es, ok := s.Exits[p.exit.name]; ok {

@@ -16,8 +16,9 @@ type Prewarm struct {
 	// Lookahead is how many requests before the end of a socket's budget
 	// its replacement is dialed. Zero derives it for each socket from the
 	// handshake time and the socket's request rate: enough requests to
-	// cover two handshakes (more after a replacement came late), at least
-	// DefaultLookahead.
+	// cover three handshakes (more after a replacement came late), at
+	// least DefaultLookahead. When that spans more than one socket's
+	// budget, several replacements are dialed ahead.
 	Lookahead int
 	// Spares is the most spares an exit keeps for a host whose requests
 	// recently found no free socket (demand above its sockets). Zero means
@@ -35,6 +36,7 @@ const (
 	DefaultSpares          = 1
 	DefaultMaxPrewarmDials = 4
 	maxSpares              = 8
+	maxReplacements        = 4 // replacements dialed ahead for one socket
 	spareWindow            = 10 * time.Second
 	prewarmBackoffMin      = 250 * time.Millisecond
 	prewarmBackoffMax      = 30 * time.Second
@@ -90,9 +92,9 @@ func (p *hostPool) lookaheadLocked(s *socket) int {
 	if s.interval <= 0 || p.dialEWMA <= 0 {
 		return DefaultLookahead
 	}
-	// Cover two handshakes at the socket's request rate, and more each
-	// time a replacement came late (a request waited for it).
-	f := 2 + float64(min(p.late, 6))
+	// Cover three handshakes at the socket's request rate, and more
+	// each time a replacement came late (a request waited for it).
+	f := 3 + float64(min(p.late, 6))
 	n := int(math.Ceil(f*float64(p.dialEWMA)/float64(s.interval))) + 1
 	return max(DefaultLookahead, n)
 }
@@ -124,23 +126,33 @@ func (p *hostPool) maybePrewarm() {
 			unused++
 			continue
 		}
-		if s.replaced {
-			continue
-		}
-		if r := s.budget.remaining(hostMax); r >= 0 && r <= p.lookaheadLocked(s) {
-			s.replaced = true
-			repl = append(repl, s)
+		r := s.budget.remaining(hostMax)
+		if la := p.lookaheadLocked(s); r >= 0 && r <= la {
+			// One replacement, and more when the lookahead spans
+			// several sockets' budgets (short budgets, slow
+			// handshakes): a pipeline of spares.
+			lim := max(1, s.budget.limitUnder(hostMax))
+			need := min(1+(la-r)/lim, maxReplacements)
+			for ; s.replaced < need; s.replaced++ {
+				repl = append(repl, s)
+			}
 		}
 	}
 	spares := min(p.recentMissesLocked(now), t.cfg.Prewarm.Spares) - unused - p.prewarming
 	p.mu.Unlock()
 
 	for _, s := range repl {
-		to := p
-		if e := t.replacementExit(p.exit); e != p.exit {
-			to = t.pool(e, p.key, p.hostname)
+		started := false
+		for _, e := range t.replacementExits(p.exit) {
+			to := p
+			if e != p.exit {
+				to = t.pool(e, p.key, p.hostname)
+			}
+			if started = to.startPrewarm(s); started {
+				break
+			}
 		}
-		if !to.startPrewarm(s) && (to == p || !p.startPrewarm(s)) {
+		if !started {
 			p.unreplace(s)
 		}
 	}
@@ -151,11 +163,11 @@ func (p *hostPool) maybePrewarm() {
 	}
 }
 
-// unreplace clears the replacement mark of s after its replacement could
-// not be dialed, so that a later request asks again.
+// unreplace takes back a replacement of s that could not be dialed, so
+// that a later request asks again.
 func (p *hostPool) unreplace(s *socket) {
 	p.mu.Lock()
-	s.replaced = false
+	s.replaced = max(0, s.replaced-1)
 	p.mu.Unlock()
 }
 

@@ -269,7 +269,6 @@ func sessionOf(ctx context.Context) string {
 // that, only health counts).
 type exitSet struct {
 	t     *Transport
-	now   time.Time
 	tried uint64
 }
 
@@ -281,7 +280,8 @@ func (s *exitSet) Eligible(i int) bool {
 	if i < 64 && s.tried&(1<<uint(i)) != 0 {
 		return false
 	}
-	return s.t.exits[i].health.healthy(s.now)
+	h := &s.t.exits[i].health
+	return h.until.Load() == 0 || h.healthy(s.t.now())
 }
 
 func (s *exitSet) markTried(i int) {
@@ -308,6 +308,12 @@ func (t *Transport) pickExit(host, session string, set *exitSet) *exit {
 			}
 		}
 		return best
+	}
+	if n == 1 {
+		if set.Eligible(0) {
+			return t.exits[0]
+		}
+		return nil
 	}
 	i := t.rot.Pick(host, set)
 	if i < 0 || i >= n {
@@ -336,19 +342,24 @@ func rendezvous(key, exit string) uint64 {
 	return x ^ (x >> 31)
 }
 
-// replacementExit returns the exit on which the replacement of a socket of
-// exit from is dialed: the next healthy exit in order, so that a retired
-// socket's successor leaves from another IP address (rotate on retire).
-// With one healthy exit, it is from itself.
-func (t *Transport) replacementExit(from *exit) *exit {
+// replacementExits returns, in order of preference, the exits on which the
+// replacement of a socket of exit from may be dialed: the other healthy
+// exits, starting with the next one, so that a retired socket's successor
+// leaves from another IP address (rotate on retire). Only when no other
+// exit is healthy is it from itself.
+func (t *Transport) replacementExits(from *exit) []*exit {
 	now := t.now()
 	n := len(t.exits)
+	var out []*exit
 	for k := 1; k < n; k++ {
 		if e := t.exits[(from.idx+k)%n]; e.health.healthy(now) {
-			return e
+			out = append(out, e)
 		}
 	}
-	return from
+	if len(out) == 0 {
+		out = append(out, from)
+	}
+	return out
 }
 
 // Health configures exit health: exits whose connections keep failing are

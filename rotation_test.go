@@ -399,7 +399,7 @@ func TestRotationPolicies(t *testing.T) {
 	})
 	t.Run("sessions are stable and move only off ejected exits", func(t *testing.T) {
 		rt := newTransport(t, nil, Config{Exits: []Exit{{Name: "a"}, {Name: "b"}, {Name: "c"}}})
-		set := &exitSet{t: rt, now: time.Now()}
+		set := &exitSet{t: rt}
 		before := map[string]string{}
 		for i := range 300 {
 			k := fmt.Sprint("k", i)

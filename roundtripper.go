@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math"
@@ -146,9 +147,10 @@ type Transport struct {
 	rot     Rotation
 	metrics metrics
 	events  eventRing
+	baseSet exitSet // the ExitSet of requests that have not failed
 	now     func() time.Time
 
-	pools    sync.Map // poolKey -> *hostPool
+	pools    poolMap
 	policyMu sync.Mutex
 	policies map[string]*hostPolicy
 
@@ -178,6 +180,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*hostPolicy)}
+	t.pools.seed = maphash.MakeSeed()
 	seed := cfg.JitterSeed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -190,6 +193,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		ex.health.conf = &t.cfg.Health
 		t.exits = append(t.exits, ex)
 	}
+	t.baseSet.t = t
 	t.rot = cfg.Rotation
 	if t.rot == nil {
 		t.rot = RoundRobin()
@@ -363,8 +367,8 @@ func (t *Transport) intN(n int) int {
 // pool returns the pool of exit e for target k, creating it if needed.
 func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 	pk := poolKey{exit: e.idx, host: k}
-	if v, ok := t.pools.Load(pk); ok {
-		return v.(*hostPool)
+	if p, ok := t.pools.Load(pk); ok {
+		return p
 	}
 	p := &hostPool{
 		t:        t,
@@ -379,8 +383,7 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 	if t.cfg.Concurrency.Enable {
 		p.lim = newLimiter(&t.cfg.Concurrency, t.now, t.done)
 	}
-	v, _ := t.pools.LoadOrStore(pk, p)
-	return v.(*hostPool)
+	return t.pools.LoadOrStore(pk, p)
 }
 
 // targetOf validates req and returns its host key and hostname.
@@ -445,17 +448,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	session := sessionOf(ctx)
-	set := exitSet{t: t}
+	set := &t.baseSet // shared while no exit failed this request
 	out := req
 	var lastErr error
 	dialFailures := 0
 	for attempt := 1; ; {
-		set.now = t.now()
-		e := t.pickExit(hostname, session, &set)
+		e := t.pickExit(hostname, session, set)
 		if e == nil {
 			closeReqBody(out)
 			err := lastErr
-			if !t.anyHealthy(set.now) {
+			if !t.anyHealthy(t.now()) {
 				err = t.noHealthyExit(lastErr)
 			}
 			t.countError(hostname, classifyError(err))
@@ -489,6 +491,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// Nothing was sent: any request may go through
 				// another exit.
 				lastErr = err
+				if set == &t.baseSet {
+					set = &exitSet{t: t}
+				}
 				set.markTried(e.idx)
 				if dialFailures++; dialFailures < len(t.exits) {
 					continue
@@ -785,8 +790,8 @@ func (t *Transport) emitDone(p *hostPool, req *http.Request, l lease, attempt in
 // CloseIdleConnections closes every socket that has no request in flight.
 // It implements the method http.Client.CloseIdleConnections looks for.
 func (t *Transport) CloseIdleConnections() {
-	t.pools.Range(func(_, v any) bool {
-		v.(*hostPool).closeIdle(CloseClientClose, false)
+	t.pools.Range(func(_ poolKey, p *hostPool) bool {
+		p.closeIdle(CloseClientClose, false)
 		return true
 	})
 }
@@ -801,8 +806,7 @@ func (t *Transport) Close() error {
 		t.lifeMu.Unlock()
 		t.cancel()
 		t.wg.Wait()
-		t.pools.Range(func(_, v any) bool {
-			p := v.(*hostPool)
+		t.pools.Range(func(_ poolKey, p *hostPool) bool {
 			p.closeIdle(CloseClientClose, true)
 			if p.lim != nil {
 				p.lim.stop()
@@ -847,9 +851,9 @@ func (t *Transport) sweeper(every time.Duration) {
 
 func (t *Transport) sweep() {
 	now := t.now()
-	t.pools.Range(func(k, v any) bool {
-		if v.(*hostPool).sweep(now) {
-			t.pools.CompareAndDelete(k, v)
+	t.pools.Range(func(k poolKey, p *hostPool) bool {
+		if p.sweep(now) {
+			t.pools.CompareAndDelete(k, p)
 		}
 		return true
 	})
