@@ -345,7 +345,7 @@ func TestSweeperClosesIdleSockets(t *testing.T) {
 	assert.Equal(t, uint64(1), snap.Total.Closes[CloseIdle])
 	rt.sweep() // the empty pool is dropped
 	n := 0
-	rt.pools.Range(func(any, any) bool { n++; return true })
+	rt.pools.Range(func(poolKey, *hostPool) bool { n++; return true })
 	assert.Zero(t, n, "empty pools must be dropped to bound memory")
 }
 
