@@ -59,6 +59,14 @@ echo "== go test -race"
 # other packages start.
 go test -race -count=1 -p 1 -timeout 15m ./...
 
+echo "== prometheus submodule"
+(
+	cd prometheus
+	go vet ./...
+	go mod tidy -diff
+	go test -race -count=1 ./...
+)
+
 echo "== fuzz (short)"
 for f in $(grep -ho 'func Fuzz[A-Za-z0-9_]*' ./*_test.go | sed 's/func //'); do
 	go test -run '^$' -fuzz "^${f}\$" -fuzztime 5s . >/dev/null

@@ -1,0 +1,312 @@
+package prometheus
+
+import (
+	"math"
+	"net"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/warmpool/warmpool"
+)
+
+// DefaultNamespace is the prefix of every metric name unless WithNamespace
+// says otherwise.
+const DefaultNamespace = "warmpool"
+
+// Option configures NewCollector.
+type Option func(*options)
+
+type options struct {
+	namespace   string
+	constLabels prometheus.Labels
+	hosts       bool
+}
+
+// WithNamespace sets the prefix of every metric name (default "warmpool").
+// An empty namespace leaves the names unprefixed ("requests_total").
+func WithNamespace(namespace string) Option {
+	return func(o *options) { o.namespace = namespace }
+}
+
+// WithConstLabels adds labels with fixed values to every metric, for example
+// to tell apart several Transports registered in one registry. Their names
+// must not be one of the collector's own labels (exit, host, class, kind,
+// code_class, path, reason, state, quantile): registering such a collector
+// fails.
+func WithConstLabels(labels prometheus.Labels) Option {
+	return func(o *options) {
+		o.constLabels = make(prometheus.Labels, len(labels))
+		for k, v := range labels {
+			o.constLabels[k] = v
+		}
+	}
+}
+
+// WithHosts turns the per-host series on (the default) or off. With hosts
+// off, every metric that would carry exit and host labels carries exit only,
+// summed over the exit's hosts (from Snapshot.Exits instead of
+// Snapshot.Pairs).
+func WithHosts(on bool) Option {
+	return func(o *options) { o.hosts = on }
+}
+
+// NewCollector returns a prometheus.Collector that reads t.Snapshot() on each
+// scrape and reports it as the metrics listed in the package documentation.
+// Register it once per Transport (with WithConstLabels to tell several
+// Transports apart).
+func NewCollector(t *warmpool.Transport, opts ...Option) prometheus.Collector {
+	return newCollector(t.Snapshot, opts...)
+}
+
+// collector turns one Snapshot per scrape into constant metrics.
+type collector struct {
+	snapshot func() warmpool.Snapshot
+	hosts    bool
+
+	// Per pool (exit and host, or exit only with hosts off).
+	requests, errors, retries, responses                 *prometheus.Desc
+	handshakes, handshakeSeconds, resumed, dialErrors    *prometheus.Desc
+	closes, sockets, inFlight, keepAlive, poolEfficiency *prometheus.Desc
+	concurrencyLimit                                     *prometheus.Desc
+	exitHealthy, exitEjections, latency, up              *prometheus.Desc
+	allDescs                                             []*prometheus.Desc
+}
+
+func newCollector(snapshot func() warmpool.Snapshot, opts ...Option) *collector {
+	o := options{namespace: DefaultNamespace, hosts: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &collector{snapshot: snapshot, hosts: o.hosts}
+	pool := []string{"exit", "host"}
+	if !o.hosts {
+		pool = []string{"exit"}
+	}
+	with := func(extra ...string) []string {
+		return append(append([]string(nil), pool...), extra...)
+	}
+	desc := func(name, help string, labels []string) *prometheus.Desc {
+		d := prometheus.NewDesc(prometheus.BuildFQName(o.namespace, "", name), help, labels, o.constLabels)
+		c.allDescs = append(c.allDescs, d)
+		return d
+	}
+
+	c.requests = desc("requests_total",
+		"Request attempts sent on a socket, by class: cold (paid for a handshake), prewarmed (first on a socket dialed in the background) or reused.",
+		with("class"))
+	c.errors = desc("errors_total",
+		"Failed request attempts (retried ones included), by kind.",
+		with("kind"))
+	c.retries = desc("retries_total",
+		"Request attempts retried on another socket after a pooled socket failed.",
+		with())
+	c.responses = desc("responses_total",
+		"Responses received, by status class (1xx to 5xx).",
+		with("code_class"))
+	c.handshakes = desc("handshakes_total",
+		"Handshakes, by path: request (attempts that paid for a handshake on their path) or background (sockets prewarmed off the request path).",
+		with("path"))
+	c.handshakeSeconds = desc("handshake_seconds_total",
+		"Time spent dialing (DNS, TCP, proxy, TLS), by path: request (on requests' paths) or background (prewarming).",
+		with("path"))
+	c.resumed = desc("tls_resumed_total",
+		"Handshakes that resumed an earlier TLS session.",
+		with())
+	c.dialErrors = desc("dial_errors_total",
+		"Dials of new sockets that failed.",
+		with())
+	c.closes = desc("socket_closes_total",
+		"Sockets ended, by reason.",
+		with("reason"))
+	c.sockets = desc("sockets",
+		"Open sockets, by state: busy, idle, spare (prewarmed, not used yet) or retiring.",
+		with("state"))
+	c.inFlight = desc("in_flight",
+		"Request attempts in flight.",
+		with())
+	c.keepAlive = desc("keepalive_ratio",
+		"Share of request attempts that reused a socket (0 to 1).",
+		with())
+	c.poolEfficiency = desc("pool_efficiency",
+		"Open sockets divided by the peak of attempts in flight over the last 10 to 20 seconds (0 without recent requests).",
+		with())
+	c.concurrencyLimit = desc("concurrency_limit",
+		"Adaptive limit of request attempts in flight (only with Config.Concurrency on).",
+		with())
+	c.exitHealthy = desc("exit_healthy",
+		"1 while the exit takes requests, 0 while it is ejected for repeated failures.",
+		[]string{"exit"})
+	c.exitEjections = desc("exit_ejections_total",
+		"Ejections of the exit for repeated failures.",
+		[]string{"exit"})
+	c.latency = desc("request_latency_seconds",
+		"Time from asking for a socket to the response headers, by class: warm (reused or prewarmed socket) or cold.",
+		[]string{"exit", "class"})
+	c.up = desc("up",
+		"1: the warmpool Transport is being scraped.",
+		nil)
+	return c
+}
+
+// Describe sends every metric description of the collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.allDescs {
+		ch <- d
+	}
+}
+
+// Collect takes one Snapshot and sends its metrics.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.snapshot()
+	emit(ch, c.up, prometheus.GaugeValue, 1)
+
+	if c.hosts {
+		for key, st := range snap.Pairs {
+			exit, host := splitPair(key)
+			c.collectStats(ch, &st, label(exit), label(host))
+		}
+	} else {
+		for name, es := range snap.Exits {
+			c.collectStats(ch, &es.Stats, label(name))
+		}
+	}
+
+	for name, es := range snap.Exits {
+		exit := label(name)
+		emit(ch, c.exitHealthy, prometheus.GaugeValue, boolFloat(es.Healthy), exit)
+		emit(ch, c.exitEjections, prometheus.CounterValue, float64(es.Ejections), exit)
+		c.collectLatency(ch, es.WarmLatency, exit, "warm")
+		c.collectLatency(ch, es.ColdLatency, exit, "cold")
+	}
+
+	c.collectConcurrency(ch, snap.Concurrency)
+}
+
+// collectStats sends the metrics of one pool: lvs are its exit (and host)
+// label values.
+func (c *collector) collectStats(ch chan<- prometheus.Metric, st *warmpool.Stats, lvs ...string) {
+	with := func(v string) []string { return append(lvs[:len(lvs):len(lvs)], v) }
+
+	emit(ch, c.requests, prometheus.CounterValue, float64(st.Cold), with("cold")...)
+	emit(ch, c.requests, prometheus.CounterValue, float64(st.Prewarmed), with("prewarmed")...)
+	emit(ch, c.requests, prometheus.CounterValue, float64(st.Reused), with("reused")...)
+	for kind, n := range st.ErrorKinds {
+		emit(ch, c.errors, prometheus.CounterValue, float64(n), with(label(string(kind)))...)
+	}
+	emit(ch, c.retries, prometheus.CounterValue, float64(st.Retries), lvs...)
+	for class, n := range st.Statuses {
+		emit(ch, c.responses, prometheus.CounterValue, float64(n), with(label(class))...)
+	}
+
+	emit(ch, c.handshakes, prometheus.CounterValue, float64(st.Cold), with("request")...)
+	emit(ch, c.handshakes, prometheus.CounterValue, float64(st.Prewarms), with("background")...)
+	emit(ch, c.handshakeSeconds, prometheus.CounterValue, st.HandshakeTax.Seconds(), with("request")...)
+	emit(ch, c.handshakeSeconds, prometheus.CounterValue, st.PrewarmTime.Seconds(), with("background")...)
+	emit(ch, c.resumed, prometheus.CounterValue, float64(st.Resumed), lvs...)
+	emit(ch, c.dialErrors, prometheus.CounterValue, float64(st.DialErrors), lvs...)
+	for reason, n := range st.Closes {
+		emit(ch, c.closes, prometheus.CounterValue, float64(n), with(label(string(reason)))...)
+	}
+
+	emit(ch, c.sockets, prometheus.GaugeValue, float64(st.Sockets.Busy), with("busy")...)
+	emit(ch, c.sockets, prometheus.GaugeValue, float64(st.Sockets.Idle), with("idle")...)
+	emit(ch, c.sockets, prometheus.GaugeValue, float64(st.Sockets.Spares), with("spare")...)
+	emit(ch, c.sockets, prometheus.GaugeValue, float64(st.Sockets.Retiring), with("retiring")...)
+	emit(ch, c.inFlight, prometheus.GaugeValue, float64(st.InFlight), lvs...)
+	emit(ch, c.keepAlive, prometheus.GaugeValue, st.KeepAliveRatio, lvs...)
+	emit(ch, c.poolEfficiency, prometheus.GaugeValue, st.PoolEfficiency, lvs...)
+}
+
+// summaryQuantiles are the quantiles of warmpool_request_latency_seconds.
+var summaryQuantiles = [...]float64{0.5, 0.9, 0.99}
+
+// collectLatency sends one exit's latency distribution as a summary.
+// Quantiles are NaN without observations, as for a prometheus.Summary.
+func (c *collector) collectLatency(ch chan<- prometheus.Metric, l warmpool.LatencySummary, exit, class string) {
+	q := make(map[float64]float64, len(summaryQuantiles))
+	values := [...]float64{l.P50.Seconds(), l.P90.Seconds(), l.P99.Seconds()}
+	for i, quantile := range summaryQuantiles {
+		if l.Count == 0 {
+			q[quantile] = math.NaN()
+		} else {
+			q[quantile] = values[i]
+		}
+	}
+	sum := l.Mean.Seconds() * float64(l.Count)
+	m, err := prometheus.NewConstSummary(c.latency, l.Count, sum, q, exit, class)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(c.latency, err)
+	}
+	ch <- m
+}
+
+// collectConcurrency sends the adaptive limits. warmpool reports them per
+// exit and host:port; the host label is the hostname, as in the other
+// metrics, so limits of one exit and hostname on several ports are summed
+// (as are all of an exit's limits with hosts off).
+func (c *collector) collectConcurrency(ch chan<- prometheus.Metric, list []warmpool.ConcurrencyStats) {
+	if len(list) == 0 {
+		return
+	}
+	type key struct{ exit, host string }
+	limits := make(map[key]float64, len(list))
+	var order []key
+	for _, cs := range list {
+		k := key{exit: label(cs.Exit)}
+		if c.hosts {
+			k.host = label(hostname(cs.Host))
+		}
+		if _, ok := limits[k]; !ok {
+			order = append(order, k)
+		}
+		limits[k] += cs.Limit
+	}
+	for _, k := range order {
+		if c.hosts {
+			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.exit, k.host)
+		} else {
+			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.exit)
+		}
+	}
+}
+
+// emit sends one constant metric, or an invalid metric carrying the error
+// (which makes the scrape report it rather than panic).
+func emit(ch chan<- prometheus.Metric, d *prometheus.Desc, vt prometheus.ValueType, v float64, lvs ...string) {
+	m, err := prometheus.NewConstMetric(d, vt, v, lvs...)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(d, err)
+	}
+	ch <- m
+}
+
+// splitPair splits a Snapshot.Pairs key "exit|host" at its last "|":
+// hostnames never contain one, exit names might.
+func splitPair(key string) (exit, host string) {
+	i := strings.LastIndexByte(key, '|')
+	if i < 0 {
+		return key, ""
+	}
+	return key[:i], key[i+1:]
+}
+
+// hostname strips the port from "host:port" (and the brackets of an IPv6
+// address); anything else is returned as is.
+func hostname(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+// label makes s a valid label value: Prometheus label values must be UTF-8.
+func label(s string) string {
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
