@@ -2,6 +2,7 @@ package warmpool
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,4 +127,34 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzConfig: New never panics, and every rejection is a *ConfigError that
+// names a Config field.
+func FuzzConfig(f *testing.F) {
+	f.Add("http://127.0.0.1:3128", "", 95, int64(0), 0.0, 0.0, 0, 0)
+	f.Add("socks5://u:p@[::1]:1080", "127.0.0.2", -1, int64(-5), 0.5, -0.2, -3, 2)
+	f.Add("ftp://x:1", "eth0", 0, int64(1), 1.5, 2.0, 70000, -1)
+	f.Fuzz(func(t *testing.T, proxy, local string, maxReq int, maxAge int64, jitter, headroom float64, maxConns, weight int) {
+		rt, err := New(Config{
+			Exits:           []Exit{{Proxy: proxy, LocalAddr: local, Weight: weight}},
+			Budget:          Budget{MaxRequests: maxReq, MaxAge: time.Duration(maxAge), Jitter: jitter},
+			ResetHeadroom:   headroom,
+			MaxConnsPerHost: maxConns,
+			Concurrency:     Concurrency{Enable: maxConns%2 == 0, Backoff: jitter},
+		})
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "Config.") {
+				t.Fatalf("error %v (%T) does not name a Config field", err, err)
+			}
+			if rt != nil {
+				t.Fatal("a Transport with an error")
+			}
+			return
+		}
+		if err := rt.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
