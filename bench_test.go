@@ -66,7 +66,10 @@ func BenchmarkLatencyWithRTT(b *testing.B) {
 }
 
 // BenchmarkReusedRequest measures one reused GET on loopback through
-// warmpool and through a bare http.Transport.
+// warmpool and through a bare http.Transport, HTTP/1.1 and HTTP/2, serial
+// and in parallel (allocations include the in-process server's):
+//
+//	go test -run '^$' -bench ReusedRequest -count 6 . | benchstat -col /client -
 func BenchmarkReusedRequest(b *testing.B) {
 	for _, h2 := range []bool{false, true} {
 		tg, err := target.Start(target.Config{HTTP2: h2})
@@ -74,21 +77,46 @@ func BenchmarkReusedRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 		proto := map[bool]string{false: "http1", true: "http2"}[h2]
-		b.Run("proto="+proto+"/client=net-http", func(b *testing.B) {
-			tr := tg.Transport()
-			defer tr.CloseIdleConnections()
-			benchGets(b, &http.Client{Transport: tr}, tg.URL())
-		})
-		b.Run("proto="+proto+"/client=warmpool", func(b *testing.B) {
-			rt, err := New(Config{TLSClientConfig: tg.TLSConfig(), DisableHTTP2: !h2})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rt.Close()
-			benchGets(b, &http.Client{Transport: rt}, tg.URL())
-		})
+		for _, par := range []bool{false, true} {
+			mode := map[bool]string{false: "serial", true: "parallel"}[par]
+			b.Run("proto="+proto+"/mode="+mode+"/client=net-http", func(b *testing.B) {
+				tr := tg.Transport()
+				tr.MaxIdleConnsPerHost = 64
+				defer tr.CloseIdleConnections()
+				benchRun(b, &http.Client{Transport: tr}, tg.URL(), par)
+			})
+			b.Run("proto="+proto+"/mode="+mode+"/client=warmpool", func(b *testing.B) {
+				rt, err := New(Config{TLSClientConfig: tg.TLSConfig(), DisableHTTP2: !h2})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer rt.Close()
+				benchRun(b, &http.Client{Transport: rt}, tg.URL(), par)
+			})
+		}
 		tg.Close()
 	}
+}
+
+// benchRun sends b.N GETs, one after another or from GOMAXPROCS goroutines.
+func benchRun(b *testing.B, c *http.Client, url string, parallel bool) {
+	if !parallel {
+		benchGets(b, c, url)
+		return
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		for pb.Next() {
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
 }
 
 func benchGets(b *testing.B, c *http.Client, url string) {
