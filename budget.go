@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -114,6 +115,13 @@ type hostPolicy struct {
 	conf     Budget // configured
 	learn    bool
 	headroom float64
+
+	// proto is the protocol the host's sockets speak (protoHTTP1 or
+	// protoHTTP2; 0 until the first socket), shared by all its pools.
+	proto atomic.Int32
+	// spares counts the host's prewarmed sockets not used yet, across
+	// exits, so that replacements are not dialed while spares wait.
+	spares atomic.Int64
 
 	mu         sync.Mutex
 	eff        Budget // effective budget for sockets

@@ -358,9 +358,11 @@ func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lea
 		l.state = Cold
 		l.dialTime = Timings{Total: s.born.Sub(start)}
 		p.late++
+		p.policy.spares.Add(-1)
 	default:
 		l.state = Prewarmed
 		l.idle = now.Sub(s.born)
+		p.policy.spares.Add(-1)
 	}
 	if last {
 		s.retiring = true
@@ -408,7 +410,13 @@ func (p *hostPool) canDialLocked() bool {
 	if p.openLocked()+p.dialing+p.prewarming >= p.maxConns {
 		return false
 	}
-	if p.proto != protoHTTP1 && p.dialing+p.prewarming > 0 {
+	proto := p.proto
+	if proto == protoUnknown {
+		// A new pool for a host whose protocol is known already (from
+		// another exit, or an earlier pool) need not wait.
+		proto = int(p.policy.proto.Load())
+	}
+	if proto != protoHTTP1 && p.dialing+p.prewarming > 0 {
 		return false
 	}
 	return p.waiters >= p.prewarming
@@ -471,6 +479,10 @@ func (p *hostPool) addLocked(s *socket) {
 		p.proto = protoHTTP2
 	} else {
 		p.proto = protoHTTP1
+	}
+	p.policy.proto.Store(int32(p.proto))
+	if !s.onPath {
+		p.policy.spares.Add(1)
 	}
 	s.lastUsed = s.born
 	p.sc.add(func(c *counters) { c.open.Add(1) })
@@ -657,6 +669,9 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 		}
 	}
 	p.broadcastLocked()
+	if s.budget.assigned == 0 && !s.onPath {
+		p.policy.spares.Add(-1) // a spare that was never used
+	}
 	var r CloseReason
 	switch {
 	case s.retireReason != "":
@@ -751,6 +766,9 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	if p.lim != nil && now.Sub(p.lastReq) < limiterMemory {
 		return false // keep what the limiter learned
 	}
+	if now.Sub(p.lastReq) < poolMemory {
+		return false // keep what the pool learned (handshake time, misses)
+	}
 	if len(p.sockets) == 0 && p.dialing == 0 && p.prewarming == 0 && p.waiters == 0 {
 		p.removed = true
 		return true
@@ -781,6 +799,9 @@ func (p *hostPool) gauges() SocketGauges {
 	}
 	return g
 }
+
+// poolMemory is how long an empty pool is kept after its last request.
+const poolMemory = 30 * time.Second
 
 // limiterMemory is how long a pool with adaptive concurrency is kept after
 // its last request, so that its learned limit survives pauses.

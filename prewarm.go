@@ -118,6 +118,9 @@ func (p *hostPool) maybePrewarm() {
 	now := t.now()
 	var repl []*socket
 	unused := 0
+	// Spares of the host already waiting (on any exit) or being dialed
+	// stand in for replacements.
+	ready := int(p.policy.spares.Load()) + p.prewarming
 	for _, s := range p.sockets {
 		if s.dead {
 			continue
@@ -128,12 +131,18 @@ func (p *hostPool) maybePrewarm() {
 		}
 		r := s.budget.remaining(hostMax)
 		if la := p.lookaheadLocked(s); r >= 0 && r <= la {
-			// One replacement, and more when the lookahead spans
-			// several sockets' budgets (short budgets, slow
-			// handshakes): a pipeline of spares.
-			lim := max(1, s.budget.limitUnder(hostMax))
-			need := min(1+(la-r)/lim, maxReplacements)
+			// One replacement; more when replacements came late and
+			// the lookahead spans several sockets' budgets (short
+			// budgets, slow handshakes): a pipeline of spares.
+			need := 1
+			if p.late > 0 {
+				lim := max(1, s.budget.limitUnder(hostMax))
+				need = min(1+(la-r)/lim, maxReplacements)
+			}
 			for ; s.replaced < need; s.replaced++ {
+				if s.replaced > 0 && s.replaced < ready {
+					break // the pipeline is full: spares wait already
+				}
 				repl = append(repl, s)
 			}
 		}
