@@ -166,6 +166,7 @@ type socket struct {
 	retireReason CloseReason   // why warmpool retired it
 	serverClose  CloseReason   // server announced the close (server_close, http10)
 	clientAbort  bool          // the caller closed a body early
+	broken       bool          // an exchange on it failed (read or write error)
 	dead         bool
 }
 
@@ -680,7 +681,7 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 		r = s.serverClose
 	case s.clientAbort:
 		r = CloseClientClose
-	case s.inflight > 0:
+	case s.inflight > 0 || s.broken:
 		r = CloseReset
 	default:
 		r = CloseServerIdleTimeout

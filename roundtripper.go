@@ -421,13 +421,12 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 // its budget, an HTTP/1.1 request is sent as a shallow copy with Close set,
 // so it carries "Connection: close".
 //
-// When an attempt fails on a socket that sat idle in the pool (reused or
-// prewarmed), RoundTrip retries on another socket under net/http's rule: if
-// nothing was written, or if the request is replayable (GET, HEAD, OPTIONS
-// or TRACE, or an Idempotency-Key or X-Idempotency-Key header), and its body
-// is empty or has GetBody. A request body is never sent twice otherwise. At
-// most 4 attempts are sent. A failed dial sends nothing, so any request
-// then tries the other eligible exits, each once.
+// When an attempt fails, RoundTrip retries on another socket under
+// net/http's rule: if nothing was written, or if the request is replayable
+// (GET, HEAD, OPTIONS or TRACE, or an Idempotency-Key or X-Idempotency-Key
+// header), and its body is empty or has GetBody. A request body is never
+// sent twice otherwise. At most 4 attempts are sent. A failed dial sends
+// nothing, so any request then tries the other eligible exits, each once.
 //
 // The exit is chosen by Config.Rotation, or by the session key of the
 // request's context (WithSession). Exits ejected for repeated failures are
@@ -531,17 +530,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return p.track(req, resp, l, attempt, sent), nil
 		}
-		p.failed(l.s)
+		p.failed(l.s, ctx)
 		l.slot.release(ctx.Err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err), 0)
 		p.sc.failure(classifyError(err))
 		t.emit(p, req, l, attempt, sent, 0, err)
-		// Like net/http, retry only on a socket that sat idle in the pool
-		// (reused or prewarmed): the peer may have closed it meanwhile.
-		// A socket dialed for this request failing is the request's error.
-		if attempt < maxAttempts && ctx.Err() == nil && !t.closed.Load() && l.state != Cold {
+		// Retry under net/http's rule (nothing written, or a replayable
+		// request), bounded by maxAttempts. Unlike net/http, a socket
+		// dialed for this request may be retried too: through a proxy
+		// that died, a fresh tunnel fails like an old one. Then the
+		// next attempt prefers another exit.
+		if attempt < maxAttempts && ctx.Err() == nil && !t.closed.Load() {
 			nothingWritten := l.s.conn.written.Load() == l.written
 			if next, ok := rewind(req, nothingWritten); ok {
 				p.sc.add(func(c *counters) { c.retries.Add(1) })
+				if l.state == Cold && len(t.exits) > 1 {
+					if set == &t.baseSet {
+						set = &exitSet{t: t}
+					}
+					set.markTried(e.idx)
+				}
 				out = next
 				lastErr = err
 				attempt++
@@ -630,14 +637,26 @@ func closeReqBody(req *http.Request) {
 	}
 }
 
-// failed ends the lease of an attempt that got no response. The conn's
-// death, if it died, is recorded while the attempt still counts as in
-// flight, so that it reads as a reset.
-func (p *hostPool) failed(s *socket) {
+// failed ends the lease of an attempt that got no response.
+func (p *hostPool) failed(s *socket, ctx context.Context) {
+	p.broke(s, ctx)
+	p.release(s)
+}
+
+// broke records that an exchange on s failed: when net/http then closes the
+// conn (at once or a little later, from its read loop), the close reads as
+// a reset, or as the client's when the request's context ended.
+func (p *hostPool) broke(s *socket, ctx context.Context) {
+	p.mu.Lock()
+	if ctx.Err() != nil {
+		s.clientAbort = true
+	} else {
+		s.broken = true
+	}
+	p.mu.Unlock()
 	if s.cc.Err() != nil {
 		p.onState(s)
 	}
-	p.release(s)
 }
 
 // track wraps the response body so that its end releases the socket and
@@ -742,18 +761,16 @@ func (b *body) finish(err error) {
 		return
 	}
 	if err != nil {
-		b.p.failedBody(b.l.s)
+		b.p.broke(b.l.s, b.req.Context())
+		kind := classifyError(err)
+		if b.req.Context().Err() != nil {
+			kind = classifyError(b.req.Context().Err())
+		}
+		b.p.sc.failure(kind)
 	}
 	b.p.release(b.l.s)
 	b.l.slot.release(b.drop, b.pause)
 	b.p.t.emitDone(b.p, b.req, b.l, b.attempt, b.sent, b.ttfb, b.status, err)
-}
-
-// failedBody records a body read error; the conn's death is then a reset.
-func (p *hostPool) failedBody(s *socket) {
-	if s.cc.Err() != nil {
-		p.onState(s)
-	}
 }
 
 func (t *Transport) emit(p *hostPool, req *http.Request, l lease, attempt int, sent time.Time, status int, err error) {

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages of the real programs the interop tests start on 127.0.0.1.
-PKGS=(nginx-light apache2 squid microsocks)
+PKGS=(nginx-light apache2 squid microsocks chromium)
 need=()
 for p in "${PKGS[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
