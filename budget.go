@@ -101,6 +101,9 @@ const (
 	learnRing = 8
 )
 
+// minIdleClose is the shortest idle close taken for a server's idle timeout.
+const minIdleClose = 100 * time.Millisecond
+
 // idleMargin is how far below a server's idle timeout warmpool retires idle
 // sockets: a quarter of it, at most one second.
 func idleMargin(t time.Duration) time.Duration {
@@ -270,7 +273,10 @@ func (hp *hostPolicy) observeServerClose(n int, http10 bool) (changed bool) {
 // the same n is seen again (a WAF limit the server never announces), new
 // sockets retire with headroom below it.
 func (hp *hostPolicy) observeReset(n int) (changed bool) {
-	if !hp.learn || n < 1 {
+	// A socket reset after a single request says nothing about a limit:
+	// a proxy or network drop kills sockets opened together, each after
+	// one request, and they would all "agree".
+	if !hp.learn || n < 2 {
 		return false
 	}
 	hp.mu.Lock()
@@ -293,7 +299,10 @@ func (hp *hostPolicy) observeReset(n int) (changed bool) {
 // idle for d: once two such closes were seen, idle sockets retire a margin
 // below the shorter of them.
 func (hp *hostPolicy) observeIdleClose(d time.Duration) (changed bool) {
-	if !hp.learn || d <= 0 {
+	// Below minIdleClose the close was no idle timeout (a socket that
+	// broke right after its exchange, say): learning it would retire
+	// every idle socket at once.
+	if !hp.learn || d < minIdleClose {
 		return false
 	}
 	hp.mu.Lock()

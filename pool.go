@@ -167,7 +167,10 @@ type socket struct {
 	serverClose  CloseReason   // server announced the close (server_close, http10)
 	clientAbort  bool          // the caller closed a body early
 	broken       bool          // an exchange on it failed (read or write error)
-	dead         bool
+	// reqCtx is the context of the HTTP/1.1 request in flight, so that a
+	// close caused by its cancellation reads as the client's.
+	reqCtx context.Context
+	dead   bool
 }
 
 // lease is one request's claim on a socket.
@@ -222,6 +225,9 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 		bud := p.policy.current()
 		stale := p.expireLocked(now, bud)
 		s, l := p.pickLocked(now, start, bud.MaxRequests)
+		if s != nil {
+			s.reqCtx = ctx
+		}
 		wake := p.wake
 		var dial bool
 		if s == nil {
@@ -456,6 +462,7 @@ func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (lease, 
 	p.addLocked(s)
 	now := p.t.now()
 	l := p.claimLocked(s, now, start, p.policy.current().MaxRequests)
+	s.reqCtx = ctx
 	p.mu.Unlock()
 	p.t.socketEvent(p, s, SocketDialed, "")
 	if err := s.cc.Reserve(); err != nil {
@@ -527,7 +534,13 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 		if t.closed.Load() {
 			return nil, ErrClosed
 		}
-		if ctx.Err() == nil && p.exit.health.failure(t.now(), err) {
+		if cerr := ctx.Err(); cerr != nil {
+			// The caller gave up: say so, whatever the dialer made of
+			// it (the SOCKS dialer reports an expired deadline).
+			return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: fmt.Errorf("%w (%v)", context.Cause(ctx), err),
+				viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
+		}
+		if p.exit.health.failure(t.now(), err) {
 			t.logEjected(p.exit)
 		}
 		if isProxyAuth(err) {
@@ -648,7 +661,11 @@ func (p *hostPool) onState(s *socket) {
 		if served > 0 && p.policy.observeReset(served) {
 			t.logLearned(p.policy)
 		}
-		if p.exit.health.failure(t.now(), errors.New("connection reset with a request in flight")) {
+		// A reset through a proxy may be the proxy failing; through a
+		// direct exit it is the target's doing (a WAF, a limit) and says
+		// nothing about the exit. One event that resets many sockets at
+		// once counts once.
+		if p.exit.proxy != nil && p.exit.health.resetFailure(t.now()) {
 			t.logEjected(p.exit)
 		}
 	case CloseServerIdleTimeout:
@@ -679,7 +696,7 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 		r = s.retireReason
 	case s.serverClose != "":
 		r = s.serverClose
-	case s.clientAbort:
+	case s.clientAbort, !s.h2 && s.inflight > 0 && s.reqCtx != nil && s.reqCtx.Err() != nil:
 		r = CloseClientClose
 	case s.inflight > 0 || s.broken:
 		r = CloseReset
@@ -722,6 +739,9 @@ func (p *hostPool) release(s *socket) {
 	p.sc.leave()
 	p.mu.Lock()
 	s.inflight--
+	if s.inflight == 0 {
+		s.reqCtx = nil
+	}
 	s.lastUsed = p.t.now()
 	closeNow := s.retiring && s.inflight == 0 && !s.dead
 	p.broadcastLocked()

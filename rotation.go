@@ -3,6 +3,7 @@ package warmpool
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"hash/fnv"
 	"math/rand/v2"
 	"net"
@@ -422,12 +423,29 @@ type health struct {
 	ejections   uint64
 	lastErr     string
 	lastFailure time.Time
+	lastReset   time.Time
 }
 
 func (h *health) healthy(now time.Time) bool {
 	u := h.until.Load()
 	return u == 0 || now.UnixNano() >= u
 }
+
+// resetFailure records a reset through the exit as a failure, at most once
+// per resetWindow, and reports whether it ejected the exit.
+func (h *health) resetFailure(now time.Time) bool {
+	h.mu.Lock()
+	if now.Sub(h.lastReset) < resetWindow {
+		h.mu.Unlock()
+		return false
+	}
+	h.lastReset = now
+	h.mu.Unlock()
+	return h.failure(now, errors.New("connection reset with a request in flight"))
+}
+
+// resetWindow groups resets into one health event.
+const resetWindow = time.Second
 
 // success records a request or dial that worked through the exit.
 func (h *health) success() {

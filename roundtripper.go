@@ -495,6 +495,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				set.markTried(e.idx)
 				if dialFailures++; dialFailures < len(t.exits) {
+					p.sc.failure(classifyError(err))
 					continue
 				}
 			}
@@ -556,6 +557,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		p.sc.add(func(c *counters) { c.errors.Add(1) })
+		if t.closed.Load() && !errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("%w: %w", ErrClosed, err)
+		}
 		return nil, err
 	}
 }
