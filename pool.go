@@ -224,7 +224,8 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 		p.lastReq = now
 		bud := p.policy.current()
 		stale := p.expireLocked(now, bud)
-		s, l := p.pickLocked(now, start, bud.MaxRequests)
+		var gone []*socket
+		s, l := p.pickLocked(now, start, bud.MaxRequests, &gone)
 		if s != nil {
 			s.reqCtx = ctx
 		}
@@ -243,6 +244,9 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 		}
 		p.mu.Unlock()
 		closeSockets(stale)
+		for _, g := range gone {
+			p.onState(g)
+		}
 
 		if s != nil {
 			if err := s.cc.Reserve(); err != nil {
@@ -324,9 +328,13 @@ func (p *hostPool) waitErr(ctx context.Context) error {
 // out first) over spares, and claims a budget slot on it. start is when the
 // request asked for a socket; hostMax the host's current request limit.
 // p.mu must be held.
-func (p *hostPool) pickLocked(now, start time.Time, hostMax int) (*socket, lease) {
+func (p *hostPool) pickLocked(now, start time.Time, hostMax int, gone *[]*socket) (*socket, lease) {
 	var best *socket
 	for _, s := range p.sockets {
+		if s.h2 && !s.dead && p.h2GoneLocked(s) {
+			*gone = append(*gone, s)
+			continue
+		}
 		if !s.usableLocked() || s.budget.full(hostMax) {
 			continue
 		}
@@ -581,7 +589,15 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
 	bud := p.policy.current()
 	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)
-	cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
+	if !s.h2 {
+		// HTTP/1.1 conns report a peer's close at once through the
+		// hook. HTTP/2 conns are checked at each pick, at the end of
+		// each stream and by the sweeper instead: with a hook set,
+		// net/http runs it (and often a goroutine) on every stream's
+		// state changes, which costs HTTP/2 requests about a tenth of
+		// their time.
+		cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
+	}
 	return s, nil
 }
 
@@ -746,10 +762,22 @@ func (p *hostPool) release(s *socket) {
 	closeNow := s.retiring && s.inflight == 0 && !s.dead
 	p.broadcastLocked()
 	p.mu.Unlock()
-	if closeNow {
+	switch {
+	case closeNow:
 		s.cc.Close()
 		p.onState(s)
+	case s.h2 && (s.cc.Err() != nil || s.cc.Available() == 0):
+		p.onState(s) // it may have died or got GOAWAY (no state hook on HTTP/2)
 	}
+}
+
+// h2GoneLocked reports whether an HTTP/2 socket died or is draining after
+// a GOAWAY, so that onState must look at it. p.mu must be held.
+func (p *hostPool) h2GoneLocked(s *socket) bool {
+	if s.cc.Err() != nil {
+		return true
+	}
+	return !s.retiring && s.cc.InFlight() == 0 && s.cc.Available() == 0
 }
 
 // closeIdle closes the sockets with nothing in flight (all of them when
@@ -780,8 +808,20 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	p.mu.Lock()
 	exp := p.expireLocked(now, bud)
 	exp = append(exp, p.trimLocked()...)
+	var gone []*socket
+	for _, s := range p.sockets {
+		if s.h2 && !s.dead && p.h2GoneLocked(s) {
+			gone = append(gone, s)
+		}
+	}
+	// A safety net for waiters: HTTP/2 sockets have no state hook to
+	// announce that a server raised its stream limit.
+	p.broadcastLocked()
 	p.mu.Unlock()
 	closeSockets(exp)
+	for _, s := range gone {
+		p.onState(s)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.lim != nil && now.Sub(p.lastReq) < limiterMemory {

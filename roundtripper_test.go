@@ -612,3 +612,22 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
+
+// TestHTTP2ServerGoawayIsNoticed: an HTTP/2 server that times out an idle
+// socket (GOAWAY, then close) is noticed without any request: HTTP/2
+// sockets have no state hook, the sweeper looks at them.
+func TestHTTP2ServerGoawayIsNoticed(t *testing.T) {
+	tg := startTarget(t, target.Config{HTTP2: true, IdleTimeout: 100 * time.Millisecond})
+	rt := newTransport(t, tg, Config{})
+	c := &http.Client{Transport: rt}
+	require.NoError(t, get(c, tg.URL()))
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.OpenSockets == 0 }, 10*time.Second, 10*time.Millisecond)
+	snap := rt.Snapshot()
+	closes := snap.Total.Closes[CloseServerClose] + snap.Total.Closes[CloseServerIdleTimeout]
+	assert.Equal(t, uint64(1), closes, "closes %v", snap.Total.Closes)
+	require.NoError(t, get(c, tg.URL()))
+	snap = rt.Snapshot()
+	assert.Equal(t, uint64(2), snap.Total.Cold+snap.Total.Prewarmed)
+	assert.Zero(t, snap.Total.Errors)
+	assert.Zero(t, snap.Total.Retries, "a request was sent on the closed socket")
+}
