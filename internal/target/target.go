@@ -10,23 +10,20 @@ package target
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/testcert"
 )
 
 // Response headers added to every answered response.
@@ -858,7 +855,9 @@ func (t *Target) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		unhook()
 		stop()
 		if !ok {
-			return
+			// Abort the response: returning would let net/http send
+			// an empty 200 to a request the target never answered.
+			panic(http.ErrAbortHandler)
 		}
 	}
 
@@ -973,38 +972,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // selfSignedCert creates an ECDSA P-256 certificate for 127.0.0.1, ::1 and
 // localhost, and a pool trusting it.
 func selfSignedCert() (tls.Certificate, *x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "warmpool target", Organization: []string{"warmpool test"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(7 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+	c, err := testcert.New("warmpool target", 7*24*time.Hour)
+	return c.TLS, c.Pool, err
 }
 
 // recorder buffers a handler's response (used by HTTP10).
