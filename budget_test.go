@@ -197,6 +197,8 @@ func TestLearnsWAFResetLimit(t *testing.T) {
 	sort.Ints(after)
 	require.NotEmpty(t, after)
 	assert.LessOrEqual(t, after[len(after)-1], 95)
+	t.Logf("5000 GETs: %d resets, %d client errors, policy %+v, %d later connections, at most %d requests each",
+		ts.Resets, snap.Total.Errors, pol, len(after), after[len(after)-1])
 }
 
 // TestLearnsKeepAliveHeader: an Apache-like target announces

@@ -156,6 +156,9 @@ func TestBudgetIsExact(t *testing.T) {
 			if h2 {
 				assert.Equal(t, "HTTP/2.0", ts.Conns[0].Proto)
 			}
+			t.Logf("target: %d requests on %d connections, at most %d per connection, %d retired at 95 (HTTP/1.1: each with Connection: close on its 95th); client: %d errors, cold %d + prewarmed %d + reused %d = %d, closes %v",
+				ts.Requests, ts.ConnsWithRequests(), ts.MaxRequestsPerConn(), full, snap.Total.Errors,
+				snap.Total.Cold, snap.Total.Prewarmed, snap.Total.Reused, snap.Total.Requests, rt.Snapshot().Total.Closes)
 		})
 	}
 }
@@ -203,6 +206,7 @@ func TestResetsAreRetriedWhenSafe(t *testing.T) {
 	assert.Equal(t, uint64(ts.Resets), snap.Total.Retries)
 	checkInvariants(t, snap)
 	assert.Equal(t, uint64(ts.Requests), snap.Total.Requests, "every attempt the target saw is counted")
+	t.Logf("target resets %d; client closes %v, retries %d, errors %d", ts.Resets, snap.Total.Closes, snap.Total.Retries, snap.Total.Errors)
 }
 
 // nonReplayableBody is a body without GetBody, so it cannot be sent twice.
