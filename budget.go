@@ -450,6 +450,7 @@ type ConfigError struct {
 	Msg   string
 }
 
+// Error returns "warmpool: Field: Msg".
 func (e *ConfigError) Error() string { return "warmpool: " + e.Field + ": " + e.Msg }
 
 func configErr(field, format string, args ...any) error {

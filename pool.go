@@ -906,6 +906,7 @@ type DialError struct {
 	connectFailed bool // no TCP connection was made
 }
 
+// Error names the target, the exit and the cause.
 func (e *DialError) Error() string {
 	return fmt.Sprintf("warmpool: dial %s via exit %q: %v", e.Addr, e.Exit, e.Err)
 }
