@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages of the real programs the interop tests start on 127.0.0.1.
+# Debian packages of the real programs the tests start on 127.0.0.1 (nginx,
+# Apache httpd, squid, microsocks) and of the browser that renders the
+# dashboard (chromium).
 PKGS=(nginx-light apache2 squid microsocks chromium)
 need=()
 for p in "${PKGS[@]}"; do
