@@ -276,7 +276,7 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 				l.waited = true
 				l.wait = t.now().Sub(start)
 			}
-			p.maybePrewarm()
+			p.maybePrewarm(bud.MaxRequests)
 			return l, nil
 		}
 		if dial {
@@ -284,7 +284,7 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 			if err != nil {
 				return lease{}, err
 			}
-			p.maybePrewarm()
+			p.maybePrewarm(bud.MaxRequests)
 			return l, nil
 		}
 		ok := p.waitFor(ctx, wake)

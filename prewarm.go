@@ -103,13 +103,13 @@ func (p *hostPool) lookaheadLocked(s *socket) int {
 // limits: a replacement for each socket that came within its lookahead of
 // the end of its budget (on the exit rotation chooses, another one when
 // there is more than one healthy exit), and spares for recent misses. It is
-// called after a request took a socket.
-func (p *hostPool) maybePrewarm() {
+// called after a request took a socket, with the host's request limit as
+// that request read it.
+func (p *hostPool) maybePrewarm(hostMax int) {
 	t := p.t
 	if t.cfg.Prewarm.Disable {
 		return
 	}
-	hostMax := p.policy.current().MaxRequests
 	p.mu.Lock()
 	if t.closed.Load() || p.removed {
 		p.mu.Unlock()
