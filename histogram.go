@@ -116,7 +116,7 @@ func (h *hist) summary() Summary {
 	}
 }
 
-// latency records durations in microseconds.
+// recordDuration records a duration in microseconds.
 func (h *hist) recordDuration(d time.Duration) {
 	if d < 0 {
 		d = 0
@@ -124,6 +124,7 @@ func (h *hist) recordDuration(d time.Duration) {
 	h.record(uint64(d / time.Microsecond))
 }
 
+// latency summarizes durations recorded with recordDuration.
 func (h *hist) latency() LatencySummary {
 	s := h.summary()
 	us := func(v float64) time.Duration { return time.Duration(v * float64(time.Microsecond)) }

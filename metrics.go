@@ -279,8 +279,6 @@ const OtherHosts = "(other)"
 // MaxHostRows bounds the rows of Snapshot.Hosts (and of Snapshot.Pairs).
 const MaxHostRows = 1024
 
-const maxHostRows = MaxHostRows
-
 // counters are the live, lock-free counters of one scope.
 type counters struct {
 	requests, cold, prewarmed, reused atomic.Uint64

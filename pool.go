@@ -331,7 +331,7 @@ func (p *hostPool) waitErr(ctx context.Context) error {
 func (p *hostPool) pickLocked(now, start time.Time, hostMax int, gone *[]*socket) (*socket, lease) {
 	var best *socket
 	for _, s := range p.sockets {
-		if s.h2 && !s.dead && p.h2GoneLocked(s) {
+		if p.h2GoneLocked(s) {
 			*gone = append(*gone, s)
 			continue
 		}
@@ -771,9 +771,12 @@ func (p *hostPool) release(s *socket) {
 	}
 }
 
-// h2GoneLocked reports whether an HTTP/2 socket died or is draining after
-// a GOAWAY, so that onState must look at it. p.mu must be held.
+// h2GoneLocked reports whether a live HTTP/2 socket died or is draining
+// after a GOAWAY, so that onState must look at it. p.mu must be held.
 func (p *hostPool) h2GoneLocked(s *socket) bool {
+	if !s.h2 || s.dead {
+		return false
+	}
 	if s.cc.Err() != nil {
 		return true
 	}
@@ -810,7 +813,7 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	exp = append(exp, p.trimLocked()...)
 	var gone []*socket
 	for _, s := range p.sockets {
-		if s.h2 && !s.dead && p.h2GoneLocked(s) {
+		if p.h2GoneLocked(s) {
 			gone = append(gone, s)
 		}
 	}

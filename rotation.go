@@ -291,6 +291,16 @@ func (s *exitSet) markTried(i int) {
 	}
 }
 
+// withTried returns a set with exit i marked tried: s itself, or a copy
+// when s is the Transport's shared base set.
+func (s *exitSet) withTried(i int) *exitSet {
+	if s == &s.t.baseSet {
+		s = &exitSet{t: s.t}
+	}
+	s.markTried(i)
+	return s
+}
+
 // pickExit returns the exit for one attempt of a request, or nil when no
 // exit is eligible.
 func (t *Transport) pickExit(host, session string, set *exitSet) *exit {

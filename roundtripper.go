@@ -311,7 +311,7 @@ func (c Config) normalize() (Config, error) {
 
 // maxPolicies bounds the hosts whose policy is remembered. Beyond it, a
 // policy that no pool uses any more is forgotten.
-const maxPolicies = 4 * maxHostRows
+const maxPolicies = 4 * MaxHostRows
 
 // policy returns the shared policy of a hostname.
 func (t *Transport) policy(hostname string) *hostPolicy {
@@ -490,10 +490,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// Nothing was sent: any request may go through
 				// another exit.
 				lastErr = err
-				if set == &t.baseSet {
-					set = &exitSet{t: t}
-				}
-				set.markTried(e.idx)
+				set = set.withTried(e.idx)
 				if dialFailures++; dialFailures < len(t.exits) {
 					p.sc.failure(classifyError(err))
 					continue
@@ -534,7 +531,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.failed(l.s, ctx)
 		l.slot.release(ctx.Err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err), 0)
 		p.sc.failure(classifyError(err))
-		t.emit(p, req, l, attempt, sent, 0, err)
+		t.emitDone(p, req, l, attempt, sent, 0, 0, err)
 		// Retry under net/http's rule (nothing written, or a replayable
 		// request), bounded by maxAttempts. Unlike net/http, a socket
 		// dialed for this request may be retried too: through a proxy
@@ -545,10 +542,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if next, ok := rewind(req, nothingWritten); ok {
 				p.sc.add(func(c *counters) { c.retries.Add(1) })
 				if l.state == Cold && len(t.exits) > 1 {
-					if set == &t.baseSet {
-						set = &exitSet{t: t}
-					}
-					set.markTried(e.idx)
+					set = set.withTried(e.idx)
 				}
 				out = next
 				lastErr = err
@@ -775,10 +769,6 @@ func (b *body) finish(err error) {
 	b.p.release(b.l.s)
 	b.l.slot.release(b.drop, b.pause)
 	b.p.t.emitDone(b.p, b.req, b.l, b.attempt, b.sent, b.ttfb, b.status, err)
-}
-
-func (t *Transport) emit(p *hostPool, req *http.Request, l lease, attempt int, sent time.Time, status int, err error) {
-	t.emitDone(p, req, l, attempt, sent, 0, status, err)
 }
 
 func (t *Transport) emitDone(p *hostPool, req *http.Request, l lease, attempt int, sent time.Time, ttfb time.Duration, status int, err error) {
