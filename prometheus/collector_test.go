@@ -3,6 +3,7 @@ package prometheus
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"strings"
@@ -131,6 +132,14 @@ func sum(t *testing.T, mfs map[string]*dto.MetricFamily, name string, want map[s
 	return total
 }
 
+// quiet reports whether nothing the collector exports from the socket
+// pool changed between snapshots a and b.
+func quiet(a, b warmpool.Snapshot) bool {
+	x, y := a.Total, b.Total
+	return x.Requests == y.Requests && x.Prewarms == y.Prewarms && x.PrewarmTime == y.PrewarmTime &&
+		x.Sockets == y.Sockets && x.InFlight == y.InFlight && maps.Equal(x.Closes, y.Closes)
+}
+
 func TestCollectorAgainstTransport(t *testing.T) {
 	tgt, rt := startTarget(t, warmpool.Config{})
 	get(t, rt, tgt.URL()+"/", 20)
@@ -145,8 +154,21 @@ func TestCollectorAgainstTransport(t *testing.T) {
 	assert.Equal(t, 5, st.MaxRequestsPerConn())
 	assert.Equal(t, 4, st.ConnsWithRequests())
 
+	// A background pre-warm may still finish after the last request, so
+	// compare the collector with a snapshot taken while nothing changed:
+	// the same snapshot before and after the gather.
 	c := NewCollector(rt)
-	mfs := gather(t, c)
+	var mfs map[string]*dto.MetricFamily
+	for i := 0; ; i++ {
+		mfs = gather(t, c)
+		after := rt.Snapshot()
+		if quiet(snap, after) {
+			break
+		}
+		require.Less(t, i, 200, "the pool never settled: %+v then %+v", snap.Total, after.Total)
+		time.Sleep(10 * time.Millisecond)
+		snap = after
+	}
 
 	const exit, host = "direct", "127.0.0.1"
 	require.Contains(t, snap.Exits, exit)
