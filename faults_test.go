@@ -390,6 +390,34 @@ func TestFaultResetsEjectOnlyExit(t *testing.T) {
 	})
 }
 
+// TestFaultRetryTakesAFreshSocket: a target resets every connection on its
+// second request and four sockets are idle after one request each. The one
+// GET that hits the reset is retried on a new socket, not on another idle
+// socket that the same limit would reset: one reset, one retry, one new
+// handshake, and the other idle sockets are left alone.
+func TestFaultRetryTakesAFreshSocket(t *testing.T) {
+	tg := startTarget(t, target.Config{ResetAfter: 1, ResponseDelay: 50 * time.Millisecond})
+	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}, DisableLearning: true})
+	c := &http.Client{Transport: rt}
+	const g = 4
+	var wg sync.WaitGroup
+	for i := range g {
+		wg.Go(func() { assert.NoError(t, faultGet(c, tg.URL()), "request %d", i) })
+	}
+	wg.Wait()
+	require.Equal(t, g, tg.Stats().Handshakes, "one socket per concurrent request")
+
+	require.NoError(t, faultGet(c, tg.URL()))
+	ts := tg.Stats()
+	assert.Equal(t, 1, ts.Resets, "the retry went to a socket the limit would reset too")
+	assert.Equal(t, g+1, ts.Handshakes)
+	s := rt.Snapshot()
+	assert.Equal(t, uint64(1), s.Total.Retries)
+	assert.Equal(t, g, s.Total.Sockets.Idle, "three old sockets and the new one")
+	assert.Zero(t, s.Total.Errors)
+	faultCloseAndAccount(t, rt)
+}
+
 // TestFaultProxyDropTeachesNoLimit: the sockets a proxy drop kills all
 // carried the same number of requests. That one event is not a target that
 // resets connections after that many requests, so it must not lower the

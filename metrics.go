@@ -286,7 +286,7 @@ type counters struct {
 	handshakes, dialErrors, prewarms  atomic.Uint64
 	resumed, tooMany                  atomic.Uint64
 	waitNanos, taxNanos, prewarmNanos atomic.Int64
-	open, inflight                    atomic.Int64
+	inflight                          atomic.Int64
 	closes                            [len(closeReasons)]atomic.Uint64
 	errKinds                          [len(errorKinds)]atomic.Uint64
 	statuses                          [6]atomic.Uint64
@@ -359,7 +359,6 @@ func (c *counters) stats(now time.Time) Stats {
 		Resumed:         c.resumed.Load(),
 		PrewarmTime:     time.Duration(c.prewarmNanos.Load()),
 		HandshakeTax:    time.Duration(c.taxNanos.Load()),
-		OpenSockets:     int(c.open.Load()),
 		InFlight:        int(c.inflight.Load()),
 		PeakInFlight:    int(max(c.peakCur.Load(), c.peakPrev.Load())),
 		WarmLatency:     c.warm.latency(),
@@ -375,9 +374,6 @@ func (c *counters) stats(now time.Time) Stats {
 	}
 	if s.Requests > 0 {
 		s.WarmRatio = float64(s.Reused+s.Prewarmed) / float64(s.Requests)
-	}
-	if s.PeakInFlight > 0 {
-		s.PoolEfficiency = float64(s.OpenSockets) / float64(s.PeakInFlight)
 	}
 	for i := range c.closes {
 		if n := c.closes[i].Load(); n > 0 {
@@ -410,7 +406,7 @@ func (c *counters) foldInto(o *counters) {
 	}
 	for _, p := range [][2]*atomic.Int64{
 		{&o.waitNanos, &c.waitNanos}, {&o.taxNanos, &c.taxNanos}, {&o.prewarmNanos, &c.prewarmNanos},
-		{&o.open, &c.open}, {&o.inflight, &c.inflight},
+		{&o.inflight, &c.inflight},
 	} {
 		p[0].Add(p[1].Load())
 	}
@@ -497,7 +493,6 @@ func (sc *scopes) closed(r CloseReason, requests int) {
 	for _, c := range sc {
 		c = c.live()
 		c.closes[i].Add(1)
-		c.open.Add(-1)
 		c.perSo.record(uint64(max(requests, 0)))
 	}
 }
@@ -671,7 +666,9 @@ func (t *Transport) Snapshot() Snapshot {
 	return s
 }
 
-// addSocketGauges counts the open sockets of every pool by state.
+// addSocketGauges counts the open sockets of every pool by state, and sets
+// OpenSockets and PoolEfficiency from them, so that the three always agree
+// within one Snapshot. A host folded into OtherHosts counts there.
 func (t *Transport) addSocketGauges(s *Snapshot) {
 	add := func(g *SocketGauges, h SocketGauges) {
 		g.Open += h.Open
@@ -680,6 +677,15 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 		g.Spares += h.Spares
 		g.Retiring += h.Retiring
 	}
+	addTo := func(m map[string]Stats, key, other string, g SocketGauges) {
+		if _, ok := m[key]; !ok {
+			key = other
+		}
+		if st, ok := m[key]; ok {
+			add(&st.Sockets, g)
+			m[key] = st
+		}
+	}
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		g := p.gauges()
 		add(&s.Total.Sockets, g)
@@ -687,17 +693,29 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 			add(&es.Sockets, g)
 			s.Exits[p.exit.name] = es
 		}
-		if hs, ok := s.Hosts[p.hostname]; ok {
-			add(&hs.Sockets, g)
-			s.Hosts[p.hostname] = hs
-		}
-		k := p.exit.name + "|" + p.hostname
-		if ps, ok := s.Pairs[k]; ok {
-			add(&ps.Sockets, g)
-			s.Pairs[k] = ps
-		}
+		addTo(s.Hosts, p.hostname, OtherHosts, g)
+		addTo(s.Pairs, p.exit.name+"|"+p.hostname, p.exit.name+"|"+OtherHosts, g)
 		return true
 	})
+	s.Total.setOpen()
+	for k, es := range s.Exits {
+		es.setOpen()
+		s.Exits[k] = es
+	}
+	for _, m := range []map[string]Stats{s.Hosts, s.Pairs} {
+		for k, st := range m {
+			st.setOpen()
+			m[k] = st
+		}
+	}
+}
+
+// setOpen derives OpenSockets and PoolEfficiency from Sockets.
+func (s *Stats) setOpen() {
+	s.OpenSockets = s.Sockets.Open
+	if s.PeakInFlight > 0 {
+		s.PoolEfficiency = float64(s.OpenSockets) / float64(s.PeakInFlight)
+	}
 }
 
 // status applies the rule documented on Status.

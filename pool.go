@@ -203,7 +203,12 @@ func (s *socket) usableLocked() bool {
 // acquire returns a lease on a socket of p for a request, dialing one on
 // the request's path when no socket is free and the pool may grow.
 // It returns errPoolRemoved when p was swept; the caller looks p up again.
-func (p *hostPool) acquire(ctx context.Context) (lease, error) {
+//
+// A retry passes the request number at which its previous socket failed
+// (failedAt; 0 for none): sockets that would carry that many requests or
+// more are skipped while a fresh socket can be had instead, since a target
+// that resets sockets after N requests resets them all.
+func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 	t := p.t
 	start := t.now()
 	waited := false
@@ -225,14 +230,20 @@ func (p *hostPool) acquire(ctx context.Context) (lease, error) {
 		bud := p.policy.current()
 		stale := p.expireLocked(now, bud)
 		var gone []*socket
-		s, l := p.pickLocked(now, start, bud.MaxRequests, &gone)
+		s, l := p.pickLocked(now, start, bud.MaxRequests, failedAt, &gone)
+		canDial := s == nil && p.canDialLocked()
+		if s == nil && failedAt > 0 && !canDial {
+			// No fresh socket can be had: any socket beats waiting.
+			var again []*socket // the same gone sockets as the first pass
+			s, l = p.pickLocked(now, start, bud.MaxRequests, 0, &again)
+		}
 		if s != nil {
 			s.reqCtx = ctx
 		}
 		wake := p.wake
 		var dial bool
 		if s == nil {
-			if p.canDialLocked() {
+			if canDial {
 				p.dialing++
 				dial = true
 				if len(p.sockets) > 0 {
@@ -327,8 +338,9 @@ func (p *hostPool) waitErr(ctx context.Context) error {
 // sockets that have carried requests (their handshake is paid and they age
 // out first) over spares, and claims a budget slot on it. start is when the
 // request asked for a socket; hostMax the host's current request limit.
-// p.mu must be held.
-func (p *hostPool) pickLocked(now, start time.Time, hostMax int, gone *[]*socket) (*socket, lease) {
+// With failedAt > 0, sockets whose next request would be number failedAt or
+// later are skipped. p.mu must be held.
+func (p *hostPool) pickLocked(now, start time.Time, hostMax, failedAt int, gone *[]*socket) (*socket, lease) {
 	var best *socket
 	for _, s := range p.sockets {
 		if p.h2GoneLocked(s) {
@@ -339,6 +351,9 @@ func (p *hostPool) pickLocked(now, start time.Time, hostMax int, gone *[]*socket
 			continue
 		}
 		if !s.h2 && s.inflight > 0 || s.cc.Available() == 0 {
+			continue
+		}
+		if failedAt > 0 && s.budget.assigned+1 >= failedAt {
 			continue
 		}
 		if best == nil || (best.budget.assigned == 0 && s.budget.assigned > 0) {
@@ -501,7 +516,6 @@ func (p *hostPool) addLocked(s *socket) {
 		p.policy.spares.Add(1)
 	}
 	s.lastUsed = s.born
-	p.sc.add(func(c *counters) { c.open.Add(1) })
 	p.broadcastLocked()
 }
 
@@ -512,7 +526,6 @@ func (p *hostPool) closeUnadded(s *socket) {
 	s.dead = true
 	p.mu.Unlock()
 	s.cc.Close()
-	p.sc.add(func(c *counters) { c.open.Add(1) })
 	p.sc.closed(CloseClientClose, 0)
 	p.t.socketEvent(p, s, SocketClosed, CloseClientClose)
 }
@@ -536,7 +549,6 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 		if di.conn != nil && ctx.Err() == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {
 			// The TCP connection existed: count it as a socket that
 			// ended during its set-up.
-			p.sc.add(func(c *counters) { c.open.Add(1) })
 			p.sc.closed(dialCloseReason(err, p.exit.proxy != nil), -1)
 		}
 		if t.closed.Load() {

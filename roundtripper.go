@@ -425,8 +425,12 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 // net/http's rule: if nothing was written, or if the request is replayable
 // (GET, HEAD, OPTIONS or TRACE, or an Idempotency-Key or X-Idempotency-Key
 // header), and its body is empty or has GetBody. A request body is never
-// sent twice otherwise. At most 4 attempts are sent. A failed dial sends
-// nothing, so any request then tries the other eligible exits, each once.
+// sent twice otherwise. At most 4 attempts are sent. A retry after a
+// reused socket failed on its Nth request skips the sockets that would carry
+// their Nth request or later, and takes a spare or a new socket instead
+// (unless MaxConnsPerHost leaves no room): a target that resets sockets
+// after N requests would reset those too. A failed dial sends nothing, so
+// any request then tries the other eligible exits, each once.
 //
 // The exit is chosen by Config.Rotation, or by the session key of the
 // request's context (WithSession). Exits ejected for repeated failures are
@@ -451,6 +455,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out := req
 	var lastErr error
 	dialFailures := 0
+	failedAt := 0 // request number on the socket of the last failed attempt, if reused
 	for attempt := 1; ; {
 		e := t.pickExit(hostname, session, set)
 		if e == nil {
@@ -474,7 +479,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 					break
 				}
 			}
-			l, err = p.acquire(ctx)
+			l, err = p.acquire(ctx, failedAt)
 			if err != errPoolRemoved {
 				break
 			}
@@ -546,6 +551,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				out = next
 				lastErr = err
+				failedAt = 0
+				if l.n > 1 {
+					failedAt = l.n
+				}
 				attempt++
 				continue
 			}
