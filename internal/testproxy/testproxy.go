@@ -577,13 +577,16 @@ func (p *Proxy) serveSOCKS5(s *session) {
 	case !p.hasCreds && offered(socksAuthUserPass):
 		method = socksAuthUserPass // any credentials accepted
 	}
-	if _, err := c.Write([]byte{socksVer5, method}); err != nil {
-		return
-	}
 	if method == socksNoAcceptable {
+		// Counted before the reply, so a client that has read it
+		// sees it in Stats.
 		if p.hasCreds {
 			p.authFailures.Add(1)
 		}
+		_, _ = c.Write([]byte{socksVer5, method})
+		return
+	}
+	if _, err := c.Write([]byte{socksVer5, method}); err != nil {
 		return
 	}
 	if method == socksAuthUserPass {
