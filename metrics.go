@@ -393,8 +393,9 @@ func (c *counters) stats(now time.Time) Stats {
 	return s
 }
 
-// foldInto adds c's counts into o (a row folded into OtherHosts). Gauges
-// move too: sockets and requests still open on c are then counted on o.
+// foldInto adds c's counts into o (a row folded into OtherHosts). The
+// in-flight gauge moves too: requests still open on c are then counted on o.
+// (Socket gauges are not counters: Snapshot counts them from the pools.)
 func (c *counters) foldInto(o *counters) {
 	for _, p := range [][2]*atomic.Uint64{
 		{&o.requests, &c.requests}, {&o.cold, &c.cold}, {&o.prewarmed, &c.prewarmed},
