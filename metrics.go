@@ -317,9 +317,14 @@ func (c *counters) live() *counters {
 func (c *counters) enter(now int64) {
 	n := c.inflight.Add(1)
 	c.rollPeak(now)
+	storeMax(&c.peakCur, n)
+}
+
+// storeMax raises v to n if n is larger.
+func storeMax(v *atomic.Int64, n int64) {
 	for {
-		p := c.peakCur.Load()
-		if n <= p || c.peakCur.CompareAndSwap(p, n) {
+		p := v.Load()
+		if n <= p || v.CompareAndSwap(p, n) {
 			return
 		}
 	}
@@ -394,7 +399,8 @@ func (c *counters) stats(now time.Time) Stats {
 }
 
 // foldInto adds c's counts into o (a row folded into OtherHosts). The
-// in-flight gauge moves too: requests still open on c are then counted on o.
+// in-flight gauge moves too: requests still open on c are then counted on o,
+// and so does the peak.
 // (Socket gauges are not counters: Snapshot counts them from the pools.)
 func (c *counters) foldInto(o *counters) {
 	for _, p := range [][2]*atomic.Uint64{
@@ -420,6 +426,11 @@ func (c *counters) foldInto(o *counters) {
 	for i := range c.statuses {
 		o.statuses[i].Add(c.statuses[i].Load())
 	}
+	// The peaks fold as a maximum, in o's window (or in c's, when o has
+	// none yet).
+	o.peakStart.CompareAndSwap(0, c.peakStart.Load())
+	storeMax(&o.peakCur, c.peakCur.Load())
+	storeMax(&o.peakPrev, c.peakPrev.Load())
 	o.warm.merge(&c.warm)
 	o.cold2.merge(&c.cold2)
 	o.perSo.merge(&c.perSo)

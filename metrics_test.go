@@ -315,3 +315,29 @@ func BenchmarkOnRequest(b *testing.B) {
 		})
 	}
 }
+
+// TestFoldedHostKeepsItsSockets: when a host's row is folded into
+// OtherHosts while its socket stays open, the socket is counted under
+// OtherHosts (per host and per pair), and OpenSockets agrees with Sockets.
+func TestFoldedHostKeepsItsSockets(t *testing.T) {
+	tg := startTarget(t, target.Config{})
+	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
+	require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
+	for i := range MaxHostRows {
+		rt.metrics.host(fmt.Sprintf("h%d.example", i))
+		rt.metrics.pair("direct", fmt.Sprintf("h%d.example", i))
+	}
+	s := rt.Snapshot()
+	require.NotContains(t, s.Hosts, "127.0.0.1", "the host's row was folded")
+	require.NotContains(t, s.Pairs, "direct|127.0.0.1")
+	for name, st := range map[string]Stats{
+		"total": s.Total, "exit": s.Exits["direct"].Stats,
+		"host": s.Hosts[OtherHosts], "pair": s.Pairs["direct|"+OtherHosts],
+	} {
+		assert.Equal(t, 1, st.Sockets.Open, name)
+		assert.Equal(t, 1, st.Sockets.Idle, name)
+		assert.Equal(t, 1, st.OpenSockets, name)
+		assert.InDelta(t, 1.0, st.PoolEfficiency, 1e-9, name)
+	}
+	assert.Equal(t, uint64(1), s.Hosts[OtherHosts].Requests)
+}
