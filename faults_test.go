@@ -1027,3 +1027,125 @@ func TestFaultSoak(t *testing.T) {
 	_, ok := tg.Await(faultHang, func(st target.Stats) bool { return st.OpenConns() == 0 })
 	assert.True(t, ok, "the target still has connections open")
 }
+
+// TestFaultSocketDiesBeforeItIsAdded: the peer closes new sockets at once,
+// and each one is dead before warmpool adds it to its pool (a test hook
+// waits for that). The state hook's report of the death comes too early to
+// act on; the pool still closes each socket exactly once, keeps no dead
+// socket, and a request whose new socket died redials once, since nothing
+// was sent.
+func TestFaultSocketDiesBeforeItIsAdded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		accepted atomic.Int32
+		killLo   atomic.Int32 // accepted conns numbered from killLo
+		killHi   atomic.Int32 // to killHi are closed at once
+		mu       sync.Mutex
+		killed   = map[int32]bool{} // by accept number
+	)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st != http.StateNew {
+				return
+			}
+			mu.Lock()
+			n := accepted.Load() + 1
+			k := killLo.Load() <= n && n <= killHi.Load()
+			killed[n] = k
+			accepted.Store(n)
+			mu.Unlock()
+			if k {
+				c.Close()
+			}
+		}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	url := "http://" + ln.Addr().String() + "/"
+
+	// The hook waits until the server has taken the conn (dials and
+	// accepts pair up in order: no two dials here overlap), then, if the
+	// server closed it, until the client has seen that.
+	var dials atomic.Int32
+	testHookDialed = func(cc *http.ClientConn) {
+		n := dials.Add(1)
+		for accepted.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+		mu.Lock()
+		k := killed[n]
+		mu.Unlock()
+		if !k {
+			return
+		}
+		for cc.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { testHookDialed = nil })
+
+	rt, err := New(Config{Prewarm: Prewarm{Disable: true}})
+	require.NoError(t, err)
+	first := rt
+	t.Cleanup(func() { first.Close() })
+	c := &http.Client{Transport: rt}
+
+	// The first new socket dies; the request redials and succeeds.
+	killLo.Store(1)
+	killHi.Store(1)
+	require.NoError(t, get(c, url))
+	s := rt.Snapshot()
+	assert.Equal(t, uint64(2), s.Total.Handshakes)
+	assert.Equal(t, uint64(1), faultCloses(s.Total.Closes), "the dead socket is closed once: %v", s.Total.Closes)
+	assert.Equal(t, 1, s.Total.Sockets.Open)
+
+	// Every new socket dies: the request fails after one redial, with an
+	// error that says so.
+	rt.CloseIdleConnections()
+	killLo.Store(accepted.Load() + 1)
+	killHi.Store(accepted.Load() + 2)
+	err = get(c, url)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "closed before its first request")
+	s = rt.Snapshot()
+	assert.Equal(t, uint64(4), s.Total.Handshakes)
+	assert.Equal(t, uint64(4), faultCloses(s.Total.Closes), "%v", s.Total.Closes)
+	assert.Zero(t, s.Total.Sockets.Open)
+	rt.pools.Range(func(_ poolKey, p *hostPool) bool {
+		p.mu.Lock()
+		assert.Empty(t, p.sockets, "no dead socket stays in the pool")
+		p.mu.Unlock()
+		return true
+	})
+	require.NoError(t, rt.Close())
+
+	// Pre-warmed spares that die before they are added are closed too:
+	// the next socket lives, every one after it dies.
+	killLo.Store(accepted.Load() + 2)
+	killHi.Store(1 << 30)
+	rt, err = New(Config{Budget: Budget{MaxRequests: 3}})
+	require.NoError(t, err)
+	t.Cleanup(func() { rt.Close() })
+	c = &http.Client{Transport: rt}
+	for range 3 {
+		require.NoError(t, get(c, url))
+	}
+	var last Stats
+	if !assert.Eventually(t, func() bool {
+		s := rt.Snapshot().Total
+		last = s
+		return s.Prewarms > 0 && s.Handshakes == 1+s.Prewarms && faultCloses(s.Closes) == 1+s.Prewarms &&
+			s.Closes[CloseBudget] == 1 && s.Sockets.Open == 0
+	}, 5*time.Second, time.Millisecond) {
+		t.Fatalf("spares not closed: %+v", last)
+	}
+	rt.pools.Range(func(_ poolKey, p *hostPool) bool {
+		p.mu.Lock()
+		for _, s := range p.sockets {
+			assert.False(t, s.dead, "no dead spare stays in the pool")
+		}
+		p.mu.Unlock()
+		return true
+	})
+	require.NoError(t, rt.Close())
+}

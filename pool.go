@@ -170,7 +170,11 @@ type socket struct {
 	// reqCtx is the context of the HTTP/1.1 request in flight, so that a
 	// close caused by its cancellation reads as the client's.
 	reqCtx context.Context
-	dead   bool
+	// added is set when the socket enters the pool. A state change
+	// reported before that (the peer closed a socket just dialed) is
+	// left to the code that adds it, which checks the socket then.
+	added bool
+	dead  bool
 }
 
 // lease is one request's claim on a socket.
@@ -211,7 +215,7 @@ func (s *socket) usableLocked() bool {
 func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 	t := p.t
 	start := t.now()
-	waited := false
+	waited, redialed := false, false
 	for {
 		if err := ctx.Err(); err != nil {
 			return lease{}, err
@@ -291,7 +295,14 @@ func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 			return l, nil
 		}
 		if dial {
-			l, err := p.dialForRequest(ctx, start)
+			l, unused, err := p.dialForRequest(ctx, start)
+			if unused && !redialed {
+				// The peer closed the new socket at once (a
+				// connection limit, a restart): nothing was sent,
+				// so dial once more.
+				redialed = true
+				continue
+			}
 			if err != nil {
 				return lease{}, err
 			}
@@ -465,45 +476,55 @@ func (p *hostPool) openLocked() int {
 
 // dialForRequest dials a socket on the request's path and claims it for the
 // request. The pool's dial slot (p.dialing) is already taken.
-func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (lease, error) {
+//
+// unused reports an error from a socket that closed before it carried
+// anything: the request may try again.
+func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (l lease, unused bool, err error) {
 	s, err := p.dial(ctx, true)
 	p.mu.Lock()
 	p.dialing--
 	p.broadcastLocked()
 	if err != nil {
 		p.mu.Unlock()
-		return lease{}, err
+		return lease{}, false, err
 	}
 	if p.t.closed.Load() || p.removed {
 		p.mu.Unlock()
 		p.closeUnadded(s)
 		if p.removed {
-			return lease{}, errPoolRemoved
+			return lease{}, false, errPoolRemoved
 		}
-		return lease{}, ErrClosed
+		return lease{}, false, ErrClosed
 	}
 	p.addLocked(s)
 	now := p.t.now()
-	l := p.claimLocked(s, now, start, p.policy.current().MaxRequests)
+	l = p.claimLocked(s, now, start, p.policy.current().MaxRequests)
 	s.reqCtx = ctx
 	p.mu.Unlock()
 	p.t.socketEvent(p, s, SocketDialed, "")
+	// A socket that died before it was added fails Reserve below, and
+	// onState then closes it.
 	if err := s.cc.Reserve(); err != nil {
 		// A fresh socket that cannot take a request is broken.
 		p.unclaim(s, l.last)
 		p.unwait()
 		p.onState(s)
-		return lease{}, fmt.Errorf("warmpool: new socket to %s via exit %q unusable: %w", p.key.addr, p.exit.name, err)
+		return lease{}, true, fmt.Errorf("warmpool: new socket to %s via exit %q closed before its first request: %w", p.key.addr, p.exit.name, err)
 	}
 	l.s = s
 	l.written = s.conn.written.Load()
 	l.waited = true
 	l.wait = now.Sub(start)
-	return l, nil
+	return l, false, nil
 }
 
 // addLocked adds a dialed socket to the pool. p.mu must be held.
+//
+// The socket may have died since its dial returned, before it was added,
+// when its state hook ignored the change: the caller must call
+// p.checkAdded(s) once it has released p.mu.
 func (p *hostPool) addLocked(s *socket) {
+	s.added = true
 	p.sockets = append(p.sockets, s)
 	p.dialEWMA = ewma(p.dialEWMA, s.dialed.Total)
 	if s.h2 {
@@ -517,6 +538,14 @@ func (p *hostPool) addLocked(s *socket) {
 	}
 	s.lastUsed = s.born
 	p.broadcastLocked()
+}
+
+// checkAdded handles the death of a socket that ended between its dial
+// and addLocked. p.mu must not be held.
+func (p *hostPool) checkAdded(s *socket) {
+	if s.cc.Err() != nil {
+		p.onState(s)
+	}
 }
 
 // closeUnadded closes a socket that never entered the pool (the Transport
@@ -610,8 +639,15 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 		// their time.
 		cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
 	}
+	if testHookDialed != nil {
+		testHookDialed(cc)
+	}
 	return s, nil
 }
+
+// testHookDialed, when set by a test, runs after each dial, before the
+// socket is added to its pool.
+var testHookDialed func(*http.ClientConn)
 
 // isProxyAuth reports whether a dial error is a proxy refusing the exit's
 // credentials. net/http reports both as plain text.
@@ -656,7 +692,7 @@ func (p *hostPool) onState(s *socket) {
 		goaway = true
 	}
 	p.mu.Lock()
-	if s.dead {
+	if s.dead || !s.added {
 		p.mu.Unlock()
 		return
 	}

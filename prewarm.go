@@ -233,4 +233,5 @@ func (p *hostPool) prewarmOne(old *socket) {
 		c.prewarmNanos.Add(int64(s.dialed.Total))
 	})
 	t.socketEvent(p, s, SocketPrewarmed, "")
+	p.checkAdded(s)
 }
