@@ -430,7 +430,8 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 // their Nth request or later, and takes a spare or a new socket instead
 // (unless MaxConnsPerHost leaves no room): a target that resets sockets
 // after N requests would reset those too. A failed dial sends nothing, so
-// any request then tries the other eligible exits, each once.
+// any request then tries the other eligible exits, each once; a new socket
+// that the peer closes before its first request is redialed once.
 //
 // The exit is chosen by Config.Rotation, or by the session key of the
 // request's context (WithSession). Exits ejected for repeated failures are
