@@ -191,6 +191,7 @@ func TestCloseWakesQueuedRequests(t *testing.T) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
+			panic(http.ErrAbortHandler) // send nothing once the client closed (see faultHangTarget)
 		}
 	})})
 	rt := newTransport(t, tg, Config{Concurrency: Concurrency{Enable: true, Initial: 1, Max: 1}})
