@@ -170,6 +170,10 @@ type socket struct {
 	// reqCtx is the context of the HTTP/1.1 request in flight, so that a
 	// close caused by its cancellation reads as the client's.
 	reqCtx context.Context
+	// completed counts the exchanges that ended well (a response and its
+	// body): what the peer served before a reset, whatever the order in
+	// which the failed exchange and the socket's death are seen.
+	completed int
 	// added is set when the socket enters the pool. A state change
 	// reported before that (the peer closed a socket just dialed) is
 	// left to the code that adds it, which checks the socket then.
@@ -715,7 +719,7 @@ func (p *hostPool) onState(s *socket) {
 		return
 	}
 	reason := p.removeLocked(s)
-	served := s.budget.assigned - s.inflight
+	served := s.completed
 	idle := p.t.now().Sub(s.lastUsed)
 	p.mu.Unlock()
 	p.sc.closed(reason, s.budget.assigned)
@@ -798,11 +802,14 @@ func closeSockets(ss []*socket) {
 
 // release ends a lease: the response is done (body at EOF or closed) or the
 // attempt failed. It closes a retired socket once its last request is done.
-func (p *hostPool) release(s *socket) {
+func (p *hostPool) release(s *socket, completed bool) {
 	p.exit.inflight.Add(-1)
 	p.sc.leave()
 	p.mu.Lock()
 	s.inflight--
+	if completed {
+		s.completed++
+	}
 	if s.inflight == 0 {
 		s.reqCtx = nil
 	}

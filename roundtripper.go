@@ -534,7 +534,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return p.track(req, resp, l, attempt, sent), nil
 		}
-		p.failed(l.s, ctx)
+		nothingWritten := l.s.conn.written.Load() == l.written
+		p.failed(l.s, ctx, !nothingWritten)
 		l.slot.release(ctx.Err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err), 0)
 		p.sc.failure(classifyError(err))
 		t.emitDone(p, req, l, attempt, sent, 0, 0, err)
@@ -544,7 +545,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// that died, a fresh tunnel fails like an old one. Then the
 		// next attempt prefers another exit.
 		if attempt < maxAttempts && ctx.Err() == nil && !t.closed.Load() {
-			nothingWritten := l.s.conn.written.Load() == l.written
 			if next, ok := rewind(req, nothingWritten); ok {
 				p.sc.add(func(c *counters) { c.retries.Add(1) })
 				if l.state == Cold && len(t.exits) > 1 {
@@ -645,10 +645,19 @@ func closeReqBody(req *http.Request) {
 	}
 }
 
-// failed ends the lease of an attempt that got no response.
-func (p *hostPool) failed(s *socket, ctx context.Context) {
+// failed ends the lease of an attempt that got no response. wrote says
+// whether the attempt wrote bytes to the socket.
+func (p *hostPool) failed(s *socket, ctx context.Context, wrote bool) {
 	p.broke(s, ctx)
-	p.release(s)
+	if wrote && !s.h2 {
+		// An HTTP/1.1 exchange that failed after its request went out
+		// leaves the conn unusable, and net/http's state hook may
+		// report its end only later: close it now, so that the reset
+		// is counted and learned from before the next request.
+		s.cc.Close()
+		p.onState(s)
+	}
+	p.release(s, false)
 }
 
 // broke records that an exchange on s failed: when net/http then closes the
@@ -776,7 +785,7 @@ func (b *body) finish(err error) {
 		}
 		b.p.sc.failure(kind)
 	}
-	b.p.release(b.l.s)
+	b.p.release(b.l.s, err == nil)
 	b.l.slot.release(b.drop, b.pause)
 	b.p.t.emitDone(b.p, b.req, b.l, b.attempt, b.sent, b.ttfb, b.status, err)
 }

@@ -254,7 +254,10 @@ func TestIdempotencyKeyPostIsRetried(t *testing.T) {
 	}
 	ts := tg.Stats()
 	assert.Positive(t, ts.Resets)
-	assert.LessOrEqual(t, ts.Resets, 2, "after two resets at the same count, warmpool retires sockets earlier")
+	// Two resets at the same count teach the limit. Rarely (about 1 run
+	// in 1,500 under -race) a socket's death is seen only after the next
+	// socket was picked, and a third reset comes before the lesson.
+	assert.LessOrEqual(t, ts.Resets, 3, "after two resets at the same count, warmpool retires sockets earlier")
 	assert.Equal(t, uint64(ts.Resets), rt.Snapshot().Total.Retries)
 	assert.Equal(t, 12+ts.Resets, ts.Requests)
 }
