@@ -188,11 +188,7 @@ func TestCloseWakesQueuedRequests(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	tg := startTarget(t, target.Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			panic(http.ErrAbortHandler) // send nothing once the client closed (see faultHangTarget)
-		}
+		hangUntil(r, release)
 	})})
 	rt := newTransport(t, tg, Config{Concurrency: Concurrency{Enable: true, Initial: 1, Max: 1}})
 	c := &http.Client{Transport: rt}

@@ -207,14 +207,7 @@ func faultHangTarget(t *testing.T, cfg target.Config) *target.Target {
 	t.Cleanup(func() { close(release) }) // runs before the target's Close
 	cfg.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hang" {
-			select {
-			case <-r.Context().Done():
-				// The client's TLS close_notify ends the context
-				// before its TCP close: an empty 200 written now
-				// could still be read. Send nothing.
-				panic(http.ErrAbortHandler)
-			case <-release:
-			}
+			hangUntil(r, release)
 			return
 		}
 		_, k, _ := target.ConnInfo(r)
@@ -704,7 +697,7 @@ func TestFaultCancelWhileReadingBody(t *testing.T) {
 			case <-r.Context().Done():
 				// Returning would end the chunked body cleanly,
 				// and the client could read that end in the
-				// close_notify window (see faultHangTarget).
+				// close_notify window (see hangUntil).
 				panic(http.ErrAbortHandler)
 			case <-time.After(10 * time.Millisecond):
 			}

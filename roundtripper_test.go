@@ -67,6 +67,18 @@ func get(c *http.Client, url string) error {
 	return err
 }
 
+// hangUntil holds a handler until release is closed. If the client gives
+// up first, it aborts the connection rather than answer: the client's TLS
+// close_notify ends r's context before its TCP close, and a response
+// written in between could still be read.
+func hangUntil(r *http.Request, release <-chan struct{}) {
+	select {
+	case <-release:
+	case <-r.Context().Done():
+		panic(http.ErrAbortHandler)
+	}
+}
+
 // hammer sends n GETs to url from g goroutines and returns the errors.
 func hammer(c *http.Client, url string, g, n int) []error {
 	var (
@@ -446,13 +458,7 @@ func TestCloseWakesWaitersAndFailsInFlight(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	tg := startTarget(t, target.Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			// The client's TLS close_notify ends the context before
-			// its TCP close: a 200 written now could still be read.
-			panic(http.ErrAbortHandler)
-		}
+		hangUntil(r, release)
 	})})
 	rt := newTransport(t, tg, Config{MaxConnsPerHost: 1})
 	c := &http.Client{Transport: rt}
