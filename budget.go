@@ -1,55 +1,14 @@
 package warmpool
 
 import (
-	"fmt"
 	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// Budget limits how much one socket may be used before warmpool retires it.
-// A retired socket takes no new request and closes gracefully once its last
-// response is done: on HTTP/1.1 its last request carries
-// "Connection: close"; on HTTP/2 it opens no new stream and closes when its
-// streams finish. The zero Budget retires sockets only when the server or
-// the network ends them, or when warmpool learns the target's limits.
-type Budget struct {
-	// MaxRequests is the most requests one socket carries. Zero means no
-	// limit. warmpool never sends more: the limit is taken atomically when
-	// a request reserves the socket.
-	MaxRequests int
-	// MaxAge is the longest a socket is used after its handshake. A socket
-	// older than MaxAge is closed (reason max_age) before it is used again.
-	// Zero means no limit.
-	MaxAge time.Duration
-	// IdleTimeout is the longest a socket may sit idle and still be used.
-	// An idle socket past it is closed (reason idle), never used. Zero
-	// means no per-host limit; Config.IdleConnTimeout still applies.
-	IdleTimeout time.Duration
-	// Jitter, between 0 and 1, draws each socket's request limit uniformly
-	// from [MaxRequests×(1−Jitter), MaxRequests], so that socket lifetimes
-	// do not form a fixed, fingerprintable pattern. The limit itself is
-	// never exceeded. Zero means every socket gets exactly MaxRequests.
-	// Config.JitterSeed makes the draws reproducible.
-	Jitter float64
-}
-
-func (b Budget) validate(field string) error {
-	switch {
-	case b.MaxRequests < 0:
-		return configErr(field+".MaxRequests", "negative value %d (want 0 for no limit, or a positive count)", b.MaxRequests)
-	case b.MaxAge < 0:
-		return configErr(field+".MaxAge", "negative duration %v (want 0 for no limit, or a positive duration)", b.MaxAge)
-	case b.IdleTimeout < 0:
-		return configErr(field+".IdleTimeout", "negative duration %v (want 0 for no limit, or a positive duration)", b.IdleTimeout)
-	case b.Jitter < 0 || b.Jitter >= 1 || math.IsNaN(b.Jitter):
-		return configErr(field+".Jitter", "%v out of range (want 0 for none, or a fraction in (0, 1), e.g. 0.2)", b.Jitter)
-	}
-	return nil
-}
 
 // Source says where a host's limit came from.
 type Source string
@@ -89,11 +48,8 @@ type HostPolicy struct {
 	ServerIdleTimeout time.Duration
 }
 
-// Learning defaults.
+// Learning constants.
 const (
-	// DefaultResetHeadroom is the fraction below an observed reset limit at
-	// which warmpool retires sockets: a limit of 100 means retire at 95.
-	DefaultResetHeadroom = 0.05
 	// learnAgree is how many observations must agree before a limit that
 	// the server never announced is believed.
 	learnAgree = 2
@@ -112,7 +68,8 @@ func idleMargin(t time.Duration) time.Duration {
 
 // hostPolicy is what warmpool knows about one target host (by hostname),
 // shared by every exit's pool for that host. It is safe for concurrent use.
-// Lock order: hostPool.mu, then hostPolicy.mu.
+// Lock order: hostPool.mu, then hostPolicy.mu; nothing is called with mu
+// held.
 type hostPolicy struct {
 	name     string
 	conf     Budget // configured
@@ -329,6 +286,36 @@ func (hp *hostPolicy) observeIdleClose(d time.Duration) (changed bool) {
 	return
 }
 
+// learnFrom learns from the headers of a response on lease l: a
+// "Connection: close" (or an HTTP/1.0 answer) after the same number of
+// requests, and an HTTP/1.1 "Keep-Alive: timeout=T, max=M". It records the
+// server's close on the socket, so that its end reads server_close or
+// http10.
+func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
+	t := p.t
+	if resp.Close {
+		r := CloseServerClose
+		if resp.ProtoMajor == 1 && resp.ProtoMinor == 0 {
+			r = CloseHTTP10
+		}
+		p.mu.Lock()
+		if l.s.serverClose == "" {
+			l.s.serverClose = r
+		}
+		p.mu.Unlock()
+		if !l.last && p.policy.observeServerClose(l.n, r == CloseHTTP10) {
+			t.logLearned(p.policy)
+		}
+	}
+	if !l.s.h2 {
+		if v := resp.Header["Keep-Alive"]; len(v) > 0 {
+			if ka, ok := parseKeepAlive(v[0]); ok && p.policy.observeKeepAlive(l.n, ka) {
+				t.logLearned(p.policy)
+			}
+		}
+	}
+}
+
 // keepAlive is a parsed Keep-Alive response header; -1 means absent.
 type keepAlive struct {
 	timeout time.Duration
@@ -441,18 +428,4 @@ func expired(now, born, lastUsed time.Time, bud Budget, idleMax time.Duration) (
 		return CloseIdle, true
 	}
 	return "", false
-}
-
-// ConfigError reports invalid configuration given to New. Field names the
-// offending field as written in Go, for example "Config.Exits[2].Proxy".
-type ConfigError struct {
-	Field string
-	Msg   string
-}
-
-// Error returns "warmpool: Field: Msg".
-func (e *ConfigError) Error() string { return "warmpool: " + e.Field + ": " + e.Msg }
-
-func configErr(field, format string, args ...any) error {
-	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }

@@ -2,8 +2,6 @@ package warmpool
 
 import (
 	"context"
-	"errors"
-	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -11,105 +9,11 @@ import (
 	"time"
 )
 
-// ErrOverloaded is returned by RoundTrip when adaptive concurrency is on and
-// the queue of requests waiting for a slot on their exit and host is full.
-var ErrOverloaded = errors.New("warmpool: too many requests waiting for a concurrency slot")
-
-// Concurrency configures adaptive limits on the requests in flight per exit
-// and target host, learned the way TCP learns a window (AIMD): the limit
-// grows by one for each limit's worth of healthy responses while at least
-// half of it is in use, and shrinks by
-// Backoff on a drop (by default a 429, a 503 or a reset). Growth slows down
-// twentyfold just below the level of the last drop, so that a target with a
-// fixed threshold is probed rarely instead of on every cycle; a probe that
-// passes raises that level. A 429 or 503 with
-// Retry-After also pauses new requests to that exit and host until then.
-// Requests beyond the limit wait in a bounded FIFO queue, honouring their
-// context and Close. The zero value leaves concurrency unlimited (only
-// MaxConnsPerHost applies).
-type Concurrency struct {
-	// Enable turns adaptive limits on.
-	Enable bool
-	// Initial is the starting limit. Zero means DefaultInitialLimit.
-	Initial int
-	// Min and Max bound the limit. Zero means 1 and MaxConnsPerHost.
-	Min, Max int
-	// Backoff is the factor applied to the limit on a drop, in (0, 1).
-	// Zero means DefaultBackoff.
-	Backoff float64
-	// MaxQueue bounds the requests waiting for a slot per exit and host;
-	// beyond it RoundTrip returns ErrOverloaded. Zero means
-	// DefaultMaxQueue.
-	MaxQueue int
-	// MaxPause caps a Retry-After pause. Zero means DefaultMaxPause.
-	MaxPause time.Duration
-	// IsDrop decides whether a response (or an error, with resp nil)
-	// means the target is overloaded. Nil means DefaultIsDrop.
-	IsDrop func(resp *http.Response, err error) bool
-}
-
-// Concurrency defaults.
+// Limiter constants.
 const (
-	DefaultInitialLimit = 8
-	DefaultBackoff      = 0.75
-	DefaultMaxQueue     = 1024
-	DefaultMaxPause     = 5 * time.Minute
-	limitHistory        = 32
-	probeSlowdown       = 20
+	limitHistory  = 32 // limit changes kept for ConcurrencyStats.History
+	probeSlowdown = 20 // growth slows by this factor just below the last drop
 )
-
-// DefaultIsDrop counts 429 Too Many Requests, 503 Service Unavailable and
-// failed requests (resets) as drops.
-func DefaultIsDrop(resp *http.Response, err error) bool {
-	if err != nil {
-		return true
-	}
-	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
-}
-
-func (c *Concurrency) normalize(maxConns int) error {
-	if !c.Enable {
-		return nil
-	}
-	switch {
-	case c.Initial < 0:
-		return configErr("Config.Concurrency.Initial", "negative value %d", c.Initial)
-	case c.Min < 0 || c.Max < 0:
-		return configErr("Config.Concurrency.Min", "negative bound (Min %d, Max %d)", c.Min, c.Max)
-	case c.Backoff < 0 || c.Backoff >= 1 || math.IsNaN(c.Backoff):
-		return configErr("Config.Concurrency.Backoff", "%v out of range (want 0 for the default %v, or a factor in (0, 1))", c.Backoff, DefaultBackoff)
-	case c.MaxQueue < 0:
-		return configErr("Config.Concurrency.MaxQueue", "negative value %d", c.MaxQueue)
-	case c.MaxPause < 0:
-		return configErr("Config.Concurrency.MaxPause", "negative duration %v", c.MaxPause)
-	}
-	if c.Min == 0 {
-		c.Min = 1
-	}
-	if c.Max == 0 {
-		c.Max = maxConns
-	}
-	if c.Min > c.Max {
-		return configErr("Config.Concurrency.Min", "%d is above Max %d", c.Min, c.Max)
-	}
-	if c.Initial == 0 {
-		c.Initial = DefaultInitialLimit
-	}
-	c.Initial = min(max(c.Initial, c.Min), c.Max)
-	if c.Backoff == 0 {
-		c.Backoff = DefaultBackoff
-	}
-	if c.MaxQueue == 0 {
-		c.MaxQueue = DefaultMaxQueue
-	}
-	if c.MaxPause == 0 {
-		c.MaxPause = DefaultMaxPause
-	}
-	if c.IsDrop == nil {
-		c.IsDrop = DefaultIsDrop
-	}
-	return nil
-}
 
 // LimitPoint is one change of an adaptive limit.
 type LimitPoint struct {
@@ -137,7 +41,8 @@ type ConcurrencyStats struct {
 	History []LimitPoint
 }
 
-// limiter is the AIMD limit of one hostPool.
+// limiter is the AIMD limit of one hostPool (see Concurrency). Its mu is
+// taken after hostPool.mu, never before.
 type limiter struct {
 	conf *Concurrency
 	now  func() time.Time

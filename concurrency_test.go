@@ -86,7 +86,7 @@ func TestAdaptiveConcurrencyFindsThe429Threshold(t *testing.T) {
 	}
 	// The pool follows the limit: no more sockets than it allows plus
 	// spares (and those retiring).
-	assert.LessOrEqual(t, snap.Total.OpenSockets, int(cs.Limit)+DefaultSpares+2)
+	assert.LessOrEqual(t, snap.Total.OpenSockets, int(cs.Limit)+defaultSpares+2)
 }
 
 // TestRetryAfterPausesTheExitAndHost: with Retry-After: 1 on every 429, no
@@ -213,7 +213,7 @@ func TestCloseWakesQueuedRequests(t *testing.T) {
 
 func TestLimiterAIMD(t *testing.T) {
 	conf := Concurrency{Enable: true, Initial: 4, Max: 100, MaxQueue: 8}
-	require.NoError(t, conf.normalize(64))
+	require.NoError(t, conf.normalize("Config.Concurrency", 64))
 	done := make(chan struct{})
 	defer close(done)
 	clk := newFakeClock()

@@ -249,7 +249,7 @@ func TestFaultServerStopsAnswering(t *testing.T) {
 	// Each round: one answered request, then one that hangs on the same
 	// (reused) socket. More rounds than Health.ConsecutiveFailures and
 	// than the agreement the reset learner needs.
-	const rounds = DefaultConsecutiveFailures + 1
+	const rounds = defaultConsecutiveFailures + 1
 	for i := range rounds {
 		require.NoError(t, faultGet(c, tg.URL()))
 		elapsed, err := faultTimedGet(c, tg.URL()+"/hang", 200*time.Millisecond)

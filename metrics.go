@@ -1,13 +1,15 @@
 package warmpool
 
 import (
-	"context"
-	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 )
+
+// This file counts: lock-free counters per scope (the Transport's total, each
+// exit, each host and each exit and host pair), the bounded rows of hosts and
+// pairs, and the process-wide count of Transports created. snapshot.go turns
+// them into a Snapshot.
 
 // CloseReason says why a socket ended. The values are stable strings, usable
 // as metric labels.
@@ -60,224 +62,13 @@ func closeIndex(r CloseReason) int {
 	return len(closeReasons) - 1
 }
 
-// ErrorKind classifies failed request attempts in Stats.ErrorKinds.
-type ErrorKind string
+// maxHostRows bounds the rows of Snapshot.Hosts (and of each exit's rows in
+// Snapshot.Pairs): beyond it, the least recently used row is folded into
+// OtherHosts.
+const maxHostRows = 1024
 
-// Error kinds.
-const (
-	ErrorDial       ErrorKind = "dial"       // connecting to the target or proxy failed
-	ErrorProxy      ErrorKind = "proxy"      // the proxy refused or broke the tunnel
-	ErrorTLS        ErrorKind = "tls"        // the TLS handshake failed
-	ErrorReset      ErrorKind = "reset"      // the connection broke mid-exchange
-	ErrorTimeout    ErrorKind = "timeout"    // a deadline or timeout expired
-	ErrorCanceled   ErrorKind = "canceled"   // the caller cancelled the request
-	ErrorOverloaded ErrorKind = "overloaded" // ErrOverloaded
-	ErrorNoExit     ErrorKind = "no_exit"    // ErrNoHealthyExit
-	ErrorClosed     ErrorKind = "closed"     // ErrClosed
-	ErrorOther      ErrorKind = "other"
-)
-
-var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorOther}
-
-// classifyError returns the kind of a failed attempt's error.
-func classifyError(err error) ErrorKind {
-	var de *DialError
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.Canceled):
-		return ErrorCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return ErrorTimeout
-	case errors.Is(err, ErrOverloaded):
-		return ErrorOverloaded
-	case errors.Is(err, ErrNoHealthyExit):
-		return ErrorNoExit
-	case errors.Is(err, ErrClosed):
-		return ErrorClosed
-	case errors.As(err, &de):
-		switch dialCloseReason(de.Err, true) {
-		case CloseTLSError:
-			return ErrorTLS
-		}
-		if errors.Is(err, ErrProxyAuth) || de.viaProxy && !de.connectFailed {
-			return ErrorProxy
-		}
-		return ErrorDial
-	case errors.As(err, &ne) && ne.Timeout():
-		return ErrorTimeout
-	}
-	return ErrorReset
-}
-
-func errorIndex(k ErrorKind) int {
-	for i, e := range errorKinds {
-		if e == k {
-			return i
-		}
-	}
-	return len(errorKinds) - 1
-}
-
-// SocketGauges count a scope's sockets by state, now.
-type SocketGauges struct {
-	// Open is every socket, idle or busy; the other fields split it
-	// (Busy + Idle + Spares + Retiring == Open).
-	Open int
-	// Busy sockets carry a request now.
-	Busy int
-	// Idle sockets have carried requests and wait for the next.
-	Idle int
-	// Spares were prewarmed and have not carried a request yet.
-	Spares int
-	// Retiring sockets take no new request and close when done.
-	Retiring int
-}
-
-// Stats are the counters for one scope: the whole Transport, one exit, one
-// target host or one exit and host pair. Counters count since New; gauges
-// (OpenSockets, Sockets, InFlight) are current.
-//
-// Requests counts attempts: each time a request was sent on a socket. A
-// request that warmpool retried on another socket counts once per attempt,
-// and once in Retries. For every scope,
-// Requests == Cold + Prewarmed + Reused.
-type Stats struct {
-	// Requests is the number of request attempts sent on a socket.
-	Requests uint64
-	// Cold counts attempts that paid for a handshake: the first request on
-	// a socket dialed for it (or whose dial it waited for).
-	Cold uint64
-	// Prewarmed counts attempts that were the first on a socket handshaken
-	// in the background before the request asked for one.
-	Prewarmed uint64
-	// Reused counts attempts on a socket that had carried a request before.
-	Reused uint64
-	// Waited counts attempts that had to wait for a socket (for a dial in
-	// progress or for a busy socket to free up) before being sent.
-	Waited uint64
-	// WaitTime is the total time attempts spent waiting for a socket,
-	// dials on the request path included.
-	WaitTime time.Duration
-	// Errors counts RoundTrip calls that returned an error.
-	Errors uint64
-	// ErrorKinds splits failed attempts (retried ones included) by kind.
-	ErrorKinds map[ErrorKind]uint64
-	// Retries counts attempts that were retried on another socket after a
-	// reused socket failed (see Transport.RoundTrip for the rule).
-	Retries uint64
-	// Statuses counts responses by status class: "1xx" to "5xx".
-	Statuses map[string]uint64
-	// TooManyRequests counts 429 responses.
-	TooManyRequests uint64
-	// Handshakes counts sockets successfully dialed (TCP, proxy and TLS).
-	Handshakes uint64
-	// DialErrors counts dials that failed.
-	DialErrors uint64
-	// Resumed counts handshakes that resumed a TLS session (included in
-	// Handshakes). Each exit keeps its own session cache.
-	Resumed uint64
-	// Prewarms counts sockets dialed in the background (included in
-	// Handshakes).
-	Prewarms uint64
-	// PrewarmTime is the handshake time spent in background dials, off
-	// every request's path.
-	PrewarmTime time.Duration
-	// HandshakeTax is the time spent dialing (DNS, TCP, proxy, TLS) on
-	// requests' paths, summed over Cold attempts.
-	HandshakeTax time.Duration
-	// HandshakesSaved is the handshakes keep-alive spared: one per reused
-	// attempt (equal to Reused).
-	HandshakesSaved uint64
-	// KeepAliveRatio is Reused / (Cold + Prewarmed + Reused): the share of
-	// attempts that found a socket already in use (0 without requests).
-	KeepAliveRatio float64
-	// WarmRatio is (Reused + Prewarmed) / Requests: the share of attempts
-	// that paid no handshake on their path.
-	WarmRatio float64
-	// OpenSockets is the number of sockets open now (Sockets.Open).
-	OpenSockets int
-	// Sockets splits the open sockets by state.
-	Sockets SocketGauges
-	// InFlight is the number of attempts in flight now.
-	InFlight int
-	// PeakInFlight is the most attempts in flight at once over the last
-	// one to two PeakWindows.
-	PeakInFlight int
-	// PoolEfficiency is OpenSockets / PeakInFlight: about 1 when the pool
-	// holds what the load needs; above 1 with spares or idle sockets kept
-	// for bursts; 0 without recent requests.
-	PoolEfficiency float64
-	// WarmLatency and ColdLatency are the distributions of the time from
-	// asking for a socket to the response headers, for warm (reused and
-	// prewarmed) and cold attempts.
-	WarmLatency, ColdLatency LatencySummary
-	// RequestsPerSocket is the distribution of the requests each socket
-	// carried, recorded when it closed.
-	RequestsPerSocket Summary
-	// Closes counts ended sockets by reason. Reasons that never occurred
-	// are absent.
-	Closes map[CloseReason]uint64
-}
-
-// PeakWindow is the window of Stats.PeakInFlight.
-const PeakWindow = 10 * time.Second
-
-// Status is the overall health of a Transport in a Snapshot.
-type Status string
-
-// Statuses, with the rule that decides them (Snapshot.StatusRule says which
-// part of the rule applied).
-const (
-	// StatusHealthy: none of the rules below applies.
-	StatusHealthy Status = "healthy"
-	// StatusDegraded: an exit is ejected; or more than 5% of at least 20
-	// requests failed; or fewer than half of at least 100 attempts were
-	// warm (WarmRatio < 0.5).
-	StatusDegraded Status = "degraded"
-	// StatusUnhealthy: every exit is ejected, or more than half of at
-	// least 20 requests failed.
-	StatusUnhealthy Status = "unhealthy"
-)
-
-// Snapshot is a point-in-time copy of a Transport's statistics. It is a
-// plain value: it shares nothing with the Transport, and encodes to JSON.
-type Snapshot struct {
-	// Taken is when the snapshot was made.
-	Taken time.Time
-	// Status sums up the Transport's health; StatusRule says why.
-	Status     Status
-	StatusRule string
-	// Total covers every request and socket of the Transport.
-	Total Stats
-	// Exits has one entry per exit, keyed by Exit.Name: its Stats and its
-	// health.
-	Exits map[string]ExitStats
-	// Hosts has one entry per target host, keyed by the URL's Hostname().
-	// At most MaxHostRows hosts have their own row: when a new host needs
-	// one, the least recently used row is folded into the row named
-	// OtherHosts.
-	Hosts map[string]Stats
-	// Pairs has one entry per exit and host, keyed "exit|host", bounded
-	// and folded like Hosts (into "exit|(other)").
-	Pairs map[string]Stats
-	// Policies has, for each target host seen, the limits warmpool applies
-	// and where they came from (configured, announced by the server, or
-	// observed), keyed like Hosts.
-	Policies map[string]HostPolicy
-	// Concurrency lists the adaptive limit of each exit and host (target
-	// host:port), when Config.Concurrency is on.
-	Concurrency []ConcurrencyStats
-	// TransportsCreated counts the Transports this process created in the
-	// last minute, a sign of the client recreation that wastes handshakes.
-	TransportsCreated int
-}
-
-// OtherHosts is the Snapshot.Hosts key under which hosts beyond the tracked
-// limit are summed, so that memory stays bounded with many distinct hosts.
-const OtherHosts = "(other)"
-
-// MaxHostRows bounds the rows of Snapshot.Hosts (and of Snapshot.Pairs).
-const MaxHostRows = 1024
+// peakWindow is the window of Stats.PeakInFlight.
+const peakWindow = 10 * time.Second
 
 // counters are the live, lock-free counters of one scope.
 type counters struct {
@@ -333,11 +124,11 @@ func storeMax(v *atomic.Int64, n int64) {
 // rollPeak starts a new peak window when the current one is over.
 func (c *counters) rollPeak(now int64) {
 	start := c.peakStart.Load()
-	if now-start < int64(PeakWindow) {
+	if now-start < int64(peakWindow) {
 		return
 	}
 	if c.peakStart.CompareAndSwap(start, now) {
-		if now-start < 2*int64(PeakWindow) {
+		if now-start < 2*int64(peakWindow) {
 			c.peakPrev.Store(c.peakCur.Load())
 		} else {
 			c.peakPrev.Store(0)
@@ -534,7 +325,7 @@ func (r *rows) get(name string) *counters {
 		x.used = r.clock
 		return x.c
 	}
-	if len(r.m) >= MaxHostRows {
+	if len(r.m) >= maxHostRows {
 		o, ok := r.m[r.other]
 		if !ok {
 			o = &row{c: new(counters)}
@@ -643,118 +434,4 @@ func recentTransports(now time.Time) int {
 		}
 	}
 	return n
-}
-
-// Snapshot returns the Transport's statistics now. It is safe to call
-// concurrently with requests; the counters are read one by one, so a
-// snapshot taken under load may be off by the requests in flight.
-func (t *Transport) Snapshot() Snapshot {
-	now := t.now()
-	s := Snapshot{
-		Taken: now,
-		Total: t.metrics.total.stats(now),
-		Exits: make(map[string]ExitStats, len(t.exits)),
-		Hosts: make(map[string]Stats),
-		Pairs: make(map[string]Stats),
-	}
-	for _, e := range t.exits {
-		s.Exits[e.name] = e.snapshot(now)
-	}
-	t.metrics.mu.Lock()
-	for h, r := range t.metrics.hosts.m {
-		s.Hosts[h] = r.c.stats(now)
-	}
-	for e, rs := range t.metrics.pairs {
-		for h, r := range rs.m {
-			s.Pairs[e+"|"+h] = r.c.stats(now)
-		}
-	}
-	t.metrics.mu.Unlock()
-	t.addSocketGauges(&s)
-	s.Policies = t.policySnapshot()
-	s.Concurrency = t.concurrencySnapshot()
-	s.TransportsCreated = recentTransports(now)
-	s.Status, s.StatusRule = s.status()
-	return s
-}
-
-// addSocketGauges counts the open sockets of every pool by state, and sets
-// OpenSockets and PoolEfficiency from them, so that the three always agree
-// within one Snapshot. A host folded into OtherHosts counts there.
-func (t *Transport) addSocketGauges(s *Snapshot) {
-	add := func(g *SocketGauges, h SocketGauges) {
-		g.Open += h.Open
-		g.Busy += h.Busy
-		g.Idle += h.Idle
-		g.Spares += h.Spares
-		g.Retiring += h.Retiring
-	}
-	addTo := func(m map[string]Stats, key, other string, g SocketGauges) {
-		if _, ok := m[key]; !ok {
-			key = other
-		}
-		if st, ok := m[key]; ok {
-			add(&st.Sockets, g)
-			m[key] = st
-		}
-	}
-	t.pools.Range(func(_ poolKey, p *hostPool) bool {
-		g := p.gauges()
-		add(&s.Total.Sockets, g)
-		if es, ok := s.Exits[p.exit.name]; ok {
-			add(&es.Sockets, g)
-			s.Exits[p.exit.name] = es
-		}
-		addTo(s.Hosts, p.hostname, OtherHosts, g)
-		addTo(s.Pairs, p.exit.name+"|"+p.hostname, p.exit.name+"|"+OtherHosts, g)
-		return true
-	})
-	s.Total.setOpen()
-	for k, es := range s.Exits {
-		es.setOpen()
-		s.Exits[k] = es
-	}
-	for _, m := range []map[string]Stats{s.Hosts, s.Pairs} {
-		for k, st := range m {
-			st.setOpen()
-			m[k] = st
-		}
-	}
-}
-
-// setOpen derives OpenSockets and PoolEfficiency from Sockets.
-func (s *Stats) setOpen() {
-	s.OpenSockets = s.Sockets.Open
-	if s.PeakInFlight > 0 {
-		s.PoolEfficiency = float64(s.OpenSockets) / float64(s.PeakInFlight)
-	}
-}
-
-// status applies the rule documented on Status.
-func (s *Snapshot) status() (Status, string) {
-	healthy := 0
-	for _, e := range s.Exits {
-		if e.Healthy {
-			healthy++
-		}
-	}
-	tot := s.Total
-	calls := tot.Requests - tot.Retries + tot.Errors // RoundTrip calls, roughly
-	errRate := 0.0
-	if calls > 0 {
-		errRate = float64(tot.Errors) / float64(calls)
-	}
-	switch {
-	case len(s.Exits) > 0 && healthy == 0:
-		return StatusUnhealthy, "every exit is ejected"
-	case calls >= 20 && errRate > 0.5:
-		return StatusUnhealthy, "more than half of the requests failed"
-	case healthy < len(s.Exits):
-		return StatusDegraded, "an exit is ejected"
-	case calls >= 20 && errRate > 0.05:
-		return StatusDegraded, "more than 5% of the requests failed"
-	case tot.Requests >= 100 && tot.WarmRatio < 0.5:
-		return StatusDegraded, "fewer than half of the requests found a warm socket"
-	}
-	return StatusHealthy, "no rule applies"
 }

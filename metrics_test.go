@@ -40,7 +40,7 @@ func TestHistogram(t *testing.T) {
 	assert.Equal(t, Summary{}, empty.summary())
 }
 
-// TestHostRowsAreBounded: 10,000 distinct hosts keep at most MaxHostRows
+// TestHostRowsAreBounded: 10,000 distinct hosts keep at most maxHostRows
 // rows plus the other row, and no count is lost in the folding.
 func TestHostRowsAreBounded(t *testing.T) {
 	var m metrics
@@ -57,7 +57,7 @@ func TestHostRowsAreBounded(t *testing.T) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	assert.Len(t, m.hosts.m, MaxHostRows+1)
+	assert.Len(t, m.hosts.m, maxHostRows+1)
 	var sum uint64
 	for _, r := range m.hosts.m {
 		sum += r.c.requests.Load()
@@ -101,7 +101,7 @@ func TestSnapshotScenario(t *testing.T) {
 	assert.Equal(t, tot.OpenSockets, tot.Sockets.Open)
 	assert.Equal(t, tot.Sockets.Open, tot.Sockets.Busy+tot.Sockets.Idle+tot.Sockets.Spares+tot.Sockets.Retiring)
 	assert.Equal(t, StatusHealthy, snap.Status)
-	pair := snap.Pairs["direct|127.0.0.1"]
+	pair := snap.Pairs[PairKey{Exit: "direct", Host: "127.0.0.1"}]
 	assert.Equal(t, tot.Requests, pair.Requests)
 	assert.Equal(t, tot.Cold, pair.Cold)
 
@@ -126,56 +126,6 @@ func TestSnapshotScenario(t *testing.T) {
 	assert.LessOrEqual(t, after.RequestsPerSocket.Max, 5.0)
 }
 
-// TestKillersRankWAFResets: resets after a fixed count show up as the WAF
-// killer, with the handshakes they cost.
-func TestKillersRankWAFResets(t *testing.T) {
-	tg := startTarget(t, target.Config{ResetAfter: 10})
-	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
-	c := &http.Client{Transport: rt}
-	for range 100 {
-		require.NoError(t, get(c, tg.URL()))
-	}
-	snap := rt.Snapshot()
-	resets := snap.Total.Closes[CloseReset]
-	require.Equal(t, uint64(tg.Stats().Resets), resets)
-	require.Positive(t, resets)
-	ks := snap.Killers()
-	require.NotEmpty(t, ks)
-	byName := map[string]Killer{}
-	for _, k := range ks {
-		byName[k.Name] = k
-	}
-	assert.Equal(t, resets, byName["waf_resets"].Handshakes)
-	assert.Equal(t, snap.Total.Closes[CloseBudget], byName["budget"].Handshakes)
-	assert.NotEmpty(t, byName["waf_resets"].Advice)
-	for i := 1; i < len(ks); i++ {
-		assert.GreaterOrEqual(t, ks[i-1].Handshakes, ks[i].Handshakes, "killers are ranked")
-	}
-	assert.Equal(t, uint64(resets), snap.Total.ErrorKinds[ErrorReset], "each reset attempt is counted by kind")
-}
-
-func TestKillersProxyAndIdle(t *testing.T) {
-	s := Snapshot{
-		Total: Stats{Closes: map[CloseReason]uint64{CloseServerIdleTimeout: 7, CloseHTTP10: 2, CloseIdle: 1}},
-		Exits: map[string]ExitStats{
-			"px":     {Proxy: true, Stats: Stats{Closes: map[CloseReason]uint64{CloseProxyError: 3}}},
-			"direct": {},
-		},
-		Pairs: map[string]Stats{
-			"px|a.example":     {Closes: map[CloseReason]uint64{CloseReset: 4}},
-			"direct|a.example": {Closes: map[CloseReason]uint64{CloseReset: 1}},
-			"px|b.example":     {Closes: map[CloseReason]uint64{CloseReset: 5}},
-		},
-		Policies: map[string]HostPolicy{"b.example": {MaxRequestsSource: SourceObserved}},
-	}
-	got := map[string]uint64{}
-	for _, k := range s.Killers() {
-		got[k.Name] = k.Handshakes
-	}
-	assert.Equal(t, map[string]uint64{"server_idle_timeout": 7, "proxy_termination": 7, "waf_resets": 5, "other_resets": 1, "http10": 2, "idle": 1}, got)
-	assert.Equal(t, "server_idle_timeout", s.Killers()[0].Name)
-}
-
 func TestClientRecreationIsCountedAndWarnedOnce(t *testing.T) {
 	var buf bytes.Buffer
 	lg := slog.New(slog.NewTextHandler(&syncWriter{w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -187,13 +137,6 @@ func TestClientRecreationIsCountedAndWarnedOnce(t *testing.T) {
 	rt := newTransport(t, nil, Config{Logger: lg})
 	snap := rt.Snapshot()
 	assert.Greater(t, snap.TransportsCreated, recreationThreshold)
-	found := false
-	for _, k := range snap.Killers() {
-		if k.Name == "client_recreation" {
-			found = true
-		}
-	}
-	assert.True(t, found)
 	// transportsCreated is process-wide: the warning may have been given
 	// by an earlier test; it is given at most once.
 	assert.LessOrEqual(t, strings.Count(buf.String(), "many Transports created"), 1)
@@ -247,7 +190,7 @@ func TestEventsRing(t *testing.T) {
 		ev = rt.Events()
 		return len(ev) > 0 && ev[len(ev)-1].Kind == SocketClosed
 	}, 5*time.Second, time.Millisecond, "no close event for the last socket")
-	assert.Len(t, ev, EventRingSize)
+	assert.Len(t, ev, eventRingSize)
 	last := ev[len(ev)-1]
 	assert.Equal(t, SocketClosed, last.Kind)
 	assert.Equal(t, CloseBudget, last.Reason)
@@ -333,16 +276,16 @@ func TestFoldedHostKeepsItsSockets(t *testing.T) {
 	tg := startTarget(t, target.Config{})
 	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
 	require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
-	for i := range MaxHostRows {
+	for i := range maxHostRows {
 		rt.metrics.host(fmt.Sprintf("h%d.example", i))
 		rt.metrics.pair("direct", fmt.Sprintf("h%d.example", i))
 	}
 	s := rt.Snapshot()
 	require.NotContains(t, s.Hosts, "127.0.0.1", "the host's row was folded")
-	require.NotContains(t, s.Pairs, "direct|127.0.0.1")
+	require.NotContains(t, s.Pairs, PairKey{Exit: "direct", Host: "127.0.0.1"})
 	for name, st := range map[string]Stats{
 		"total": s.Total, "exit": s.Exits["direct"].Stats,
-		"host": s.Hosts[OtherHosts], "pair": s.Pairs["direct|"+OtherHosts],
+		"host": s.Hosts[OtherHosts], "pair": s.Pairs[PairKey{Exit: "direct", Host: OtherHosts}],
 	} {
 		assert.Equal(t, 1, st.Sockets.Open, name)
 		assert.Equal(t, 1, st.Sockets.Idle, name)

@@ -2,13 +2,8 @@ package warmpool
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"hash/maphash"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -106,19 +101,32 @@ const (
 	protoHTTP2
 )
 
-// hostPool holds the sockets of one exit to one target.
+// hostPool holds the sockets of one exit to one target (scheme, host and
+// port), and hands them out as leases: acquire picks a free socket with
+// budget left (pickLocked), claims a slot on it (claimLocked) and reserves it
+// (ClientConn.Reserve); or it dials one on the request's path
+// (dialForRequest); or it waits for a change (waitFor). release gives the
+// slot back when the attempt ends.
 //
-// Locking: mu guards the fields marked below. mu is never held while calling
-// into a ClientConn (RoundTrip, Reserve, Release, Close, SetStateHook): the
-// ClientConn's state hook runs synchronously inside those and takes mu.
+// Locking: mu guards the fields below it and the guarded fields of the
+// pool's sockets. The lock order is hostPool.mu, then hostPolicy.mu, then
+// limiter.mu; Transport.pools' shard locks and metrics.mu are never held
+// while taking mu. mu is held only for bookkeeping: never while calling
+// ClientConn.RoundTrip, Reserve, Release, Close or SetStateHook, since the
+// ClientConn's state hook (onState) runs synchronously inside those and takes
+// mu; never while dialing, calling a user hook (OnSocket, OnRequest, a
+// Rotation) or logging. The pattern is: pick under mu, Reserve outside it,
+// and undo the claim (unclaim) when Reserve fails.
 type hostPool struct {
+	// Set at creation, never changed.
 	t        *Transport
 	exit     *exit
 	key      hostKey
 	hostname string
-	policy   *hostPolicy
+	policy   *hostPolicy // shared by the pools of every exit for the hostname
 	sc       scopes
 	lim      *limiter // adaptive concurrency; nil when off
+	maxConns int
 
 	mu         sync.Mutex
 	sockets    []*socket     // open sockets, oldest first
@@ -128,7 +136,6 @@ type hostPool struct {
 	proto      int           // protocol learned from the first socket
 	wake       chan struct{} // closed (and replaced) on every state change
 	removed    bool          // dropped from Transport.pools by the sweeper
-	maxConns   int
 	dialEWMA   time.Duration // smoothed handshake time of this exit and host
 	misses     [maxSpares]time.Time
 	nmiss      int // requests that found no free socket in a pool that had some
@@ -139,73 +146,12 @@ type hostPool struct {
 	prewarmBackoff time.Duration // current backoff after failed dials
 }
 
-// socket is one ClientConn and its bookkeeping.
-type socket struct {
-	id      uint64
-	p       *hostPool
-	cc      *http.ClientConn
-	conn    *countConn // raw TCP connection (to the target or the proxy)
-	h2      bool
-	proto   string
-	born    time.Time // handshake finished
-	dialed  Timings
-	onPath  bool // dialed for a request (not in the background)
-	resumed bool // TLS session resumed
-
-	replaces     uint64 // the socket this one was prewarmed to replace
-	replacesExit string
-
-	// Guarded by p.mu.
-	budget       socketBudget
-	inflight     int
-	lastUsed     time.Time
-	lastClaim    time.Time
-	interval     time.Duration // smoothed time between requests on it
-	retiring     bool          // takes no new request
-	replaced     int           // replacements dialed for it
-	retireReason CloseReason   // why warmpool retired it
-	serverClose  CloseReason   // server announced the close (server_close, http10)
-	clientAbort  bool          // the caller closed a body early
-	broken       bool          // an exchange on it failed (read or write error)
-	// reqCtx is the context of the HTTP/1.1 request in flight, so that a
-	// close caused by its cancellation reads as the client's.
-	reqCtx context.Context
-	// completed counts the exchanges that ended well (a response and its
-	// body): what the peer served before a reset, whatever the order in
-	// which the failed exchange and the socket's death are seen.
-	completed int
-	// added is set when the socket enters the pool. A state change
-	// reported before that (the peer closed a socket just dialed) is
-	// left to the code that adds it, which checks the socket then.
-	added bool
-	dead  bool
-}
-
-// lease is one request's claim on a socket.
-type lease struct {
-	s        *socket
-	state    ConnState
-	n        int  // the request's position on the socket
-	last     bool // the socket retires after this request
-	waited   bool
-	wait     time.Duration
-	idle     time.Duration
-	written  int64 // bytes written on the socket when the lease began
-	dialTime Timings
-	slot     slot // concurrency slot, when adaptive concurrency is on
-}
-
 // broadcastLocked wakes every acquire waiting on the pool. p.mu must be held.
 func (p *hostPool) broadcastLocked() {
 	if p.waiters > 0 {
 		close(p.wake)
 		p.wake = make(chan struct{})
 	}
-}
-
-// usable reports whether s may take a new request. p.mu must be held.
-func (s *socket) usableLocked() bool {
-	return !s.dead && !s.retiring && s.cc.Err() == nil
 }
 
 // acquire returns a lease on a socket of p for a request, dialing one on
@@ -262,7 +208,7 @@ func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 			}
 		}
 		p.mu.Unlock()
-		closeSockets(stale)
+		p.shutAll(stale)
 		for _, g := range gone {
 			p.onState(g)
 		}
@@ -328,8 +274,6 @@ func (p *hostPool) unwait() {
 	p.waiters--
 	p.mu.Unlock()
 }
-
-var errPoolRemoved = errors.New("warmpool: internal: pool removed")
 
 func (p *hostPool) waitFor(ctx context.Context, wake chan struct{}) bool {
 	select {
@@ -410,8 +354,7 @@ func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lea
 		p.policy.spares.Add(-1)
 	}
 	if last {
-		s.retiring = true
-		s.retireReason = CloseBudget
+		s.retireLocked(CloseBudget)
 	}
 	if !s.lastClaim.IsZero() {
 		s.interval = ewma(s.interval, now.Sub(s.lastClaim))
@@ -522,258 +465,6 @@ func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (l lease
 	return l, false, nil
 }
 
-// addLocked adds a dialed socket to the pool. p.mu must be held.
-//
-// The socket may have died since its dial returned, before it was added,
-// when its state hook ignored the change: the caller must call
-// p.checkAdded(s) once it has released p.mu.
-func (p *hostPool) addLocked(s *socket) {
-	s.added = true
-	p.sockets = append(p.sockets, s)
-	p.dialEWMA = ewma(p.dialEWMA, s.dialed.Total)
-	if s.h2 {
-		p.proto = protoHTTP2
-	} else {
-		p.proto = protoHTTP1
-	}
-	p.policy.proto.Store(int32(p.proto))
-	if !s.onPath {
-		p.policy.spares.Add(1)
-	}
-	s.lastUsed = s.born
-	p.broadcastLocked()
-}
-
-// checkAdded handles the death of a socket that ended between its dial
-// and addLocked. p.mu must not be held.
-func (p *hostPool) checkAdded(s *socket) {
-	if s.cc.Err() != nil {
-		p.onState(s)
-	}
-}
-
-// closeUnadded closes a socket that never entered the pool (the Transport
-// closed while it was dialed) and counts it as closed by the client.
-func (p *hostPool) closeUnadded(s *socket) {
-	p.mu.Lock()
-	s.dead = true
-	p.mu.Unlock()
-	s.cc.Close()
-	p.sc.closed(CloseClientClose, 0)
-	p.t.socketEvent(p, s, SocketClosed, CloseClientClose)
-}
-
-// dial makes a new socket with the exit's NewClientConn. onPath says
-// whether a request is waiting for it.
-func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
-	t := p.t
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(t.ctx, cancel)
-	defer func() {
-		stop()
-		cancel()
-	}()
-	di := &dialInfo{}
-	ctx = context.WithValue(ctx, dialInfoKey{}, di)
-	dt, ctx := newDialTrace(ctx, t.now)
-	cc, err := p.exit.tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
-	if err != nil {
-		p.sc.add(func(c *counters) { c.dialErrors.Add(1) })
-		if di.conn != nil && ctx.Err() == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {
-			// The TCP connection existed: count it as a socket that
-			// ended during its set-up.
-			p.sc.closed(dialCloseReason(err, p.exit.proxy != nil), -1)
-		}
-		if t.closed.Load() {
-			return nil, ErrClosed
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			// The caller gave up: say so, whatever the dialer made of
-			// it (the SOCKS dialer reports an expired deadline).
-			return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: fmt.Errorf("%w (%v)", context.Cause(ctx), err),
-				viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
-		}
-		if p.exit.health.failure(t.now(), err) {
-			t.logEjected(p.exit)
-		}
-		if isProxyAuth(err) {
-			err = fmt.Errorf("%w: %w", ErrProxyAuth, err)
-		}
-		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err,
-			viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
-	}
-	if di.conn == nil {
-		cc.Close()
-		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: errors.New("exit transport did not report its connection")}
-	}
-	tm := dt.timings()
-	if p.exit.proxy == nil {
-		tm.Proxy = 0
-	}
-	s := &socket{
-		id:     t.socketIDs.Add(1),
-		p:      p,
-		cc:     cc,
-		conn:   di.conn,
-		born:   t.now(),
-		dialed: tm,
-		onPath: onPath,
-		proto:  "HTTP/1.1",
-	}
-	dt.mu.Lock()
-	if dt.alpn == "h2" {
-		s.h2 = true
-		s.proto = "HTTP/2.0"
-	}
-	s.resumed = dt.resumed
-	dt.mu.Unlock()
-	p.exit.health.success()
-	if s.resumed {
-		p.sc.add(func(c *counters) { c.resumed.Add(1) })
-	}
-	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
-	bud := p.policy.current()
-	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)
-	if !s.h2 {
-		// HTTP/1.1 conns report a peer's close at once through the
-		// hook. HTTP/2 conns are checked at each pick, at the end of
-		// each stream and by the sweeper instead: with a hook set,
-		// net/http runs it (and often a goroutine) on every stream's
-		// state changes, which costs HTTP/2 requests about a tenth of
-		// their time.
-		cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
-	}
-	if testHookDialed != nil {
-		testHookDialed(cc)
-	}
-	return s, nil
-}
-
-// testHookDialed, when set by a test, runs after each dial, before the
-// socket is added to its pool.
-var testHookDialed func(*http.ClientConn)
-
-// isProxyAuth reports whether a dial error is a proxy refusing the exit's
-// credentials. net/http reports both as plain text.
-func isProxyAuth(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "Proxy Authentication Required") ||
-		strings.Contains(msg, "username/password authentication failed") ||
-		strings.Contains(msg, "no acceptable authentication methods")
-}
-
-// dialCloseReason classifies a dial that failed after its TCP connection
-// was made: through a proxy, anything but a TLS failure is the proxy's
-// (CONNECT refused, 407, SOCKS failure, tunnel dropped); direct, the
-// failure happened in the TLS handshake.
-func dialCloseReason(err error, viaProxy bool) CloseReason {
-	var (
-		recErr  tls.RecordHeaderError
-		alert   tls.AlertError
-		certErr *tls.CertificateVerificationError
-		unk     x509.UnknownAuthorityError
-		host    x509.HostnameError
-	)
-	switch {
-	case errors.As(err, &recErr), errors.As(err, &alert), errors.As(err, &certErr),
-		errors.As(err, &unk), errors.As(err, &host), strings.Contains(err.Error(), "tls:"):
-		return CloseTLSError
-	case viaProxy:
-		return CloseProxyError
-	}
-	return CloseTLSError
-}
-
-// onState is the ClientConn state hook of s: it runs when the conn frees a
-// slot, finishes a request or dies, sometimes synchronously inside a
-// ClientConn call. It must not be called with p.mu held.
-func (p *hostPool) onState(s *socket) {
-	dead := s.cc.Err() != nil
-	goaway := false
-	if !dead && s.h2 && s.cc.InFlight() == 0 && s.cc.Available() == 0 {
-		// An HTTP/2 conn that got GOAWAY can report no error with no
-		// slot and no stream: it is draining.
-		goaway = true
-	}
-	p.mu.Lock()
-	if s.dead || !s.added {
-		p.mu.Unlock()
-		return
-	}
-	if goaway && !s.retiring {
-		s.retiring = true
-		if s.serverClose == "" {
-			s.serverClose = CloseServerClose
-		}
-		closeNow := s.inflight == 0
-		p.broadcastLocked()
-		p.mu.Unlock()
-		if closeNow {
-			s.cc.Close()
-		}
-		return
-	}
-	if !dead {
-		p.broadcastLocked()
-		p.mu.Unlock()
-		return
-	}
-	reason := p.removeLocked(s)
-	served := s.completed
-	idle := p.t.now().Sub(s.lastUsed)
-	p.mu.Unlock()
-	p.sc.closed(reason, s.budget.assigned)
-	t := p.t
-	switch reason {
-	case CloseReset:
-		if served > 0 && p.policy.observeReset(served) {
-			t.logLearned(p.policy)
-		}
-		// A reset through a proxy may be the proxy failing; through a
-		// direct exit it is the target's doing (a WAF, a limit) and says
-		// nothing about the exit. One event that resets many sockets at
-		// once counts once.
-		if p.exit.proxy != nil && p.exit.health.resetFailure(t.now()) {
-			t.logEjected(p.exit)
-		}
-	case CloseServerIdleTimeout:
-		if p.policy.observeIdleClose(idle) {
-			t.logLearned(p.policy)
-		}
-	}
-	t.socketEvent(p, s, SocketClosed, reason)
-}
-
-// removeLocked marks s dead, drops it from the pool and decides why it
-// ended. p.mu must be held.
-func (p *hostPool) removeLocked(s *socket) CloseReason {
-	s.dead = true
-	for i, o := range p.sockets {
-		if o == s {
-			p.sockets = append(p.sockets[:i], p.sockets[i+1:]...)
-			break
-		}
-	}
-	p.broadcastLocked()
-	if s.budget.assigned == 0 && !s.onPath {
-		p.policy.spares.Add(-1) // a spare that was never used
-	}
-	var r CloseReason
-	switch {
-	case s.retireReason != "":
-		r = s.retireReason
-	case s.serverClose != "":
-		r = s.serverClose
-	case s.clientAbort, !s.h2 && s.inflight > 0 && s.reqCtx != nil && s.reqCtx.Err() != nil:
-		r = CloseClientClose
-	case s.inflight > 0 || s.broken:
-		r = CloseReset
-	default:
-		r = CloseServerIdleTimeout
-	}
-	return r
-}
-
 // expireLocked retires idle sockets past their idle timeout or age and
 // returns them for closing outside the lock. p.mu must be held.
 func (p *hostPool) expireLocked(now time.Time, bud Budget) []*socket {
@@ -783,28 +474,18 @@ func (p *hostPool) expireLocked(now time.Time, bud Budget) []*socket {
 			continue
 		}
 		if r, ok := expired(now, s.born, s.lastUsed, bud, p.t.cfg.IdleConnTimeout); ok {
-			s.retiring = true
-			s.retireReason = r
+			s.retireLocked(r)
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
-// closeSockets closes sockets already marked retiring with a reason.
-// It must not be called with a pool lock held.
-func closeSockets(ss []*socket) {
-	for _, s := range ss {
-		s.cc.Close()
-		s.p.onState(s)
-	}
-}
-
-// release ends a lease: the response is done (body at EOF or closed) or the
-// attempt failed. It closes a retired socket once its last request is done.
+// release gives back the slot a lease claimed on s (claimLocked): the
+// response is done (body at EOF or closed) or the attempt failed; completed
+// says the exchange ended well. It closes a retired socket once its last
+// request is done. Only lease.end calls it.
 func (p *hostPool) release(s *socket, completed bool) {
-	p.exit.inflight.Add(-1)
-	p.sc.leave()
 	p.mu.Lock()
 	s.inflight--
 	if completed {
@@ -819,23 +500,10 @@ func (p *hostPool) release(s *socket, completed bool) {
 	p.mu.Unlock()
 	switch {
 	case closeNow:
-		s.cc.Close()
-		p.onState(s)
+		p.shut(s)
 	case s.h2 && (s.cc.Err() != nil || s.cc.Available() == 0):
 		p.onState(s) // it may have died or got GOAWAY (no state hook on HTTP/2)
 	}
-}
-
-// h2GoneLocked reports whether a live HTTP/2 socket died or is draining
-// after a GOAWAY, so that onState must look at it. p.mu must be held.
-func (p *hostPool) h2GoneLocked(s *socket) bool {
-	if !s.h2 || s.dead {
-		return false
-	}
-	if s.cc.Err() != nil {
-		return true
-	}
-	return !s.retiring && s.cc.InFlight() == 0 && s.cc.Available() == 0
 }
 
 // closeIdle closes the sockets with nothing in flight (all of them when
@@ -847,15 +515,12 @@ func (p *hostPool) closeIdle(r CloseReason, all bool) int {
 		if s.dead || (!all && s.inflight > 0) {
 			continue
 		}
-		s.retiring = true
-		if s.retireReason == "" {
-			s.retireReason = r
-		}
+		s.retireLocked(r)
 		out = append(out, s)
 	}
 	p.broadcastLocked()
 	p.mu.Unlock()
-	closeSockets(out)
+	p.shutAll(out)
 	return len(out)
 }
 
@@ -876,7 +541,7 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	// announce that a server raised its stream limit.
 	p.broadcastLocked()
 	p.mu.Unlock()
-	closeSockets(exp)
+	p.shutAll(exp)
 	for _, s := range gone {
 		p.onState(s)
 	}
@@ -945,29 +610,9 @@ func (p *hostPool) trimLocked() []*socket {
 		if s.dead || s.retiring || s.inflight > 0 {
 			continue
 		}
-		s.retiring = true
-		s.retireReason = CloseIdle
+		s.retireLocked(CloseIdle)
 		out = append(out, s)
 		excess--
 	}
 	return out
 }
-
-// DialError reports a failed dial of a new socket. Exit is the exit's name
-// (never with credentials) and Addr the target's host:port.
-type DialError struct {
-	Exit string
-	Addr string
-	Err  error
-
-	viaProxy      bool // the exit is a proxy
-	connectFailed bool // no TCP connection was made
-}
-
-// Error names the target, the exit and the cause.
-func (e *DialError) Error() string {
-	return fmt.Sprintf("warmpool: dial %s via exit %q: %v", e.Addr, e.Exit, e.Err)
-}
-
-// Unwrap returns the underlying error.
-func (e *DialError) Unwrap() error { return e.Err }

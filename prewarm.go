@@ -5,65 +5,13 @@ import (
 	"time"
 )
 
-// Prewarm configures background dialing: warmpool dials a socket's
-// replacement before the socket's budget runs out, and keeps spares for
-// hosts whose demand outgrows their sockets, so that handshakes leave the
-// request path. The zero Prewarm turns it on with the defaults below.
-type Prewarm struct {
-	// Disable turns background dialing off: every new socket is dialed on
-	// a request's path.
-	Disable bool
-	// Lookahead is how many requests before the end of a socket's budget
-	// its replacement is dialed. Zero derives it for each socket from the
-	// handshake time and the socket's request rate: enough requests to
-	// cover three handshakes (more after a replacement came late), at
-	// least DefaultLookahead. When that spans more than one socket's
-	// budget, several replacements are dialed ahead.
-	Lookahead int
-	// Spares is the most spares an exit keeps for a host whose requests
-	// recently found no free socket (demand above its sockets). Zero means
-	// DefaultSpares; negative means none. Hosts without such misses in
-	// the last spareWindow get no spare beyond budget replacements.
-	Spares int
-	// MaxDials limits the background dials in progress per exit and host.
-	// Zero means DefaultMaxPrewarmDials.
-	MaxDials int
-}
-
-// Prewarm defaults.
+// Pre-warming limits.
 const (
-	DefaultLookahead       = 2
-	DefaultSpares          = 1
-	DefaultMaxPrewarmDials = 4
-	maxSpares              = 8
-	maxReplacements        = 4 // replacements dialed ahead for one socket
-	spareWindow            = 10 * time.Second
-	prewarmBackoffMin      = 250 * time.Millisecond
-	prewarmBackoffMax      = 30 * time.Second
+	maxReplacements   = 4 // replacements dialed ahead for one socket
+	spareWindow       = 10 * time.Second
+	prewarmBackoffMin = 250 * time.Millisecond
+	prewarmBackoffMax = 30 * time.Second
 )
-
-func (pw Prewarm) validate() error {
-	switch {
-	case pw.Lookahead < 0:
-		return configErr("Config.Prewarm.Lookahead", "negative value %d (want 0 to derive it, or a positive count)", pw.Lookahead)
-	case pw.MaxDials < 0:
-		return configErr("Config.Prewarm.MaxDials", "negative value %d (want 0 for the default %d, or a positive count)", pw.MaxDials, DefaultMaxPrewarmDials)
-	case pw.Spares > maxSpares:
-		return configErr("Config.Prewarm.Spares", "%d is above the maximum %d", pw.Spares, maxSpares)
-	}
-	return nil
-}
-
-func (pw *Prewarm) normalize() {
-	if pw.Spares == 0 {
-		pw.Spares = DefaultSpares
-	} else if pw.Spares < 0 {
-		pw.Spares = 0
-	}
-	if pw.MaxDials == 0 {
-		pw.MaxDials = DefaultMaxPrewarmDials
-	}
-}
 
 // missLocked records a request that found no free socket in a pool that
 // had sockets. p.mu must be held.
@@ -90,13 +38,13 @@ func (p *hostPool) lookaheadLocked(s *socket) int {
 		return n
 	}
 	if s.interval <= 0 || p.dialEWMA <= 0 {
-		return DefaultLookahead
+		return defaultLookahead
 	}
 	// Cover three handshakes at the socket's request rate, and more
 	// each time a replacement came late (a request waited for it).
 	f := 3 + float64(min(p.late, 6))
 	n := int(math.Ceil(f*float64(p.dialEWMA)/float64(s.interval))) + 1
-	return max(DefaultLookahead, n)
+	return max(defaultLookahead, n)
 }
 
 // maybePrewarm starts the background dials the pool wants, within its

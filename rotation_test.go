@@ -428,7 +428,7 @@ func TestRotationPolicies(t *testing.T) {
 
 func TestHealthEjectionGrowsAndShrinks(t *testing.T) {
 	conf := Health{}
-	require.NoError(t, conf.normalize())
+	require.NoError(t, conf.normalize("Config.Health"))
 	conf.BaseEjection = time.Second
 	var h health
 	h.conf = &conf

@@ -578,11 +578,11 @@ func TestEarlyBodyCloseIsClientClose(t *testing.T) {
 
 func TestManyHostsStayBounded(t *testing.T) {
 	rt := newTransport(t, nil, Config{})
-	for i := range MaxHostRows + 50 {
+	for i := range maxHostRows + 50 {
 		rt.metrics.host(fmt.Sprintf("h%d.example", i))
 	}
 	snap := rt.Snapshot()
-	assert.Len(t, snap.Hosts, MaxHostRows+1)
+	assert.Len(t, snap.Hosts, maxHostRows+1)
 	assert.Contains(t, snap.Hosts, OtherHosts)
 }
 

@@ -2,7 +2,6 @@ package warmpool
 
 import (
 	"context"
-	"crypto/tls"
 	"log/slog"
 	"net/http/httptrace"
 	"sync"
@@ -173,30 +172,30 @@ func (t *Transport) socketEvent(p *hostPool, s *socket, k SocketEventKind, r Clo
 // eventRing keeps the most recent socket events.
 type eventRing struct {
 	mu  sync.Mutex
-	buf [EventRingSize]SocketEvent
+	buf [eventRingSize]SocketEvent
 	n   int
 }
 
-// EventRingSize is how many recent socket events Transport.Events keeps.
-const EventRingSize = 256
+// eventRingSize is how many recent socket events Transport.Events keeps.
+const eventRingSize = 256
 
 func (r *eventRing) add(e SocketEvent) {
 	r.mu.Lock()
-	r.buf[r.n%EventRingSize] = e
+	r.buf[r.n%eventRingSize] = e
 	r.n++
 	r.mu.Unlock()
 }
 
-// Events returns the most recent socket events (at most EventRingSize),
-// oldest first.
+// Events returns the most recent socket events (at most 256), oldest
+// first. It is safe to call concurrently with requests.
 func (t *Transport) Events() []SocketEvent {
 	r := &t.events
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := min(r.n, EventRingSize)
+	k := min(r.n, eventRingSize)
 	out := make([]SocketEvent, 0, k)
 	for i := r.n - k; i < r.n; i++ {
-		out = append(out, r.buf[i%EventRingSize])
+		out = append(out, r.buf[i%eventRingSize])
 	}
 	return out
 }
@@ -217,70 +216,6 @@ func (t *Transport) logLearned(hp *hostPolicy) {
 			"max_requests", v.MaxRequests, "max_requests_source", string(v.MaxRequestsSource), "server_max_requests", v.ServerMaxRequests,
 			"idle_timeout", v.IdleTimeout, "idle_timeout_source", string(v.IdleTimeoutSource))
 	}
-}
-
-// dialTrace times the phases of one dial through httptrace hooks. It is
-// composed with any trace the caller set on the request's context, so the
-// caller's hooks still fire.
-type dialTrace struct {
-	now   func() time.Time
-	start time.Time
-	trace httptrace.ClientTrace
-
-	// mu guards the rest: happy-eyeballs dials fire hooks concurrently.
-	mu                            sync.Mutex
-	dnsStart, connStart, tlsStart time.Time
-	dns, conn, tls                time.Duration
-	alpn                          string // protocol negotiated with the target
-	resumed                       bool   // the target's TLS session was resumed
-}
-
-func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, context.Context) {
-	dt := &dialTrace{now: now, start: now()}
-	mark := func(t *time.Time) {
-		n := dt.now()
-		dt.mu.Lock()
-		*t = n
-		dt.mu.Unlock()
-	}
-	since := func(from *time.Time, sum *time.Duration) {
-		n := dt.now()
-		dt.mu.Lock()
-		if !from.IsZero() {
-			*sum += n.Sub(*from)
-			*from = time.Time{}
-		}
-		dt.mu.Unlock()
-	}
-	dt.trace = httptrace.ClientTrace{
-		DNSStart:          func(httptrace.DNSStartInfo) { mark(&dt.dnsStart) },
-		DNSDone:           func(httptrace.DNSDoneInfo) { since(&dt.dnsStart, &dt.dns) },
-		ConnectStart:      func(string, string) { mark(&dt.connStart) },
-		ConnectDone:       func(string, string, error) { since(&dt.connStart, &dt.conn) },
-		TLSHandshakeStart: func() { mark(&dt.tlsStart) },
-		TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
-			since(&dt.tlsStart, &dt.tls)
-			if err == nil {
-				dt.mu.Lock()
-				dt.alpn = cs.NegotiatedProtocol
-				dt.resumed = cs.DidResume
-				dt.mu.Unlock()
-			}
-		},
-	}
-	return dt, httptrace.WithClientTrace(ctx, &dt.trace)
-}
-
-// timings returns the phases of a finished dial.
-func (dt *dialTrace) timings() Timings {
-	total := dt.now().Sub(dt.start)
-	dt.mu.Lock()
-	t := Timings{DNS: dt.dns, Connect: dt.conn, TLS: dt.tls, Total: total}
-	dt.mu.Unlock()
-	if p := total - t.DNS - t.Connect - t.TLS; p > 0 {
-		t.Proxy = p
-	}
-	return t
 }
 
 // callerGotConn calls the GetConn and GotConn hooks of the trace the caller

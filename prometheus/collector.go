@@ -162,8 +162,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	if c.hosts {
 		for key, st := range snap.Pairs {
-			exit, host := splitPair(key)
-			c.collectStats(ch, &st, label(exit), label(host))
+			c.collectStats(ch, &st, label(key.Exit), label(key.Host))
 		}
 	} else {
 		for name, es := range snap.Exits {
@@ -278,16 +277,6 @@ func emit(ch chan<- prometheus.Metric, d *prometheus.Desc, vt prometheus.ValueTy
 		m = prometheus.NewInvalidMetric(d, err)
 	}
 	ch <- m
-}
-
-// splitPair splits a Snapshot.Pairs key "exit|host" at its last "|":
-// hostnames never contain one, exit names might.
-func splitPair(key string) (exit, host string) {
-	i := strings.LastIndexByte(key, '|')
-	if i < 0 {
-		return key, ""
-	}
-	return key[:i], key[i+1:]
 }
 
 // hostname strips the port from "host:port" (and the brackets of an IPv6

@@ -172,7 +172,7 @@ func TestCollectorAgainstTransport(t *testing.T) {
 
 	const exit, host = "direct", "127.0.0.1"
 	require.Contains(t, snap.Exits, exit)
-	pair, ok := snap.Pairs[exit+"|"+host]
+	pair, ok := snap.Pairs[warmpool.PairKey{Exit: exit, Host: host}]
 	require.True(t, ok, "pairs: %v", snap.Pairs)
 	pool := map[string]string{"exit": exit, "host": host}
 
@@ -383,7 +383,7 @@ func TestCollectSnapshot(t *testing.T) {
 		Exits: map[string]warmpool.ExitStats{
 			"a|b": {Stats: exit, Healthy: false, Ejections: 2, Proxy: true},
 		},
-		Pairs: map[string]warmpool.Stats{"a|b|example.com": pair},
+		Pairs: map[warmpool.PairKey]warmpool.Stats{{Exit: "a|b", Host: "example.com"}: pair},
 		Concurrency: []warmpool.ConcurrencyStats{
 			{Exit: "a|b", Host: "example.com:443", Limit: 4},
 			{Exit: "a|b", Host: "example.com:8443", Limit: 2.5},
@@ -474,23 +474,9 @@ warmpool_up 1
 	assert.Empty(t, problems)
 
 	// Invalid UTF-8 in an exit name is repaired, not a failed scrape.
-	snap.Pairs = map[string]warmpool.Stats{"bad\xff|example.com": pair}
+	snap.Pairs = map[warmpool.PairKey]warmpool.Stats{{Exit: "bad\xff", Host: "example.com"}: pair}
 	mfs := gather(t, c)
 	assert.Equal(t, 10.0, sum(t, mfs, "warmpool_requests_total", map[string]string{"exit": "bad\uFFFD"}))
-}
-
-func TestSplitPair(t *testing.T) {
-	for _, tc := range []struct{ key, exit, host string }{
-		{"direct|example.com", "direct", "example.com"},
-		{"a|b|example.com", "a|b", "example.com"},
-		{"direct|(other)", "direct", "(other)"},
-		{"nohost", "nohost", ""},
-		{"|h", "", "h"},
-	} {
-		exit, host := splitPair(tc.key)
-		assert.Equal(t, tc.exit, exit, tc.key)
-		assert.Equal(t, tc.host, host, tc.key)
-	}
 }
 
 // TestScrapeUnderLoad scrapes while requests are in flight (for the race

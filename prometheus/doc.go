@@ -19,7 +19,7 @@
 //
 // With the default namespace "warmpool", the per-socket-pool series carry
 // the labels exit and host (one series per row of Snapshot.Pairs; warmpool
-// bounds those rows to about MaxHostRows by folding the least recently used
+// bounds those rows to 1,024 hosts per exit by folding the least recently used
 // hosts into the host "(other)"). WithHosts(false) drops the host label and
 // reports one series per exit instead (from Snapshot.Exits).
 //

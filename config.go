@@ -1,0 +1,479 @@
+package warmpool
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// This file holds every configuration type, its defaults and its
+// validation. The convention: each type has a normalize method that checks
+// it, names the offending field in a *ConfigError (its field argument is the
+// path of the value, such as "Config.Budget") and fills in the defaults that
+// its zero values stand for, in place. Config.normalize calls them in turn.
+
+// Config configures a Transport. The zero Config is valid: one direct exit,
+// no budget, HTTP/1.1 and HTTP/2. New copies it; changing a Config after New
+// has no effect on the Transport.
+type Config struct {
+	// Exits are the egress routes. Empty means one direct exit.
+	Exits []Exit
+	// TLSClientConfig is the TLS configuration for connections to targets
+	// (not to https proxies' own TLS: that uses the same config). Nil means
+	// the default. It is cloned per exit; if it has no ClientSessionCache,
+	// each exit gets its own, so that no TLS session ticket links two exits.
+	TLSClientConfig *tls.Config
+	// Budget is the default per-socket budget for every host. The zero
+	// Budget means no limit.
+	Budget Budget
+	// HostBudgets overrides Budget for some hosts, keyed by the request
+	// URL's Hostname() (no port, lower case). Nil means none.
+	HostBudgets map[string]Budget
+	// MaxConnsPerHost limits the sockets of one exit to one target host
+	// (scheme, host and port), idle, busy and dialing. Requests beyond it
+	// wait for a socket. Zero means 64.
+	MaxConnsPerHost int
+	// IdleConnTimeout closes sockets idle for longer (reason idle), even
+	// when no budget sets an idle timeout: HTTP/1.1 ClientConns have no
+	// idle timer of their own. Zero means 90 seconds; negative means never.
+	IdleConnTimeout time.Duration
+	// DialTimeout limits the TCP connect (to the target or the proxy).
+	// Zero means 30 seconds.
+	DialTimeout time.Duration
+	// TLSHandshakeTimeout limits the TLS handshake. Zero means 10 seconds.
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout, if positive, limits the wait for response
+	// headers after the request is written. Zero means no limit (use the
+	// request's context).
+	ResponseHeaderTimeout time.Duration
+	// DisableHTTP2 restricts sockets to HTTP/1.1. By default HTTP/2 is used
+	// when the server offers it through ALPN.
+	DisableHTTP2 bool
+	// DisableCompression stops warmpool from asking for gzip, as in
+	// http.Transport.
+	DisableCompression bool
+	// Prewarm configures background dialing of replacement and spare
+	// sockets. The zero value turns it on with its defaults.
+	Prewarm Prewarm
+	// DisableLearning stops warmpool from learning each host's limits
+	// from its responses: Keep-Alive headers, graceful closes after the
+	// same number of requests, resets after the same number of requests
+	// and idle closes. With learning on (the default), the first HTTP/1.1
+	// request on each socket carries "Connection: keep-alive", which makes
+	// Apache httpd announce its limits.
+	DisableLearning bool
+	// ResetHeadroom is the fraction below an observed reset limit at which
+	// sockets retire: with 0.05, a target that resets sockets after 100
+	// requests gets 95 per socket. Zero means 0.05; negative means none
+	// (retire exactly at the observed limit).
+	ResetHeadroom float64
+	// JitterSeed seeds the draws of Budget.Jitter, for reproducible
+	// tests. Zero means a random seed.
+	JitterSeed uint64
+	// Concurrency turns on adaptive limits of the requests in flight per
+	// exit and host (AIMD on 429, 503 and resets, with Retry-After
+	// pauses). The zero value leaves them off.
+	Concurrency Concurrency
+	// Rotation chooses the exit of each request without a session (see
+	// WithSession). Nil means RoundRobin.
+	Rotation Rotation
+	// Health configures the ejection of failing exits. The zero value
+	// uses the defaults.
+	Health Health
+	// OnSocket, if not nil, is called when a socket is dialed on a
+	// request's path, prewarmed, retired by its budget or closed. It runs
+	// outside warmpool's locks, sometimes on a background goroutine: keep
+	// it fast.
+	OnSocket func(SocketEvent)
+	// Logger, if not nil, receives socket lifecycle events at Debug, and
+	// exit ejections, learned limits and client recreation at Info and
+	// Warn. Nothing is logged on the request path above Debug. Nil means
+	// no logging.
+	Logger *slog.Logger
+	// OnRequest, if not nil, is called once per request attempt when the
+	// attempt ends (response body at EOF or closed, or failure). It runs on
+	// the goroutine that ended the attempt, outside warmpool's locks: keep
+	// it fast.
+	OnRequest func(RequestEvent)
+}
+
+// Defaults for the zero values of Config, as its field docs state them.
+const (
+	defaultMaxConnsPerHost     = 64
+	defaultIdleConnTimeout     = 90 * time.Second
+	defaultDialTimeout         = 30 * time.Second
+	defaultTLSHandshakeTimeout = 10 * time.Second
+	defaultResetHeadroom       = 0.05
+	defaultExitName            = "direct"
+)
+
+// normalize validates the configuration, fills in defaults and copies what
+// the caller could change later.
+func (c Config) normalize() (Config, error) {
+	if c.MaxConnsPerHost < 0 {
+		return c, configErr("Config.MaxConnsPerHost", "negative value %d (want 0 for the default %d, or a positive count)", c.MaxConnsPerHost, defaultMaxConnsPerHost)
+	}
+	if c.MaxConnsPerHost == 0 {
+		c.MaxConnsPerHost = defaultMaxConnsPerHost
+	}
+	if c.IdleConnTimeout == 0 {
+		c.IdleConnTimeout = defaultIdleConnTimeout
+	} else if c.IdleConnTimeout < 0 {
+		c.IdleConnTimeout = 0
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"Config.DialTimeout", &c.DialTimeout, defaultDialTimeout},
+		{"Config.TLSHandshakeTimeout", &c.TLSHandshakeTimeout, defaultTLSHandshakeTimeout},
+		{"Config.ResponseHeaderTimeout", &c.ResponseHeaderTimeout, 0},
+	} {
+		if *d.v < 0 {
+			return c, configErr(d.name, "negative duration %v (want 0 for the default, or a positive duration)", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if err := c.Budget.normalize("Config.Budget"); err != nil {
+		return c, err
+	}
+	if err := c.Prewarm.normalize("Config.Prewarm"); err != nil {
+		return c, err
+	}
+	switch {
+	case math.IsNaN(c.ResetHeadroom) || c.ResetHeadroom >= 1:
+		return c, configErr("Config.ResetHeadroom", "%v out of range (want 0 for the default %v, a fraction below 1, or negative for none)", c.ResetHeadroom, defaultResetHeadroom)
+	case c.ResetHeadroom == 0:
+		c.ResetHeadroom = defaultResetHeadroom
+	case c.ResetHeadroom < 0:
+		c.ResetHeadroom = 0
+	}
+	hb := make(map[string]Budget, len(c.HostBudgets))
+	for h, b := range c.HostBudgets {
+		field := fmt.Sprintf("Config.HostBudgets[%q]", h)
+		if h == "" || strings.ContainsAny(h, "/: ") && net.ParseIP(h) == nil {
+			return c, configErr(field, "key must be a hostname without scheme or port, as returned by URL.Hostname()")
+		}
+		if err := b.normalize(field); err != nil {
+			return c, err
+		}
+		hb[strings.ToLower(h)] = b
+	}
+	c.HostBudgets = hb
+	if err := c.Health.normalize("Config.Health"); err != nil {
+		return c, err
+	}
+	if err := c.Concurrency.normalize("Config.Concurrency", c.MaxConnsPerHost); err != nil {
+		return c, err
+	}
+	exits := make([]Exit, 0, max(1, len(c.Exits)))
+	exits = append(exits, c.Exits...)
+	if len(exits) == 0 {
+		exits = append(exits, Exit{})
+	}
+	seen := make(map[string]int)
+	for i := range exits {
+		field := fmt.Sprintf("Config.Exits[%d]", i)
+		if err := exits[i].normalize(field); err != nil {
+			return c, err
+		}
+		if j, dup := seen[exits[i].Name]; dup {
+			return c, configErr(field+".Name", "duplicate exit name %q (also Config.Exits[%d]); give each exit a unique Name", exits[i].Name, j)
+		}
+		seen[exits[i].Name] = i
+	}
+	c.Exits = exits
+	return c, nil
+}
+
+// Exit is one egress route: direct, or through one proxy. Each exit has its
+// own sockets, its own TLS session cache, its own health and its own
+// statistics.
+type Exit struct {
+	// Name identifies the exit in Snapshot, events and errors. Empty means
+	// "direct" for a direct exit (or "direct@LocalAddr"), or the proxy URL
+	// without credentials (for example "socks5://10.0.0.1:1080"). Names
+	// must be unique.
+	Name string
+	// Proxy is the proxy URL: "http://host:port" (HTTP CONNECT),
+	// "https://host:port" (CONNECT over TLS) or "socks5://host:port",
+	// each with optional "user:password@". Empty means direct.
+	// Credentials never appear in names, statistics, events or errors.
+	Proxy string
+	// LocalAddr is the local IP address the exit's connections (to the
+	// target, or to the proxy) are made from, for hosts with several
+	// addresses. Empty means the system's choice.
+	LocalAddr string
+	// Weight is the exit's share under WeightedRandom rotation. Zero
+	// means 1.
+	Weight int
+}
+
+// normalize validates the exit and gives it its default name.
+func (e *Exit) normalize(field string) error {
+	u, err := parseProxy(field+".Proxy", e.Proxy)
+	if err != nil {
+		return err
+	}
+	if la := e.LocalAddr; la != "" && net.ParseIP(la) == nil {
+		return configErr(field+".LocalAddr", "%q is not an IP address (want e.g. \"192.0.2.10\")", la)
+	}
+	if e.Weight < 0 {
+		return configErr(field+".Weight", "negative weight %d (want 0 for 1, or a positive weight)", e.Weight)
+	}
+	if e.Name == "" {
+		switch {
+		case u != nil:
+			e.Name = redactedProxy(u)
+		case e.LocalAddr != "":
+			e.Name = defaultExitName + "@" + e.LocalAddr
+		default:
+			e.Name = defaultExitName
+		}
+	}
+	return nil
+}
+
+// Budget limits how much one socket may be used before warmpool retires it.
+// A retired socket takes no new request and closes gracefully once its last
+// response is done: on HTTP/1.1 its last request carries
+// "Connection: close"; on HTTP/2 it opens no new stream and closes when its
+// streams finish. The zero Budget retires sockets only when the server or
+// the network ends them, or when warmpool learns the target's limits.
+type Budget struct {
+	// MaxRequests is the most requests one socket carries. Zero means no
+	// limit. warmpool never sends more: the limit is taken atomically when
+	// a request reserves the socket.
+	MaxRequests int
+	// MaxAge is the longest a socket is used after its handshake. A socket
+	// older than MaxAge is closed (reason max_age) before it is used again.
+	// Zero means no limit.
+	MaxAge time.Duration
+	// IdleTimeout is the longest a socket may sit idle and still be used.
+	// An idle socket past it is closed (reason idle), never used. Zero
+	// means no per-host limit; Config.IdleConnTimeout still applies.
+	IdleTimeout time.Duration
+	// Jitter, between 0 and 1, draws each socket's request limit uniformly
+	// from [MaxRequests×(1−Jitter), MaxRequests], so that socket lifetimes
+	// do not form a fixed, fingerprintable pattern. The limit itself is
+	// never exceeded. Zero means every socket gets exactly MaxRequests.
+	// Config.JitterSeed makes the draws reproducible.
+	Jitter float64
+}
+
+// normalize validates the budget; its zero values need no defaults.
+func (b *Budget) normalize(field string) error {
+	switch {
+	case b.MaxRequests < 0:
+		return configErr(field+".MaxRequests", "negative value %d (want 0 for no limit, or a positive count)", b.MaxRequests)
+	case b.MaxAge < 0:
+		return configErr(field+".MaxAge", "negative duration %v (want 0 for no limit, or a positive duration)", b.MaxAge)
+	case b.IdleTimeout < 0:
+		return configErr(field+".IdleTimeout", "negative duration %v (want 0 for no limit, or a positive duration)", b.IdleTimeout)
+	case b.Jitter < 0 || b.Jitter >= 1 || math.IsNaN(b.Jitter):
+		return configErr(field+".Jitter", "%v out of range (want 0 for none, or a fraction in (0, 1), e.g. 0.2)", b.Jitter)
+	}
+	return nil
+}
+
+// Prewarm configures background dialing: warmpool dials a socket's
+// replacement before the socket's budget runs out, and keeps spares for
+// hosts whose demand outgrows their sockets, so that handshakes leave the
+// request path. The zero Prewarm turns it on with the defaults below.
+type Prewarm struct {
+	// Disable turns background dialing off: every new socket is dialed on
+	// a request's path.
+	Disable bool
+	// Lookahead is how many requests before the end of a socket's budget
+	// its replacement is dialed. Zero derives it for each socket from the
+	// handshake time and the socket's request rate: enough requests to
+	// cover three handshakes (more after a replacement came late), at
+	// least 2. When that spans more than one socket's budget, several
+	// replacements are dialed ahead.
+	Lookahead int
+	// Spares is the most spares an exit keeps for a host whose requests
+	// recently found no free socket (demand above its sockets), at most 8.
+	// Zero means 1; negative means none. Hosts without such misses in the
+	// last 10 seconds get no spare beyond budget replacements.
+	Spares int
+	// MaxDials limits the background dials in progress per exit and host.
+	// Zero means 4.
+	MaxDials int
+}
+
+// Prewarm defaults and bounds.
+const (
+	defaultLookahead       = 2
+	defaultSpares          = 1
+	defaultMaxPrewarmDials = 4
+	maxSpares              = 8
+)
+
+func (pw *Prewarm) normalize(field string) error {
+	switch {
+	case pw.Lookahead < 0:
+		return configErr(field+".Lookahead", "negative value %d (want 0 to derive it, or a positive count)", pw.Lookahead)
+	case pw.MaxDials < 0:
+		return configErr(field+".MaxDials", "negative value %d (want 0 for the default %d, or a positive count)", pw.MaxDials, defaultMaxPrewarmDials)
+	case pw.Spares > maxSpares:
+		return configErr(field+".Spares", "%d is above the maximum %d", pw.Spares, maxSpares)
+	}
+	if pw.Spares == 0 {
+		pw.Spares = defaultSpares
+	} else if pw.Spares < 0 {
+		pw.Spares = 0
+	}
+	if pw.MaxDials == 0 {
+		pw.MaxDials = defaultMaxPrewarmDials
+	}
+	return nil
+}
+
+// Concurrency configures adaptive limits on the requests in flight per exit
+// and target host, learned the way TCP learns a window (AIMD): the limit
+// grows by one for each limit's worth of healthy responses while at least
+// half of it is in use, and shrinks by Backoff on a drop (by default a 429, a
+// 503 or a reset). Growth slows down twentyfold just below the level of the
+// last drop, so that a target with a fixed threshold is probed rarely
+// instead of on every cycle; a probe that passes raises that level. A 429 or
+// 503 with Retry-After also pauses new requests to that exit and host until
+// then. Requests beyond the limit wait in a bounded FIFO queue, honouring
+// their context and Close. The zero value leaves concurrency unlimited (only
+// MaxConnsPerHost applies).
+type Concurrency struct {
+	// Enable turns adaptive limits on.
+	Enable bool
+	// Initial is the starting limit. Zero means 8.
+	Initial int
+	// Min and Max bound the limit. Zero means 1 and MaxConnsPerHost.
+	Min, Max int
+	// Backoff is the factor applied to the limit on a drop, in (0, 1).
+	// Zero means 0.75.
+	Backoff float64
+	// MaxQueue bounds the requests waiting for a slot per exit and host;
+	// beyond it RoundTrip returns ErrOverloaded. Zero means 1024.
+	MaxQueue int
+	// MaxPause caps a Retry-After pause. Zero means 5 minutes.
+	MaxPause time.Duration
+	// IsDrop decides whether a response (or an error, with resp nil)
+	// means the target is overloaded. Nil means DefaultIsDrop.
+	IsDrop func(resp *http.Response, err error) bool
+}
+
+// Concurrency defaults.
+const (
+	defaultInitialLimit = 8
+	defaultBackoff      = 0.75
+	defaultMaxQueue     = 1024
+	defaultMaxPause     = 5 * time.Minute
+)
+
+// DefaultIsDrop counts 429 Too Many Requests, 503 Service Unavailable and
+// failed requests (resets) as drops. It is the default Concurrency.IsDrop.
+func DefaultIsDrop(resp *http.Response, err error) bool {
+	if err != nil {
+		return true
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
+}
+
+// normalize validates the limits when they are on; maxConns is
+// Config.MaxConnsPerHost, the default Max.
+func (c *Concurrency) normalize(field string, maxConns int) error {
+	if !c.Enable {
+		return nil
+	}
+	switch {
+	case c.Initial < 0:
+		return configErr(field+".Initial", "negative value %d", c.Initial)
+	case c.Min < 0 || c.Max < 0:
+		return configErr(field+".Min", "negative bound (Min %d, Max %d)", c.Min, c.Max)
+	case c.Backoff < 0 || c.Backoff >= 1 || math.IsNaN(c.Backoff):
+		return configErr(field+".Backoff", "%v out of range (want 0 for the default %v, or a factor in (0, 1))", c.Backoff, defaultBackoff)
+	case c.MaxQueue < 0:
+		return configErr(field+".MaxQueue", "negative value %d", c.MaxQueue)
+	case c.MaxPause < 0:
+		return configErr(field+".MaxPause", "negative duration %v", c.MaxPause)
+	}
+	if c.Min == 0 {
+		c.Min = 1
+	}
+	if c.Max == 0 {
+		c.Max = maxConns
+	}
+	if c.Min > c.Max {
+		return configErr(field+".Min", "%d is above Max %d", c.Min, c.Max)
+	}
+	if c.Initial == 0 {
+		c.Initial = defaultInitialLimit
+	}
+	c.Initial = min(max(c.Initial, c.Min), c.Max)
+	if c.Backoff == 0 {
+		c.Backoff = defaultBackoff
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = defaultMaxQueue
+	}
+	if c.MaxPause == 0 {
+		c.MaxPause = defaultMaxPause
+	}
+	if c.IsDrop == nil {
+		c.IsDrop = DefaultIsDrop
+	}
+	return nil
+}
+
+// Health configures exit health: exits whose connections keep failing are
+// ejected for a cooldown, as in Envoy's outlier detection. The zero value
+// uses the defaults below.
+type Health struct {
+	// ConsecutiveFailures is how many failures in a row (failed dials,
+	// proxy errors, resets) eject an exit. Zero means 3. After a cooldown,
+	// a single failure ejects it again.
+	ConsecutiveFailures int
+	// BaseEjection is the first cooldown. Each ejection in a row doubles
+	// it; each success after a cooldown halves it back. Zero means 5
+	// seconds.
+	BaseEjection time.Duration
+	// MaxEjection caps the cooldown. Zero means 5 minutes.
+	MaxEjection time.Duration
+}
+
+// Health defaults.
+const (
+	defaultConsecutiveFailures = 3
+	defaultBaseEjection        = 5 * time.Second
+	defaultMaxEjection         = 5 * time.Minute
+)
+
+func (h *Health) normalize(field string) error {
+	switch {
+	case h.ConsecutiveFailures < 0:
+		return configErr(field+".ConsecutiveFailures", "negative value %d (want 0 for the default %d)", h.ConsecutiveFailures, defaultConsecutiveFailures)
+	case h.BaseEjection < 0:
+		return configErr(field+".BaseEjection", "negative duration %v", h.BaseEjection)
+	case h.MaxEjection < 0:
+		return configErr(field+".MaxEjection", "negative duration %v", h.MaxEjection)
+	}
+	if h.ConsecutiveFailures == 0 {
+		h.ConsecutiveFailures = defaultConsecutiveFailures
+	}
+	if h.BaseEjection == 0 {
+		h.BaseEjection = defaultBaseEjection
+	}
+	if h.MaxEjection == 0 {
+		h.MaxEjection = defaultMaxEjection
+	}
+	if h.MaxEjection < h.BaseEjection {
+		return configErr(field+".MaxEjection", "%v is below BaseEjection %v", h.MaxEjection, h.BaseEjection)
+	}
+	return nil
+}

@@ -1,0 +1,273 @@
+package warmpool
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file dials sockets: the exit's *http.Transport (used only through
+// NewClientConn, which does the proxy hop, TLS and ALPN itself), the byte
+// counter under TLS, the dial's httptrace timings and the classification of
+// failed dials.
+
+// dialInfoKey is the context key under which a dial asks the exit's
+// DialContext to report the raw connection it made.
+type dialInfoKey struct{}
+
+// dialInfo receives the raw connection of one NewClientConn call.
+type dialInfo struct{ conn *countConn }
+
+// countConn wraps the raw TCP connection of a socket (under TLS, never over
+// it: net/http detects TLS and HTTP/2 on the concrete *tls.Conn) and counts
+// the bytes written, so that a failed request can tell whether anything was
+// sent.
+type countConn struct {
+	net.Conn
+	written atomic.Int64
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// newExitTransport builds the *http.Transport that dials the sockets of one
+// exit. It is used only through NewClientConn, never for RoundTrip.
+func newExitTransport(cfg *Config, proxy *url.URL, local net.IP) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	tlsConf := cfg.TLSClientConfig.Clone()
+	if tlsConf == nil {
+		tlsConf = &tls.Config{}
+	}
+	if tlsConf.ClientSessionCache == nil {
+		// One cache per exit: a session ticket presented through another
+		// exit would link the two egress IPs.
+		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(256)
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cc := &countConn{Conn: c}
+			if di, ok := ctx.Value(dialInfoKey{}).(*dialInfo); ok {
+				di.conn = cc
+			}
+			return cc, nil
+		},
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   cfg.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    cfg.DisableCompression,
+		Protocols:             new(http.Protocols),
+	}
+	tr.Protocols.SetHTTP1(true)
+	tr.Protocols.SetHTTP2(!cfg.DisableHTTP2)
+	if proxy != nil {
+		p := *proxy
+		tr.Proxy = func(*http.Request) (*url.URL, error) { return &p, nil }
+	}
+	return tr
+}
+
+// dial makes a new socket with the exit's NewClientConn. onPath says
+// whether a request is waiting for it.
+func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
+	t := p.t
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.ctx, cancel)
+	defer func() {
+		stop()
+		cancel()
+	}()
+	di := &dialInfo{}
+	ctx = context.WithValue(ctx, dialInfoKey{}, di)
+	dt, ctx := newDialTrace(ctx, t.now)
+	cc, err := p.exit.tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
+	if err != nil {
+		p.sc.add(func(c *counters) { c.dialErrors.Add(1) })
+		if di.conn != nil && ctx.Err() == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {
+			// The TCP connection existed: count it as a socket that
+			// ended during its set-up.
+			p.sc.closed(dialCloseReason(err, p.exit.proxy != nil), -1)
+		}
+		if t.closed.Load() {
+			return nil, ErrClosed
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			// The caller gave up: say so, whatever the dialer made of
+			// it (the SOCKS dialer reports an expired deadline).
+			return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: fmt.Errorf("%w (%v)", context.Cause(ctx), err),
+				viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
+		}
+		if p.exit.health.failure(t.now(), err) {
+			t.logEjected(p.exit)
+		}
+		if isProxyAuth(err) {
+			err = fmt.Errorf("%w: %w", ErrProxyAuth, err)
+		}
+		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err,
+			viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
+	}
+	if di.conn == nil {
+		cc.Close()
+		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: errors.New("exit transport did not report its connection")}
+	}
+	tm := dt.timings()
+	if p.exit.proxy == nil {
+		tm.Proxy = 0
+	}
+	s := &socket{
+		id:     t.socketIDs.Add(1),
+		p:      p,
+		cc:     cc,
+		conn:   di.conn,
+		born:   t.now(),
+		dialed: tm,
+		onPath: onPath,
+		proto:  "HTTP/1.1",
+	}
+	dt.mu.Lock()
+	if dt.alpn == "h2" {
+		s.h2 = true
+		s.proto = "HTTP/2.0"
+	}
+	s.resumed = dt.resumed
+	dt.mu.Unlock()
+	p.exit.health.success()
+	if s.resumed {
+		p.sc.add(func(c *counters) { c.resumed.Add(1) })
+	}
+	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
+	bud := p.policy.current()
+	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)
+	if !s.h2 {
+		// HTTP/1.1 conns report a peer's close at once through the
+		// hook. HTTP/2 conns are checked at each pick, at the end of
+		// each stream and by the sweeper instead: with a hook set,
+		// net/http runs it (and often a goroutine) on every stream's
+		// state changes, which costs HTTP/2 requests about a tenth of
+		// their time.
+		cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
+	}
+	if testHookDialed != nil {
+		testHookDialed(cc)
+	}
+	return s, nil
+}
+
+// testHookDialed, when set by a test, runs after each dial, before the
+// socket is added to its pool.
+var testHookDialed func(*http.ClientConn)
+
+// isProxyAuth reports whether a dial error is a proxy refusing the exit's
+// credentials. net/http reports both as plain text.
+func isProxyAuth(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Proxy Authentication Required") ||
+		strings.Contains(msg, "username/password authentication failed") ||
+		strings.Contains(msg, "no acceptable authentication methods")
+}
+
+// dialCloseReason classifies a dial that failed after its TCP connection
+// was made: through a proxy, anything but a TLS failure is the proxy's
+// (CONNECT refused, 407, SOCKS failure, tunnel dropped); direct, the
+// failure happened in the TLS handshake.
+func dialCloseReason(err error, viaProxy bool) CloseReason {
+	var (
+		recErr  tls.RecordHeaderError
+		alert   tls.AlertError
+		certErr *tls.CertificateVerificationError
+		unk     x509.UnknownAuthorityError
+		host    x509.HostnameError
+	)
+	switch {
+	case errors.As(err, &recErr), errors.As(err, &alert), errors.As(err, &certErr),
+		errors.As(err, &unk), errors.As(err, &host), strings.Contains(err.Error(), "tls:"):
+		return CloseTLSError
+	case viaProxy:
+		return CloseProxyError
+	}
+	return CloseTLSError
+}
+
+// dialTrace times the phases of one dial through httptrace hooks. It is
+// composed with any trace the caller set on the request's context, so the
+// caller's hooks still fire.
+type dialTrace struct {
+	now   func() time.Time
+	start time.Time
+	trace httptrace.ClientTrace
+
+	// mu guards the rest: happy-eyeballs dials fire hooks concurrently.
+	mu                            sync.Mutex
+	dnsStart, connStart, tlsStart time.Time
+	dns, conn, tls                time.Duration
+	alpn                          string // protocol negotiated with the target
+	resumed                       bool   // the target's TLS session was resumed
+}
+
+func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, context.Context) {
+	dt := &dialTrace{now: now, start: now()}
+	mark := func(t *time.Time) {
+		n := dt.now()
+		dt.mu.Lock()
+		*t = n
+		dt.mu.Unlock()
+	}
+	since := func(from *time.Time, sum *time.Duration) {
+		n := dt.now()
+		dt.mu.Lock()
+		if !from.IsZero() {
+			*sum += n.Sub(*from)
+			*from = time.Time{}
+		}
+		dt.mu.Unlock()
+	}
+	dt.trace = httptrace.ClientTrace{
+		DNSStart:          func(httptrace.DNSStartInfo) { mark(&dt.dnsStart) },
+		DNSDone:           func(httptrace.DNSDoneInfo) { since(&dt.dnsStart, &dt.dns) },
+		ConnectStart:      func(string, string) { mark(&dt.connStart) },
+		ConnectDone:       func(string, string, error) { since(&dt.connStart, &dt.conn) },
+		TLSHandshakeStart: func() { mark(&dt.tlsStart) },
+		TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
+			since(&dt.tlsStart, &dt.tls)
+			if err == nil {
+				dt.mu.Lock()
+				dt.alpn = cs.NegotiatedProtocol
+				dt.resumed = cs.DidResume
+				dt.mu.Unlock()
+			}
+		},
+	}
+	return dt, httptrace.WithClientTrace(ctx, &dt.trace)
+}
+
+// timings returns the phases of a finished dial.
+func (dt *dialTrace) timings() Timings {
+	total := dt.now().Sub(dt.start)
+	dt.mu.Lock()
+	t := Timings{DNS: dt.dns, Connect: dt.conn, TLS: dt.tls, Total: total}
+	dt.mu.Unlock()
+	if p := total - t.DNS - t.Connect - t.TLS; p > 0 {
+		t.Proxy = p
+	}
+	return t
+}

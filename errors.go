@@ -1,0 +1,123 @@
+package warmpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Errors returned by RoundTrip. Branch on them with errors.Is: they are
+// wrapped with %w where warmpool adds context.
+var (
+	// ErrClosed is returned by RoundTrip after Close, and wrapped by the
+	// error of a request that failed because Close ended it.
+	ErrClosed = errors.New("warmpool: transport closed")
+	// ErrNoHealthyExit is returned (wrapping the last failure) when every
+	// exit is ejected for repeated failures. See Config.Health.
+	ErrNoHealthyExit = errors.New("warmpool: no healthy exit")
+	// ErrProxyAuth is wrapped by the *DialError of a proxy that refused
+	// the exit's credentials (HTTP 407, or a SOCKS5 authentication
+	// failure). Check the exit's user and password.
+	ErrProxyAuth = errors.New("proxy authentication failed (check the exit's credentials)")
+	// ErrOverloaded is returned by RoundTrip when adaptive concurrency is
+	// on and the queue of requests waiting for a concurrency slot on their
+	// exit and host is full (Concurrency.MaxQueue).
+	ErrOverloaded = errors.New("warmpool: too many requests waiting for a concurrency slot")
+)
+
+// errPoolRemoved is returned inside warmpool when a request found a pool
+// that the sweeper had just dropped: the request looks the pool up again.
+// It never reaches a caller.
+var errPoolRemoved = errors.New("warmpool: internal: pool removed")
+
+// ConfigError reports invalid configuration given to New. Field names the
+// offending field as written in Go, for example "Config.Exits[2].Proxy".
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+// Error returns "warmpool: Field: Msg".
+func (e *ConfigError) Error() string { return "warmpool: " + e.Field + ": " + e.Msg }
+
+func configErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// DialError reports a failed dial of a new socket. Exit is the exit's name
+// (never with credentials) and Addr the target's host:port.
+type DialError struct {
+	Exit string
+	Addr string
+	Err  error
+
+	viaProxy      bool // the exit is a proxy
+	connectFailed bool // no TCP connection was made
+}
+
+// Error names the target, the exit and the cause.
+func (e *DialError) Error() string {
+	return fmt.Sprintf("warmpool: dial %s via exit %q: %v", e.Addr, e.Exit, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *DialError) Unwrap() error { return e.Err }
+
+// ErrorKind classifies failed request attempts in Stats.ErrorKinds.
+type ErrorKind string
+
+// Error kinds.
+const (
+	ErrorDial       ErrorKind = "dial"       // connecting to the target or proxy failed
+	ErrorProxy      ErrorKind = "proxy"      // the proxy refused or broke the tunnel
+	ErrorTLS        ErrorKind = "tls"        // the TLS handshake failed
+	ErrorReset      ErrorKind = "reset"      // the connection broke mid-exchange
+	ErrorTimeout    ErrorKind = "timeout"    // a deadline or timeout expired
+	ErrorCanceled   ErrorKind = "canceled"   // the caller cancelled the request
+	ErrorOverloaded ErrorKind = "overloaded" // ErrOverloaded
+	ErrorNoExit     ErrorKind = "no_exit"    // ErrNoHealthyExit
+	ErrorClosed     ErrorKind = "closed"     // ErrClosed
+	ErrorOther      ErrorKind = "other"
+)
+
+var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorOther}
+
+func errorIndex(k ErrorKind) int {
+	for i, e := range errorKinds {
+		if e == k {
+			return i
+		}
+	}
+	return len(errorKinds) - 1
+}
+
+// classifyError returns the kind of a failed attempt's error.
+func classifyError(err error) ErrorKind {
+	var de *DialError
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ErrorCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return ErrorTimeout
+	case errors.Is(err, ErrOverloaded):
+		return ErrorOverloaded
+	case errors.Is(err, ErrNoHealthyExit):
+		return ErrorNoExit
+	case errors.Is(err, ErrClosed):
+		return ErrorClosed
+	case errors.As(err, &de):
+		switch dialCloseReason(de.Err, true) {
+		case CloseTLSError:
+			return ErrorTLS
+		}
+		if errors.Is(err, ErrProxyAuth) || de.viaProxy && !de.connectFailed {
+			return ErrorProxy
+		}
+		return ErrorDial
+	case errors.As(err, &ne) && ne.Timeout():
+		return ErrorTimeout
+	}
+	return ErrorReset
+}

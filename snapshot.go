@@ -1,0 +1,311 @@
+package warmpool
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SocketGauges count a scope's sockets by state, now.
+type SocketGauges struct {
+	// Open is every socket, idle or busy; the other fields split it
+	// (Busy + Idle + Spares + Retiring == Open).
+	Open int
+	// Busy sockets carry a request now.
+	Busy int
+	// Idle sockets have carried requests and wait for the next.
+	Idle int
+	// Spares were prewarmed and have not carried a request yet.
+	Spares int
+	// Retiring sockets take no new request and close when done.
+	Retiring int
+}
+
+// Stats are the counters for one scope: the whole Transport, one exit, one
+// target host or one exit and host pair. Counters count since New; gauges
+// (OpenSockets, Sockets, InFlight) are current.
+//
+// Requests counts attempts: each time a request was sent on a socket. A
+// request that warmpool retried on another socket counts once per attempt,
+// and once in Retries. For every scope,
+// Requests == Cold + Prewarmed + Reused.
+type Stats struct {
+	// Requests is the number of request attempts sent on a socket.
+	Requests uint64
+	// Cold counts attempts that paid for a handshake: the first request on
+	// a socket dialed for it (or whose dial it waited for).
+	Cold uint64
+	// Prewarmed counts attempts that were the first on a socket handshaken
+	// in the background before the request asked for one.
+	Prewarmed uint64
+	// Reused counts attempts on a socket that had carried a request before.
+	Reused uint64
+	// Waited counts attempts that had to wait for a socket (for a dial in
+	// progress or for a busy socket to free up) before being sent.
+	Waited uint64
+	// WaitTime is the total time attempts spent waiting for a socket,
+	// dials on the request path included.
+	WaitTime time.Duration
+	// Errors counts RoundTrip calls that returned an error.
+	Errors uint64
+	// ErrorKinds splits failed attempts (retried ones included) by kind.
+	ErrorKinds map[ErrorKind]uint64
+	// Retries counts attempts that were retried on another socket after a
+	// reused socket failed (see Transport.RoundTrip for the rule).
+	Retries uint64
+	// Statuses counts responses by status class: "1xx" to "5xx".
+	Statuses map[string]uint64
+	// TooManyRequests counts 429 responses.
+	TooManyRequests uint64
+	// Handshakes counts sockets successfully dialed (TCP, proxy and TLS).
+	Handshakes uint64
+	// DialErrors counts dials that failed.
+	DialErrors uint64
+	// Resumed counts handshakes that resumed a TLS session (included in
+	// Handshakes). Each exit keeps its own session cache.
+	Resumed uint64
+	// Prewarms counts sockets dialed in the background (included in
+	// Handshakes).
+	Prewarms uint64
+	// PrewarmTime is the handshake time spent in background dials, off
+	// every request's path.
+	PrewarmTime time.Duration
+	// HandshakeTax is the time spent dialing (DNS, TCP, proxy, TLS) on
+	// requests' paths, summed over Cold attempts.
+	HandshakeTax time.Duration
+	// HandshakesSaved is the handshakes keep-alive spared: one per reused
+	// attempt (equal to Reused).
+	HandshakesSaved uint64
+	// KeepAliveRatio is Reused / (Cold + Prewarmed + Reused): the share of
+	// attempts that found a socket already in use (0 without requests).
+	KeepAliveRatio float64
+	// WarmRatio is (Reused + Prewarmed) / Requests: the share of attempts
+	// that paid no handshake on their path.
+	WarmRatio float64
+	// OpenSockets is the number of sockets open now (Sockets.Open).
+	OpenSockets int
+	// Sockets splits the open sockets by state.
+	Sockets SocketGauges
+	// InFlight is the number of attempts in flight now.
+	InFlight int
+	// PeakInFlight is the most attempts in flight at once over the last
+	// 10 to 20 seconds.
+	PeakInFlight int
+	// PoolEfficiency is OpenSockets / PeakInFlight: about 1 when the pool
+	// holds what the load needs; above 1 with spares or idle sockets kept
+	// for bursts; 0 without recent requests.
+	PoolEfficiency float64
+	// WarmLatency and ColdLatency are the distributions of the time from
+	// asking for a socket to the response headers, for warm (reused and
+	// prewarmed) and cold attempts.
+	WarmLatency, ColdLatency LatencySummary
+	// RequestsPerSocket is the distribution of the requests each socket
+	// carried, recorded when it closed.
+	RequestsPerSocket Summary
+	// Closes counts ended sockets by reason. Reasons that never occurred
+	// are absent.
+	Closes map[CloseReason]uint64
+}
+
+// Status is the overall health of a Transport in a Snapshot.
+type Status string
+
+// Statuses, with the rule that decides them (Snapshot.StatusRule says which
+// part of the rule applied).
+const (
+	// StatusHealthy: none of the rules below applies.
+	StatusHealthy Status = "healthy"
+	// StatusDegraded: an exit is ejected; or more than 5% of at least 20
+	// requests failed; or fewer than half of at least 100 attempts were
+	// warm (WarmRatio < 0.5).
+	StatusDegraded Status = "degraded"
+	// StatusUnhealthy: every exit is ejected, or more than half of at
+	// least 20 requests failed.
+	StatusUnhealthy Status = "unhealthy"
+)
+
+// Snapshot is a point-in-time copy of a Transport's statistics. It is a
+// plain value: it shares nothing with the Transport, and encodes to JSON.
+type Snapshot struct {
+	// Taken is when the snapshot was made.
+	Taken time.Time
+	// Status sums up the Transport's health; StatusRule says why.
+	Status     Status
+	StatusRule string
+	// Total covers every request and socket of the Transport.
+	Total Stats
+	// Exits has one entry per exit, keyed by Exit.Name: its Stats and its
+	// health.
+	Exits map[string]ExitStats
+	// Hosts has one entry per target host, keyed by the URL's Hostname().
+	// At most 1,024 hosts have their own row: when a new host needs one,
+	// the least recently used row is folded into the row named
+	// OtherHosts.
+	Hosts map[string]Stats
+	// Pairs has one entry per exit and host, bounded and folded like
+	// Hosts, per exit (into the key with Host OtherHosts).
+	Pairs map[PairKey]Stats
+	// Policies has, for each target host seen, the limits warmpool applies
+	// and where they came from (configured, announced by the server, or
+	// observed), keyed like Hosts.
+	Policies map[string]HostPolicy
+	// Concurrency lists the adaptive limit of each exit and host (target
+	// host:port), when Config.Concurrency is on.
+	Concurrency []ConcurrencyStats
+	// TransportsCreated counts the Transports this process created in the
+	// last minute, a sign of the client recreation that wastes handshakes.
+	TransportsCreated int
+}
+
+// PairKey is the key of Snapshot.Pairs: an exit's name and a target's
+// hostname. As text (and so as a JSON object key) it is "exit|host"; read
+// back, the text is split at its last "|", which is unambiguous because a
+// URL's hostname cannot hold one, while an exit's name may.
+type PairKey struct {
+	Exit, Host string
+}
+
+// String returns "exit|host".
+func (k PairKey) String() string { return k.Exit + "|" + k.Host }
+
+// MarshalText returns "exit|host".
+func (k PairKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses "exit|host", split at the last "|".
+func (k *PairKey) UnmarshalText(b []byte) error {
+	i := strings.LastIndexByte(string(b), '|')
+	if i < 0 {
+		return fmt.Errorf("warmpool: PairKey %q has no \"|\" (want \"exit|host\")", b)
+	}
+	k.Exit, k.Host = string(b[:i]), string(b[i+1:])
+	return nil
+}
+
+// OtherHosts is the Snapshot.Hosts key under which hosts beyond the tracked
+// limit are summed, so that memory stays bounded with many distinct hosts.
+const OtherHosts = "(other)"
+
+// Snapshot returns the Transport's statistics now. It is safe to call
+// concurrently with requests; the counters are read one by one, so a
+// snapshot taken under load may be off by the requests in flight.
+func (t *Transport) Snapshot() Snapshot {
+	now := t.now()
+	s := Snapshot{
+		Taken: now,
+		Total: t.metrics.total.stats(now),
+		Exits: make(map[string]ExitStats, len(t.exits)),
+		Hosts: make(map[string]Stats),
+		Pairs: make(map[PairKey]Stats),
+	}
+	for _, e := range t.exits {
+		s.Exits[e.name] = e.snapshot(now)
+	}
+	t.metrics.mu.Lock()
+	for h, r := range t.metrics.hosts.m {
+		s.Hosts[h] = r.c.stats(now)
+	}
+	for e, rs := range t.metrics.pairs {
+		for h, r := range rs.m {
+			s.Pairs[PairKey{Exit: e, Host: h}] = r.c.stats(now)
+		}
+	}
+	t.metrics.mu.Unlock()
+	t.addSocketGauges(&s)
+	s.Policies = t.policySnapshot()
+	s.Concurrency = t.concurrencySnapshot()
+	s.TransportsCreated = recentTransports(now)
+	s.Status, s.StatusRule = s.status()
+	return s
+}
+
+// addSocketGauges counts the open sockets of every pool by state, and sets
+// OpenSockets and PoolEfficiency from them, so that the three always agree
+// within one Snapshot. A host folded into OtherHosts counts there.
+func (t *Transport) addSocketGauges(s *Snapshot) {
+	add := func(g *SocketGauges, h SocketGauges) {
+		g.Open += h.Open
+		g.Busy += h.Busy
+		g.Idle += h.Idle
+		g.Spares += h.Spares
+		g.Retiring += h.Retiring
+	}
+	addHost := func(key string, g SocketGauges) {
+		if _, ok := s.Hosts[key]; !ok {
+			key = OtherHosts
+		}
+		if st, ok := s.Hosts[key]; ok {
+			add(&st.Sockets, g)
+			s.Hosts[key] = st
+		}
+	}
+	addPair := func(key PairKey, g SocketGauges) {
+		if _, ok := s.Pairs[key]; !ok {
+			key.Host = OtherHosts
+		}
+		if st, ok := s.Pairs[key]; ok {
+			add(&st.Sockets, g)
+			s.Pairs[key] = st
+		}
+	}
+	t.pools.Range(func(_ poolKey, p *hostPool) bool {
+		g := p.gauges()
+		add(&s.Total.Sockets, g)
+		if es, ok := s.Exits[p.exit.name]; ok {
+			add(&es.Sockets, g)
+			s.Exits[p.exit.name] = es
+		}
+		addHost(p.hostname, g)
+		addPair(PairKey{Exit: p.exit.name, Host: p.hostname}, g)
+		return true
+	})
+	s.Total.setOpen()
+	for k, es := range s.Exits {
+		es.setOpen()
+		s.Exits[k] = es
+	}
+	for k, st := range s.Hosts {
+		st.setOpen()
+		s.Hosts[k] = st
+	}
+	for k, st := range s.Pairs {
+		st.setOpen()
+		s.Pairs[k] = st
+	}
+}
+
+// setOpen derives OpenSockets and PoolEfficiency from Sockets.
+func (s *Stats) setOpen() {
+	s.OpenSockets = s.Sockets.Open
+	if s.PeakInFlight > 0 {
+		s.PoolEfficiency = float64(s.OpenSockets) / float64(s.PeakInFlight)
+	}
+}
+
+// status applies the rule documented on Status.
+func (s *Snapshot) status() (Status, string) {
+	healthy := 0
+	for _, e := range s.Exits {
+		if e.Healthy {
+			healthy++
+		}
+	}
+	tot := s.Total
+	calls := tot.Requests - tot.Retries + tot.Errors // RoundTrip calls, roughly
+	errRate := 0.0
+	if calls > 0 {
+		errRate = float64(tot.Errors) / float64(calls)
+	}
+	switch {
+	case len(s.Exits) > 0 && healthy == 0:
+		return StatusUnhealthy, "every exit is ejected"
+	case calls >= 20 && errRate > 0.5:
+		return StatusUnhealthy, "more than half of the requests failed"
+	case healthy < len(s.Exits):
+		return StatusDegraded, "an exit is ejected"
+	case calls >= 20 && errRate > 0.05:
+		return StatusDegraded, "more than 5% of the requests failed"
+	case tot.Requests >= 100 && tot.WarmRatio < 0.5:
+		return StatusDegraded, "fewer than half of the requests found a warm socket"
+	}
+	return StatusHealthy, "no rule applies"
+}

@@ -1,0 +1,243 @@
+package warmpool
+
+import (
+	"context"
+	"hash/maphash"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Transport is an http.RoundTripper that owns its sockets: it keeps a pool
+// per exit and target host, enforces per-socket request budgets with a
+// graceful close, and classifies every request as cold, prewarmed or reused.
+// Most callers use it as the Transport of an http.Client:
+//
+//	rt, err := warmpool.New(warmpool.Config{Budget: warmpool.Budget{MaxRequests: 95}})
+//	if err != nil { ... }
+//	defer rt.Close()
+//	client := &http.Client{Transport: rt}
+//
+// A Transport is safe for concurrent use by multiple goroutines. Create one
+// and reuse it: each Transport has its own sockets.
+type Transport struct {
+	cfg     Config
+	exits   []*exit
+	rot     Rotation
+	metrics metrics
+	events  eventRing
+	baseSet exitSet // the ExitSet of requests that have not failed
+	now     func() time.Time
+
+	pools    poolMap
+	policyMu sync.Mutex // guards policies; taken after no other lock
+	policies map[string]*hostPolicy
+
+	socketIDs atomic.Uint64
+	randMu    sync.Mutex
+	rand      *rand.Rand
+	closed    atomic.Bool
+	lifeMu    sync.RWMutex // orders goBackground's wg.Add before Close's Wait
+	closeOnce sync.Once
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	done      <-chan struct{}
+	wg        sync.WaitGroup
+}
+
+// defaultSweepInterval is how often the sweeper expires idle sockets.
+const defaultSweepInterval = 250 * time.Millisecond
+
+// New validates cfg and returns a Transport. Invalid configuration returns
+// a *ConfigError naming the field. The Transport starts one background
+// goroutine that expires idle sockets; Close stops it.
+func New(cfg Config) (*Transport, error) {
+	return newWithClock(cfg, time.Now)
+}
+
+// newWithClock is New with the clock injected, for tests.
+func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*hostPolicy)}
+	t.pools.seed = maphash.MakeSeed()
+	seed := cfg.JitterSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.rand = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for i, e := range cfg.Exits {
+		u, _ := parseProxy("", e.Proxy) // validated by normalize
+		ex := &exit{idx: i, name: e.Name, weight: max(1, e.Weight), proxy: u,
+			tr: newExitTransport(&t.cfg, u, net.ParseIP(e.LocalAddr))}
+		ex.health.conf = &t.cfg.Health
+		t.exits = append(t.exits, ex)
+	}
+	t.baseSet.t = t
+	t.rot = cfg.Rotation
+	if t.rot == nil {
+		t.rot = RoundRobin()
+	}
+	if n, warn := noteTransportCreated(now()); warn && cfg.Logger != nil {
+		cfg.Logger.Warn("warmpool: many Transports created in a short time: each has its own sockets, so every new one pays every handshake again; create one and share it",
+			"created_last_minute", n)
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.done = t.ctx.Done()
+	t.wg.Add(1)
+	go t.sweeper(defaultSweepInterval)
+	return t, nil
+}
+
+// maxPolicies bounds the hosts whose policy is remembered. Beyond it, a
+// policy that no pool uses any more is forgotten.
+const maxPolicies = 4 * maxHostRows
+
+// policy returns the shared policy of a hostname.
+func (t *Transport) policy(hostname string) *hostPolicy {
+	t.policyMu.Lock()
+	defer t.policyMu.Unlock()
+	if hp, ok := t.policies[hostname]; ok {
+		return hp
+	}
+	if len(t.policies) >= maxPolicies {
+		// Forget some hosts: their pools (if any are still alive)
+		// keep their own pointer to the policy.
+		n := 0
+		for h := range t.policies {
+			if _, conf := t.cfg.HostBudgets[h]; !conf {
+				delete(t.policies, h)
+				if n++; n >= maxPolicies/8 {
+					break
+				}
+			}
+		}
+	}
+	b, ok := t.cfg.HostBudgets[hostname]
+	if !ok {
+		b = t.cfg.Budget
+	}
+	hp := newHostPolicy(hostname, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom)
+	t.policies[hostname] = hp
+	return hp
+}
+
+// policySnapshot returns the policies of the hosts listed in Snapshot.
+func (t *Transport) policySnapshot() map[string]HostPolicy {
+	t.policyMu.Lock()
+	hps := make([]*hostPolicy, 0, len(t.policies))
+	for _, hp := range t.policies {
+		hps = append(hps, hp)
+	}
+	t.policyMu.Unlock()
+	out := make(map[string]HostPolicy, len(hps))
+	for _, hp := range hps {
+		out[hp.name] = hp.snapshot()
+	}
+	return out
+}
+
+// intN returns a uniform random integer in [0, n), for Budget.Jitter.
+func (t *Transport) intN(n int) int {
+	t.randMu.Lock()
+	defer t.randMu.Unlock()
+	return t.rand.IntN(n)
+}
+
+// pool returns the pool of exit e for target k, creating it if needed.
+func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
+	pk := poolKey{exit: e.idx, host: k}
+	if p, ok := t.pools.Load(pk); ok {
+		return p
+	}
+	p := &hostPool{
+		t:        t,
+		exit:     e,
+		key:      k,
+		hostname: hostname,
+		policy:   t.policy(hostname),
+		wake:     make(chan struct{}),
+		maxConns: t.cfg.MaxConnsPerHost,
+	}
+	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname), t.metrics.pair(e.name, hostname)}
+	if t.cfg.Concurrency.Enable {
+		p.lim = newLimiter(&t.cfg.Concurrency, t.now, t.done)
+	}
+	return t.pools.LoadOrStore(pk, p)
+}
+
+// CloseIdleConnections closes every socket that has no request in flight.
+// It implements the method http.Client.CloseIdleConnections looks for.
+func (t *Transport) CloseIdleConnections() {
+	t.pools.Range(func(_ poolKey, p *hostPool) bool {
+		p.closeIdle(CloseClientClose, false)
+		return true
+	})
+}
+
+// Close closes every socket, stops every goroutine the Transport started
+// and waits for them. Requests in flight fail; later RoundTrips return
+// ErrClosed. Close is idempotent and always returns nil.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.lifeMu.Lock()
+		t.closed.Store(true)
+		t.lifeMu.Unlock()
+		t.cancel()
+		t.wg.Wait()
+		t.pools.Range(func(_ poolKey, p *hostPool) bool {
+			p.closeIdle(CloseClientClose, true)
+			if p.lim != nil {
+				p.lim.stop()
+			}
+			return true
+		})
+	})
+	return nil
+}
+
+// goBackground runs f on a goroutine that Close waits for, unless the
+// Transport is closed.
+func (t *Transport) goBackground(f func()) bool {
+	t.lifeMu.RLock()
+	defer t.lifeMu.RUnlock()
+	if t.closed.Load() {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// sweeper closes sockets past their idle timeout or age and drops empty
+// pools, so idle sockets do not linger and memory stays bounded.
+func (t *Transport) sweeper(every time.Duration) {
+	defer t.wg.Done()
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tk.C:
+			t.sweep()
+		}
+	}
+}
+
+func (t *Transport) sweep() {
+	now := t.now()
+	t.pools.Range(func(k poolKey, p *hostPool) bool {
+		if p.sweep(now) {
+			t.pools.CompareAndDelete(k, p)
+		}
+		return true
+	})
+}
