@@ -248,7 +248,12 @@ func TestLearnsServerIdleTimeout(t *testing.T) {
 	require.Eventually(t, func() bool { return rt.Snapshot().Total.Closes[CloseServerIdleTimeout] >= 2 }, 5*time.Second, 5*time.Millisecond)
 	pol := rt.Snapshot().Policies["127.0.0.1"]
 	assert.Equal(t, SourceObserved, pol.IdleTimeoutSource)
-	assert.GreaterOrEqual(t, pol.ServerIdleTimeout, 150*time.Millisecond)
+	// The server's timer is the truth, and it starts when the server has
+	// written its response; the client measures from the end of its read,
+	// a little later, so it sees a little less (146-149 ms seen on a busy
+	// machine). Allow that, and a late notice of the close.
+	assert.GreaterOrEqual(t, pol.ServerIdleTimeout, minIdleClose)
+	assert.LessOrEqual(t, pol.ServerIdleTimeout, 150*time.Millisecond+time.Second)
 	assert.Less(t, pol.IdleTimeout, pol.ServerIdleTimeout)
 	assert.Equal(t, pol.ServerIdleTimeout-pol.ServerIdleTimeout/4, pol.IdleTimeout)
 }
