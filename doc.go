@@ -30,5 +30,44 @@
 //	client := &http.Client{Transport: rt}
 //
 // A Transport is safe for concurrent use. Close it when done: it stops its
-// goroutine and closes its sockets.
+// goroutines and closes its sockets. Package dashboard serves its Snapshot as
+// a page or JSON; the prometheus submodule exports it.
+//
+// # Where things are
+//
+// One file per concern (this is a map for readers of the source):
+//
+//   - config.go: Config and every type in it (Exit, Budget, Prewarm,
+//     Concurrency, Health), their defaults and their validation; errors.go:
+//     the sentinel errors, ConfigError, DialError and the ErrorKind of a
+//     failure.
+//   - transport.go: Transport, New, Close, the sweeper, the pools and host
+//     policies it owns.
+//   - roundtripper.go: RoundTrip as a loop over one attempt (try), and the
+//     one retry rule (shouldRetry).
+//   - pool.go: hostPool, the sockets of one exit and target, and how a
+//     request gets one: acquire, pick, claim, dial on the path, wait,
+//     release. lease.go: one attempt's claim on a socket, whose begin and end
+//     own the in-flight gauges, the concurrency slot and OnRequest, and the
+//     response body that ends it.
+//   - socket.go: a socket's lifecycle, its one close path (retireLocked,
+//     shut) and the one place every end is recorded (ended).
+//   - dial.go: dialing through an exit, the byte counter under TLS, the dial
+//     trace; exit.go and health.go: exits, proxy URLs, ejection.
+//   - budget.go: per-socket budgets and what warmpool learns about each
+//     target; prewarm.go: background dials; concurrency.go: the adaptive
+//     limiter; rotation.go: exit choice and sessions.
+//   - metrics.go: lock-free counters and bounded rows; snapshot.go: Stats and
+//     Snapshot; trace.go: request classification, events, logging and the
+//     caller's httptrace; histogram.go: fixed-size latency histograms.
+//
+// The life of a request: RoundTrip validates it and calls try, which asks
+// rotation.go for an exit (pickExit), takes a concurrency slot and a socket
+// from the exit's hostPool (acquire: a warm socket with budget left, else a
+// dial on the request's path, else a wait), begins the lease, sends the
+// request with the socket's ClientConn and wraps the response body. The
+// body's end (EOF or Close) ends the lease: the socket's slot goes back, a
+// retired socket closes, budget.go learns from the response, and prewarm.go
+// may have dialed a replacement in the background. A failed attempt goes to
+// shouldRetry, which decides whether and where it goes again.
 package warmpool

@@ -153,7 +153,8 @@ type Snapshot struct {
 	// host:port), when Config.Concurrency is on.
 	Concurrency []ConcurrencyStats
 	// TransportsCreated counts the Transports this process created in the
-	// last minute, a sign of the client recreation that wastes handshakes.
+	// last minute. More than 10 is client recreation, which wastes every
+	// handshake (New then warns through Config.Logger, once).
 	TransportsCreated int
 }
 

@@ -1,0 +1,196 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warmpool/warmpool"
+	"github.com/warmpool/warmpool/internal/target"
+	"github.com/warmpool/warmpool/internal/testproxy"
+)
+
+// chromiumPath returns the path of Debian's chromium, or skips the test
+// (fails it under CI=true) when it is missing.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	const msg = "!!! chromium NOT FOUND: this test renders the dashboard in headless Chromium; install the Debian package chromium (apt-get install -y chromium; scripts/test.sh does) !!!"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// runChromium runs headless chromium with args and returns its standard
+// output.
+func runChromium(t *testing.T, bin string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	base := []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir(),
+	}
+	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.Output()
+	require.NoError(t, err, "chromium %v failed (context: %v); stderr:\n%s", args, ctx.Err(), lastLines(stderr.String(), 20))
+	return out
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// screenshot renders the page at url to file with chromium, in a window
+// 1280 pixels wide and height high.
+func screenshot(t *testing.T, bin, url, file string, height int) {
+	t.Helper()
+	runChromium(t, bin, "--hide-scrollbars", "--window-size=1280,"+strconv.Itoa(height), "--screenshot="+file, url)
+	png, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.Greater(t, len(png), 1000, "screenshot %s", file)
+	require.Equal(t, []byte("\x89PNG\r\n\x1a\n"), png[:8], "screenshot %s is a PNG", file)
+}
+
+func TestHandlerPageInChromium(t *testing.T) {
+	bin := chromiumPath(t)
+	rt, direct, proxy := handlerFixture(t)
+	srv := httptest.NewServer(Handler(rt))
+	defer srv.Close()
+
+	dom := string(runChromium(t, bin, "--dump-dom", srv.URL+"/"))
+	require.Contains(t, dom, `id="exits"`, "the rendered DOM:\n%s", dom)
+	exits := dom[strings.Index(dom, `id="exits"`):]
+	exits = exits[:strings.Index(exits, "</table>")]
+	assert.Contains(t, exits, direct)
+	assert.Contains(t, exits, proxy)
+	assert.Contains(t, dom, `id="killers"`)
+	assert.Contains(t, dom, `id="hosts"`)
+	assert.NotContains(t, dom, proxyPassword)
+
+	screenshot(t, bin, srv.URL+"/", filepath.Join(t.TempDir(), "dashboard.png"), 1600)
+}
+
+// TestHandlerWriteScreenshot regenerates docs/dashboard.png from a realistic
+// run: three exits (one with wrong credentials), three target hosts with a
+// Keep-Alive header, WAF resets and a rate limit. Run it with
+//
+//	WARMPOOL_WRITE_SCREENSHOT=1 go test -run TestHandlerWriteScreenshot -count=1 ./dashboard
+//
+// from the module root: go test runs it in dashboard/, and it writes the
+// module's docs/dashboard.png.
+func TestHandlerWriteScreenshot(t *testing.T) {
+	if os.Getenv("WARMPOOL_WRITE_SCREENSHOT") != "1" {
+		t.Skip("set WARMPOOL_WRITE_SCREENSHOT=1 to regenerate docs/dashboard.png")
+	}
+	bin := chromiumPath(t)
+
+	// Three target hosts: api (127.0.0.1) announces its limits like
+	// Apache; shop (localhost) is behind a WAF that resets sockets after 40
+	// requests; cdn (::1) speaks HTTP/2 and answers 429 above 6 requests
+	// in flight per client.
+	api := startTarget(t, target.Config{KeepAliveTimeout: 15, KeepAliveMax: 100, HandshakeDelay: 15 * time.Millisecond, ResponseDelay: 2 * time.Millisecond})
+	shop := startTarget(t, target.Config{ResetAfter: 40, HandshakeDelay: 25 * time.Millisecond, ResponseDelay: 2 * time.Millisecond})
+	cdn := startTarget(t, target.Config{Addr: "[::1]:0", HTTP2: true, MaxInFlightPerIP: 6, RetryAfter: "1", HandshakeDelay: 10 * time.Millisecond, ResponseDelay: 3 * time.Millisecond})
+	shopURL := "https://localhost:" + shop.Port() + "/"
+	// Exits: direct; an HTTP CONNECT proxy with credentials; a SOCKS5
+	// proxy given the wrong password, which gets ejected.
+	connect, err := testproxy.Start(testproxy.Config{Kind: testproxy.HTTPConnect, Username: "u", Password: proxyPassword, DialDelay: 5 * time.Millisecond})
+	require.NoError(t, err)
+	defer connect.Close()
+	socks, err := testproxy.Start(testproxy.Config{Kind: testproxy.SOCKS5, Username: "u", Password: "right"})
+	require.NoError(t, err)
+	defer socks.Close()
+
+	// Each target has its own self-signed certificate: trust the three.
+	pools := []*x509.CertPool{api.CertPool(), shop.CertPool(), cdn.CertPool()}
+	tlsConf := &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {
+		for _, p := range pools {
+			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: p}); err == nil {
+				return nil
+			}
+		}
+		return errors.New("certificate of none of the test targets")
+	}}
+	rt := newTransport(t, nil, warmpool.Config{
+		TLSClientConfig: tlsConf,
+		Exits: []warmpool.Exit{
+			{Name: "direct"},
+			{Name: "eu-connect", Proxy: connect.URLString()},
+			{Name: "us-socks", Proxy: "socks5://u:wrong@" + socks.Addr()},
+		},
+		Concurrency: warmpool.Concurrency{Enable: true, Initial: 4},
+		Health:      warmpool.Health{BaseEjection: time.Minute},
+	})
+	c := &http.Client{Transport: rt}
+	load := func(url string, goroutines, n int) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		next := 0
+		for range goroutines {
+			wg.Go(func() {
+				for {
+					mu.Lock()
+					next++
+					i := next
+					mu.Unlock()
+					if i > n {
+						return
+					}
+					resp, err := c.Get(url)
+					if err != nil {
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { load(api.URL(), 6, 1200) })
+	wg.Go(func() { load(shopURL, 4, 700) })
+	wg.Go(func() { load(cdn.URL(), 12, 900) })
+	wg.Wait()
+	time.Sleep(200 * time.Millisecond) // let the last closes land
+	t.Logf("%+v", rt.Snapshot().Total)
+
+	srv := httptest.NewServer(Handler(rt))
+	defer srv.Close()
+	// go test runs in the package's directory, dashboard/.
+	out := filepath.Join("..", "docs", "dashboard.png")
+	require.NoError(t, os.MkdirAll(filepath.Dir(out), 0o755))
+	screenshot(t, bin, srv.URL+"/", out, 2600)
+	t.Logf("wrote %s", out)
+	body := serve(Handler(rt), http.MethodGet, "/", nil).Body.String()
+	require.NotContains(t, body, proxyPassword)
+}
