@@ -216,22 +216,19 @@ func faultHangTarget(t *testing.T, cfg target.Config) *target.Target {
 	return startTarget(t, cfg)
 }
 
-// faultTimedGet sends a GET with a deadline of d and returns its error and
-// how long it took.
-func faultTimedGet(c *http.Client, url string, d time.Duration) (time.Duration, error) {
+// faultTimedGet sends a GET with a deadline of d and returns its error.
+func faultTimedGet(c *http.Client, url string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	start := time.Now()
 	resp, err := c.Do(req)
-	elapsed := time.Since(start)
 	if err == nil {
 		err = faultCheckBody(resp)
 	}
-	return elapsed, err
+	return err
 }
 
 // TestFaultServerStopsAnswering: the server reads a request and never
@@ -252,9 +249,8 @@ func TestFaultServerStopsAnswering(t *testing.T) {
 	const rounds = defaultConsecutiveFailures + 1
 	for i := range rounds {
 		require.NoError(t, faultGet(c, tg.URL()))
-		elapsed, err := faultTimedGet(c, tg.URL()+"/hang", 200*time.Millisecond)
+		err := faultTimedGet(c, tg.URL()+"/hang", 200*time.Millisecond)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Less(t, elapsed, 5*time.Second, "the deadline did not end the request promptly")
 		// The socket is closed as soon as RoundTrip returns.
 		assert.Zero(t, rt.Snapshot().Total.OpenSockets, "round %d", i)
 		ts, ok := tg.Await(faultHang, func(s target.Stats) bool { return s.OpenConns() == 0 })
@@ -286,9 +282,8 @@ func TestFaultServerStopsAnsweringHTTP2(t *testing.T) {
 	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
 	c := &http.Client{Transport: rt}
 	for range 4 {
-		elapsed, err := faultTimedGet(c, tg.URL()+"/hang", 200*time.Millisecond)
+		err := faultTimedGet(c, tg.URL()+"/hang", 200*time.Millisecond)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Less(t, elapsed, 5*time.Second)
 	}
 	require.NoError(t, faultGet(c, tg.URL()))
 	ts := tg.Stats()
@@ -567,10 +562,11 @@ func TestFaultCancelDuringHandshake(t *testing.T) {
 	tg := startTarget(t, target.Config{HandshakeDelay: 2 * time.Second})
 	rt := newTransport(t, tg, Config{})
 	req := faultCancelAfter(t, http.MethodGet, tg.URL(), nil, 50*time.Millisecond)
-	start := time.Now()
 	_, err := (&http.Client{Transport: rt}).Do(req)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Less(t, time.Since(start), time.Second, "the cancellation did not interrupt the handshake")
+	// That the cancellation interrupted the handshake is told by counts,
+	// not by the time it took: the target never completes its side of it
+	// (below), as it would 2 s in if the client had waited.
 	s := rt.Snapshot()
 	assert.Zero(t, s.Total.OpenSockets)
 	assert.Zero(t, s.Total.Handshakes)
@@ -609,10 +605,12 @@ func TestFaultCancelInProxyHop(t *testing.T) {
 			px := startProxy(t, testproxy.Config{Kind: tt.kind, SourceIP: "127.0.0.2", DialDelay: tt.proxyDelay})
 			rt := newTransport(t, tg, Config{Exits: []Exit{{Name: "px", Proxy: px.URLString()}}})
 			req := faultCancelAfter(t, http.MethodGet, tg.URL(), nil, 50*time.Millisecond)
-			start := time.Now()
 			_, err := (&http.Client{Transport: rt}).Do(req)
 			require.Error(t, err)
-			assert.Less(t, time.Since(start), time.Second, "the cancellation did not interrupt the dial")
+			// Counts tell that the cancellation interrupted the
+			// dial: had the client waited, the proxy would have
+			// made its tunnel (Tunnels) and the target its
+			// handshake (Handshakes).
 			s := rt.Snapshot()
 			assert.Zero(t, s.Total.OpenSockets)
 			assert.Zero(t, s.Total.Handshakes)
@@ -626,8 +624,6 @@ func TestFaultCancelInProxyHop(t *testing.T) {
 			assert.Zero(t, ts.Requests)
 			assert.Zero(t, ts.Handshakes)
 
-			if tt.kind == testproxy.SOCKS5 && tt.proxyDelay > 0 {
-			}
 			require.ErrorIs(t, err, context.Canceled)
 			assert.Equal(t, map[ErrorKind]uint64{ErrorCanceled: 1}, s.Total.ErrorKinds)
 		})
@@ -654,10 +650,13 @@ func TestFaultCancelWhileWaitingForSocket(t *testing.T) {
 	require.True(t, ok)
 
 	req := faultCancelAfter(t, http.MethodGet, tg.URL(), nil, 50*time.Millisecond)
-	start := time.Now()
 	_, err := c.Do(req)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Less(t, time.Since(start), time.Second)
+	select {
+	case err := <-slow:
+		t.Fatalf("the cancelled request returned only after the slow one freed the socket (%v)", err)
+	default: // still holding the socket: the cancellation ended the wait
+	}
 	s := rt.Snapshot()
 	assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorCanceled], "error kinds %v", s.Total.ErrorKinds)
 	assert.Equal(t, uint64(1), s.Total.Requests, "the cancelled request was never sent")
@@ -718,11 +717,9 @@ func TestFaultCancelWhileReadingBody(t *testing.T) {
 			require.Equal(t, "chunk\n", line)
 		}
 		cancel()
-		start := time.Now()
 		nrest, err := io.Copy(io.Discard, br)
-		require.Error(t, err, "a cancelled body must not end like a complete one (read %d more bytes in %v)", nrest, time.Since(start))
+		require.Error(t, err, "a cancelled body must not end like a complete one (read %d more bytes)", nrest)
 		assert.ErrorIs(t, err, context.Canceled)
-		assert.Less(t, time.Since(start), 5*time.Second)
 		resp.Body.Close()
 		faultAwaitClosed(t, rt, uint64(2*i+1))
 		require.NoError(t, faultGet(c, tg.URL()), "a request after the cancelled body")

@@ -350,7 +350,10 @@ func (r *rows) get(name string) *counters {
 }
 
 // metrics holds the Transport's total, per-host and per-pair counters.
-// Exit counters live in each exit.
+// Exit counters live in each exit. The counters themselves are atomics;
+// mu guards only the row maps (finding or folding a row, and Snapshot
+// reading them), is taken when a pool is created rather than per request,
+// and is never held while taking another lock.
 type metrics struct {
 	total counters
 
