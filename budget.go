@@ -303,7 +303,7 @@ func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 			l.s.serverClose = r
 		}
 		p.mu.Unlock()
-		if !l.last && p.policy.observeServerClose(l.n, r == CloseHTTP10) {
+		if !l.last && !l.callerClose && p.policy.observeServerClose(l.n, r == CloseHTTP10) {
 			t.logLearned(p.policy)
 		}
 	}

@@ -1,9 +1,11 @@
 package warmpool
 
 import (
+	"io"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,7 +208,7 @@ func TestLearnsWAFResetLimit(t *testing.T) {
 // never on the server's close.
 func TestLearnsKeepAliveHeader(t *testing.T) {
 	tg := startTarget(t, target.Config{KeepAliveMax: 10, KeepAliveTimeout: 5})
-	rt := newTransport(t, tg, Config{})
+	rt := newTransport(t, tg, Config{KeepAliveProbe: true})
 	c := &http.Client{Transport: rt}
 	require.Empty(t, hammer(c, tg.URL(), 2, 200))
 	ts := tg.Stats()
@@ -218,6 +220,40 @@ func TestLearnsKeepAliveHeader(t *testing.T) {
 	require.Eventually(t, func() bool { return rt.Snapshot().Total.Closes[CloseBudget] >= 17 }, 5*time.Second, 5*time.Millisecond)
 	assert.Zero(t, rt.Snapshot().Total.Closes[CloseServerClose], "the server never had to close a socket")
 	assert.Zero(t, rt.Snapshot().Total.Errors)
+}
+
+// TestLearnsApacheLimitWithoutProbe: by default warmpool adds no header, so
+// an Apache-like target (MaxKeepAliveRequests 10: 11 requests, the 11th
+// answered with "Connection: close") announces nothing; warmpool learns its
+// limit from two closes at the same count, as it does nginx's. No request
+// carries a Connection header the caller did not set.
+func TestLearnsApacheLimitWithoutProbe(t *testing.T) {
+	var mu sync.Mutex
+	conn := map[string]int{} // requests with a Connection header, by value
+	tg := startTarget(t, target.Config{KeepAliveMax: 10, KeepAliveTimeout: 5, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conn[r.Header.Get("Connection")]++
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	})})
+	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
+	c := &http.Client{Transport: rt}
+	for range 60 {
+		require.NoError(t, get(c, tg.URL()))
+	}
+	snap := rt.Snapshot()
+	pol := snap.Policies["127.0.0.1"]
+	assert.Equal(t, 11, pol.MaxRequests)
+	assert.Equal(t, SourceObserved, pol.MaxRequestsSource)
+	assert.Equal(t, uint64(2), snap.Total.Closes[CloseServerClose], "two closes teach the limit")
+	assert.Zero(t, snap.Total.Errors)
+	mu.Lock()
+	defer mu.Unlock()
+	// Only warmpool's own retirements (a socket's 11th request, after the
+	// limit was learned) carry a Connection header: "close".
+	assert.Equal(t, 60, conn[""]+conn["close"])
+	assert.Zero(t, conn["keep-alive"], "the keep-alive probe is off by default")
+	assert.Equal(t, int(snap.Total.Closes[CloseBudget]), conn["close"])
 }
 
 // TestLearnsGracefulCloseLimit: an nginx-like target closes after 5

@@ -1,7 +1,6 @@
 package warmpool
 
 import (
-	"context"
 	"net/http"
 	"sort"
 	"strconv"
@@ -87,10 +86,10 @@ type slot struct {
 	epoch uint64
 }
 
-// acquire waits for a slot in FIFO order. It returns ctx's error if the
-// context ends first, ErrClosed if the Transport closes, and ErrOverloaded
+// acquire waits for a slot in FIFO order. It returns why the caller gave up
+// if it does first (g.err), ErrClosed if the Transport closes, and ErrOverloaded
 // if the queue is full.
-func (l *limiter) acquire(ctx context.Context) (slot, error) {
+func (l *limiter) acquire(g giveUp) (slot, error) {
 	l.mu.Lock()
 	now := l.now()
 	if len(l.queue) == 0 && l.inflight < l.capLocked() && !now.Before(l.pausedUntil) {
@@ -111,9 +110,12 @@ func (l *limiter) acquire(ctx context.Context) (slot, error) {
 	select {
 	case <-w.ready:
 		return slot{l, w.epoch}, nil
-	case <-ctx.Done():
+	case <-g.done():
 		l.abandon(w)
-		return slot{}, ctx.Err()
+		return slot{}, g.err()
+	case <-g.cancel:
+		l.abandon(w)
+		return slot{}, g.err()
 	case <-l.done:
 		l.abandon(w)
 		return slot{}, ErrClosed

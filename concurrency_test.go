@@ -220,7 +220,7 @@ func TestLimiterAIMD(t *testing.T) {
 	l := newLimiter(&conf, clk.Now, done)
 	ctx := context.Background()
 	take := func() slot {
-		s, err := l.acquire(ctx)
+		s, err := l.acquire(giveUp{ctx: ctx})
 		require.NoError(t, err)
 		return s
 	}
@@ -246,7 +246,7 @@ func TestLimiterAIMD(t *testing.T) {
 	take().release(true, time.Second)
 	ctx2, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	_, err := l.acquire(ctx2)
+	_, err := l.acquire(giveUp{ctx: ctx2})
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	clk.Advance(time.Second)
 	take().release(false, 0)

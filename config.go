@@ -63,10 +63,19 @@ type Config struct {
 	// DisableLearning stops warmpool from learning each host's limits
 	// from its responses: Keep-Alive headers, graceful closes after the
 	// same number of requests, resets after the same number of requests
-	// and idle closes. With learning on (the default), the first HTTP/1.1
-	// request on each socket carries "Connection: keep-alive", which makes
-	// Apache httpd announce its limits.
+	// and idle closes. Learning adds nothing to requests (see
+	// KeepAliveProbe): it reads what the server says and does.
 	DisableLearning bool
+	// KeepAliveProbe, with learning on, sends "Connection: keep-alive" on
+	// the first request of each new HTTP/1.1 socket that has no Connection
+	// header of its own, so that Apache httpd announces its limits in a
+	// "Keep-Alive: timeout=T, max=M" header from the first response. It is
+	// a header the caller did not set, which header fingerprinting can
+	// see: by default (false) requests carry exactly the caller's headers
+	// (plus "Connection: close" on a socket's last request under its
+	// budget), and warmpool learns Apache's limit from its closes instead,
+	// as it does nginx's.
+	KeepAliveProbe bool
 	// ResetHeadroom is the fraction below an observed reset limit at which
 	// sockets retire: with 0.05, a target that resets sockets after 100
 	// requests gets 95 per socket. Zero means 0.05; negative means none

@@ -78,10 +78,11 @@ const (
 	ErrorOverloaded ErrorKind = "overloaded" // ErrOverloaded
 	ErrorNoExit     ErrorKind = "no_exit"    // ErrNoHealthyExit
 	ErrorClosed     ErrorKind = "closed"     // ErrClosed
+	ErrorInvalid    ErrorKind = "invalid"    // RoundTrip refused the request (nil, no URL or host, an unsupported scheme)
 	ErrorOther      ErrorKind = "other"
 )
 
-var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorOther}
+var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorInvalid, ErrorOther}
 
 func errorIndex(k ErrorKind) int {
 	for i, e := range errorKinds {
@@ -97,7 +98,10 @@ func classifyError(err error) ErrorKind {
 	var de *DialError
 	var ne net.Error
 	switch {
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, errRequestCanceledConn),
+		errors.Is(err, errRequestCanceled), err.Error() == errRequestCanceled.Error():
+		// The last: a ClientConn's own error for a Request.Cancel
+		// that fired during the exchange.
 		return ErrorCanceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return ErrorTimeout

@@ -19,44 +19,75 @@ func burst(t *testing.T, c *http.Client, url string, g, n int) {
 }
 
 // TestInteropApacheDefaults: Debian's Apache httpd with its defaults
-// (KeepAliveTimeout 5, MaxKeepAliveRequests 100) announces
-// "Keep-Alive: timeout=5, max=100". warmpool learns both from the first
-// response: sockets end on its own budget (101, Apache's real limit) and
-// its own idle retirement (4 s), never on the server's close, through
-// bursts separated by pauses longer than the server's idle timeout.
+// (KeepAliveTimeout 5, MaxKeepAliveRequests 100) serves 101 requests per
+// connection and drops idle ones after 5 s, through bursts separated by
+// pauses longer than that.
+//
+// By default warmpool sends only the caller's headers, so Apache announces
+// nothing: warmpool learns its limits from what it does, the request limit
+// from two closes at 101 and the idle timeout from the first pause; from
+// the second burst on, sockets end on warmpool's own budget and idle
+// retirement. With Config.KeepAliveProbe, the first request of each socket
+// asks for "Keep-Alive: timeout=5, max=100" and warmpool knows both from
+// the first response: Apache never has to close a socket.
 func TestInteropApacheDefaults(t *testing.T) {
 	realserver.Require(t, "apache2")
 	t.Parallel()
-	srv := realserver.StartApache(t, realserver.ApacheConfig{})
-	rt := newTransport(t, nil, Config{TLSClientConfig: srv.TLSConfig()})
-	c := &http.Client{Transport: rt}
-	url := srv.URL() + "/"
+	for _, probe := range []bool{false, true} {
+		t.Run(map[bool]string{false: "learned from closes", true: "keep-alive probe"}[probe], func(t *testing.T) {
+			t.Parallel()
+			srv := realserver.StartApache(t, realserver.ApacheConfig{})
+			rt := newTransport(t, nil, Config{TLSClientConfig: srv.TLSConfig(), KeepAliveProbe: probe})
+			c := &http.Client{Transport: rt}
+			url := srv.URL() + "/"
 
-	const bursts, perBurst = 3, 500
-	for i := range bursts {
-		if i > 0 {
-			time.Sleep(6 * time.Second) // longer than Apache's KeepAliveTimeout
-		}
-		burst(t, c, url, 4, perBurst)
+			const bursts, perBurst = 3, 500
+			var first Stats
+			for i := range bursts {
+				if i > 0 {
+					time.Sleep(6 * time.Second) // longer than Apache's KeepAliveTimeout
+				}
+				if i == 2 {
+					first = rt.Snapshot().Total
+				}
+				burst(t, c, url, 4, perBurst)
+			}
+			entries := srv.WaitLog(t, bursts*perBurst, 10*time.Second)
+			assert.LessOrEqual(t, realserver.MaxPerConn(entries), 101)
+
+			snap := rt.Snapshot()
+			pol := snap.Policies["127.0.0.1"]
+			tot := snap.Total
+			assert.Zero(t, tot.Errors)
+			assert.Zero(t, tot.Retries, "a request was sent on a socket the server had closed")
+			assert.Zero(t, tot.Closes[CloseReset])
+			assert.Positive(t, tot.Closes[CloseIdle])
+			assert.Positive(t, tot.Closes[CloseBudget])
+			assert.Equal(t, uint64(len(realserver.PerConn(entries))), tot.Cold+tot.Prewarmed,
+				"Cold+Prewarmed must equal the connections Apache logged")
+			if probe {
+				assert.Equal(t, HostPolicy{MaxRequests: 101, MaxRequestsSource: SourceHeader, ServerMaxRequests: 101,
+					IdleTimeout: 4 * time.Second, IdleTimeoutSource: SourceHeader, ServerIdleTimeout: 5 * time.Second}, pol)
+				assert.Zero(t, tot.Closes[CloseServerClose], "Apache closed a socket warmpool should have retired")
+				assert.Zero(t, tot.Closes[CloseServerIdleTimeout], "Apache timed out a socket warmpool should have retired")
+			} else {
+				assert.Equal(t, 101, pol.MaxRequests)
+				assert.Equal(t, SourceObserved, pol.MaxRequestsSource)
+				assert.Equal(t, SourceObserved, pol.IdleTimeoutSource)
+				// The server's timer is the truth: the client sees
+				// the close a little after it.
+				assert.GreaterOrEqual(t, pol.ServerIdleTimeout, 5*time.Second-100*time.Millisecond)
+				assert.Less(t, pol.ServerIdleTimeout, 6*time.Second)
+				// What it cost to learn, all before the third
+				// burst; nothing after.
+				assert.Positive(t, first.Closes[CloseServerClose])
+				assert.Positive(t, first.Closes[CloseServerIdleTimeout])
+				assert.Equal(t, first.Closes[CloseServerClose], tot.Closes[CloseServerClose], "Apache closed a socket after its limit was learned")
+				assert.Equal(t, first.Closes[CloseServerIdleTimeout], tot.Closes[CloseServerIdleTimeout], "Apache timed out a socket after its timeout was learned")
+			}
+			t.Logf("apache (probe %v): %+v; policy %+v", probe, tot, pol)
+		})
 	}
-	entries := srv.WaitLog(t, bursts*perBurst, 10*time.Second)
-	assert.LessOrEqual(t, realserver.MaxPerConn(entries), 101)
-
-	snap := rt.Snapshot()
-	pol := snap.Policies["127.0.0.1"]
-	assert.Equal(t, HostPolicy{MaxRequests: 101, MaxRequestsSource: SourceHeader, ServerMaxRequests: 101,
-		IdleTimeout: 4 * time.Second, IdleTimeoutSource: SourceHeader, ServerIdleTimeout: 5 * time.Second}, pol)
-	tot := snap.Total
-	assert.Zero(t, tot.Errors)
-	assert.Zero(t, tot.Retries, "a request was sent on a socket the server had closed")
-	assert.Zero(t, tot.Closes[CloseReset])
-	assert.Zero(t, tot.Closes[CloseServerClose], "Apache closed a socket warmpool should have retired")
-	assert.Zero(t, tot.Closes[CloseServerIdleTimeout], "Apache timed out a socket warmpool should have retired")
-	assert.Positive(t, tot.Closes[CloseIdle])
-	assert.Positive(t, tot.Closes[CloseBudget])
-	assert.Equal(t, uint64(len(realserver.PerConn(entries))), tot.Cold+tot.Prewarmed,
-		"Cold+Prewarmed must equal the connections Apache logged")
-	t.Logf("apache: %+v", tot)
 }
 
 // TestInteropNginx: nginx with keepalive_requests 50 and keepalive_timeout

@@ -21,6 +21,10 @@ type lease struct {
 	state    ConnState
 	n        int  // the request's position on the socket
 	last     bool // the socket retires after this request
+	// callerClose: the caller set Request.Close, so the socket ends after
+	// this request by the caller's wish (and a "Connection: close" answer
+	// teaches nothing about the server).
+	callerClose bool
 	waited   bool
 	wait     time.Duration
 	idle     time.Duration
@@ -63,7 +67,7 @@ func (l *lease) begin(p *hostPool, req *http.Request, attempt int) {
 func (l *lease) end(o outcome) {
 	p, s := l.p, l.s
 	if o.err != nil {
-		p.broke(s, l.req.Context())
+		p.broke(s, giveUpOf(l.req))
 		if o.wrote && !s.h2 {
 			// An HTTP/1.1 exchange that failed after its request went
 			// out leaves the conn unusable, and net/http's state hook
@@ -191,8 +195,8 @@ func (b *body) finish(err error) {
 	o := b.o
 	if err != nil {
 		kind := classifyError(err)
-		if ctxErr := b.l.req.Context().Err(); ctxErr != nil {
-			kind = classifyError(ctxErr)
+		if gErr := giveUpOf(b.l.req).err(); gErr != nil {
+			kind = classifyError(gErr)
 		}
 		b.l.p.sc.failure(kind)
 		o.err = err

@@ -164,7 +164,7 @@ func TestLoggerLevels(t *testing.T) {
 	var buf bytes.Buffer
 	w := &syncWriter{w: &buf}
 	lg := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rt := newTransport(t, tg, Config{Logger: lg, Prewarm: Prewarm{Disable: true}})
+	rt := newTransport(t, tg, Config{Logger: lg, KeepAliveProbe: true, Prewarm: Prewarm{Disable: true}})
 	c := &http.Client{Transport: rt}
 	for range 6 {
 		require.NoError(t, get(c, tg.URL()))

@@ -1,7 +1,6 @@
 package warmpool
 
 import (
-	"context"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -162,12 +161,12 @@ func (p *hostPool) broadcastLocked() {
 // (failedAt; 0 for none): sockets that would carry that many requests or
 // more are skipped while a fresh socket can be had instead, since a target
 // that resets sockets after N requests resets them all.
-func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
+func (p *hostPool) acquire(g giveUp, failedAt int) (lease, error) {
 	t := p.t
 	start := t.now()
 	waited, redialed := false, false
 	for {
-		if err := ctx.Err(); err != nil {
+		if err := g.err(); err != nil {
 			return lease{}, err
 		}
 		p.mu.Lock()
@@ -192,7 +191,7 @@ func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 			s, l = p.pickLocked(now, start, bud.MaxRequests, 0, &again)
 		}
 		if s != nil {
-			s.reqCtx = ctx
+			s.req = g
 		}
 		wake := p.wake
 		var dial bool
@@ -226,11 +225,11 @@ func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 				case s.cc.Available() > 0:
 					ok = true
 				default:
-					ok = p.waitFor(ctx, wake)
+					ok = p.waitFor(g, wake)
 				}
 				p.unwait()
 				if !ok {
-					return lease{}, p.waitErr(ctx)
+					return lease{}, p.waitErr(g)
 				}
 				waited = true
 				continue
@@ -245,7 +244,7 @@ func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 			return l, nil
 		}
 		if dial {
-			l, unused, err := p.dialForRequest(ctx, start)
+			l, unused, err := p.dialForRequest(g, start)
 			if unused && !redialed {
 				// The peer closed the new socket at once (a
 				// connection limit, a restart): nothing was sent,
@@ -259,10 +258,10 @@ func (p *hostPool) acquire(ctx context.Context, failedAt int) (lease, error) {
 			p.maybePrewarm(bud.MaxRequests)
 			return l, nil
 		}
-		ok := p.waitFor(ctx, wake)
+		ok := p.waitFor(g, wake)
 		p.unwait()
 		if !ok {
-			return lease{}, p.waitErr(ctx)
+			return lease{}, p.waitErr(g)
 		}
 		waited = true
 	}
@@ -275,19 +274,23 @@ func (p *hostPool) unwait() {
 	p.mu.Unlock()
 }
 
-func (p *hostPool) waitFor(ctx context.Context, wake chan struct{}) bool {
+// waitFor waits for a change in the pool (wake), and reports false when the
+// caller gave up or the Transport closed first.
+func (p *hostPool) waitFor(g giveUp, wake chan struct{}) bool {
 	select {
 	case <-wake:
 		return true
-	case <-ctx.Done():
+	case <-g.done():
+		return false
+	case <-g.cancel:
 		return false
 	case <-p.t.done:
 		return false
 	}
 }
 
-func (p *hostPool) waitErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+func (p *hostPool) waitErr(g giveUp) error {
+	if err := g.err(); err != nil {
 		return err
 	}
 	return ErrClosed
@@ -426,8 +429,10 @@ func (p *hostPool) openLocked() int {
 //
 // unused reports an error from a socket that closed before it carried
 // anything: the request may try again.
-func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (l lease, unused bool, err error) {
+func (p *hostPool) dialForRequest(g giveUp, start time.Time) (l lease, unused bool, err error) {
+	ctx, release := g.dialContext()
 	s, err := p.dial(ctx, true)
+	release()
 	p.mu.Lock()
 	p.dialing--
 	p.broadcastLocked()
@@ -446,7 +451,7 @@ func (p *hostPool) dialForRequest(ctx context.Context, start time.Time) (l lease
 	p.addLocked(s)
 	now := p.t.now()
 	l = p.claimLocked(s, now, start, p.policy.current().MaxRequests)
-	s.reqCtx = ctx
+	s.req = g
 	p.mu.Unlock()
 	p.t.socketEvent(p, s, SocketDialed, "")
 	// A socket that died before it was added fails Reserve below, and
@@ -492,7 +497,7 @@ func (p *hostPool) release(s *socket, completed bool) {
 		s.completed++
 	}
 	if s.inflight == 0 {
-		s.reqCtx = nil
+		s.req = giveUp{}
 	}
 	s.lastUsed = p.t.now()
 	closeNow := s.retiring && s.inflight == 0 && !s.dead

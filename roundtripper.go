@@ -1,7 +1,6 @@
 package warmpool
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -65,18 +64,21 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 // ErrNoHealthyExit.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
+		t.countError("", ErrorInvalid)
 		return nil, errors.New("warmpool: nil Request")
-	}
-	if t.closed.Load() {
-		closeReqBody(req)
-		return nil, ErrClosed
 	}
 	key, hostname, err := targetOf(req)
 	if err != nil {
 		closeReqBody(req)
+		t.countError("", ErrorInvalid)
 		return nil, err
 	}
-	r := tries{out: req, set: &t.baseSet, session: sessionOf(req.Context()), attempt: 1}
+	if t.closed.Load() {
+		closeReqBody(req)
+		t.countError(hostname, ErrorClosed)
+		return nil, ErrClosed
+	}
+	r := tries{out: req, set: &t.baseSet, session: sessionOf(req.Context()), attempt: 1, g: giveUpOf(req)}
 	for {
 		resp, f := t.try(req, key, hostname, &r)
 		if f == nil {
@@ -95,6 +97,7 @@ type tries struct {
 	out          *http.Request // what to send: req, or a copy with a new body
 	set          *exitSet      // eligible exits: t.baseSet until one is avoided
 	session      string        // WithSession key, if any
+	g            giveUp        // how the caller gives up
 	attempt      int           // attempts sent on sockets, from 1
 	dialFailures int
 	// failedAt is the position on its socket at which the last attempt
@@ -130,19 +133,29 @@ func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *trie
 	if e == nil {
 		return nil, &failure{phase: failedNoExit}
 	}
-	p, l, err := t.lease(ctx, e, key, hostname, r.failedAt)
+	// The caller's trace sees GetConn before any dial hook, as with
+	// net/http.
+	callerGetConn(ctx, key.addr)
+	p, l, err := t.lease(r.g, e, key, hostname, r.failedAt)
 	if err != nil {
 		return nil, &failure{phase: failedAcquire, err: err, exit: e, p: p}
 	}
 	l.begin(p, req, r.attempt)
 	send := r.out
+	if send.Close {
+		// The caller asked for this socket's end: it takes no new
+		// request, and its close is the client's, not the server's
+		// (HTTP/2 closes an idle socket marked so without a word).
+		l.callerClose = true
+		p.retire(l.s, CloseClientClose)
+	}
 	if !l.s.h2 {
 		switch {
-		case l.last:
+		case l.last && !send.Close:
 			c := *send
 			c.Close = true
 			send = &c
-		case l.n == 1 && !t.cfg.DisableLearning && send.Header.Get("Connection") == "":
+		case l.n == 1 && t.cfg.KeepAliveProbe && !t.cfg.DisableLearning && send.Header.Get("Connection") == "":
 			// Ask for the server's keep-alive limits: Apache
 			// announces them only to a keep-alive token.
 			c := *send
@@ -151,14 +164,15 @@ func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *trie
 			send = &c
 		}
 	}
-	callerGotConn(ctx, key.addr, l.s, l.state, l.idle)
+	callerGotConn(ctx, l.s, l.state, l.idle)
 	l.sent = t.now()
 	resp, err := l.s.cc.RoundTrip(send)
 	if err == nil {
+		resp.Request = req // the caller's, never a copy of warmpool's
 		return l.respond(resp), nil
 	}
 	wrote := l.s.conn.written.Load() != l.written
-	drop := ctx.Err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
+	drop := r.g.err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
 	l.end(outcome{err: err, wrote: wrote, drop: drop})
 	return nil, &failure{phase: failedSend, err: err, exit: e, p: p, wrote: wrote, cold: l.state == Cold, n: l.n}
 }
@@ -167,17 +181,17 @@ func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *trie
 // (when adaptive concurrency is on), then a socket from the pool, looking
 // the pool up again when the sweeper dropped it meanwhile. It returns the
 // pool even on failure, to count the failure there.
-func (t *Transport) lease(ctx context.Context, e *exit, key hostKey, hostname string, failedAt int) (*hostPool, lease, error) {
+func (t *Transport) lease(g giveUp, e *exit, key hostKey, hostname string, failedAt int) (*hostPool, lease, error) {
 	for {
 		p := t.pool(e, key, hostname)
 		var sl slot
 		if p.lim != nil {
 			var err error
-			if sl, err = p.lim.acquire(ctx); err != nil {
+			if sl, err = p.lim.acquire(g); err != nil {
 				return p, lease{}, err
 			}
 		}
-		l, err := p.acquire(ctx, failedAt)
+		l, err := p.acquire(g, failedAt)
 		if err == errPoolRemoved {
 			sl.release(false, 0)
 			t.pools.CompareAndDelete(poolKey{e.idx, key}, p)
@@ -196,7 +210,8 @@ func (t *Transport) lease(ctx context.Context, e *exit, key hostKey, hostname st
 // goes out again after the failed attempt f, and records in r what the next
 // attempt sends and avoids. f.err becomes the error to return otherwise.
 //
-//   - Never after the request's context ended or the Transport closed.
+//   - Never after the caller gave up (its context ended, or its
+//     Request.Cancel fired: see giveUp) or the Transport closed.
 //   - A failed dial sent nothing: any request then tries each other
 //     eligible exit once.
 //   - An attempt that failed on a socket is sent again, at most maxAttempts
@@ -211,8 +226,7 @@ func (t *Transport) lease(ctx context.Context, e *exit, key hostKey, hostname st
 // pool redials it once, in acquire.)
 func (t *Transport) shouldRetry(req *http.Request, f *failure, r *tries) bool {
 	retry := false
-	ctx := req.Context()
-	live := ctx.Err() == nil && !t.closed.Load()
+	live := r.g.err() == nil && !t.closed.Load()
 	switch f.phase {
 	case failedNoExit:
 		f.err = r.lastErr
@@ -273,10 +287,14 @@ func (t *Transport) count(hostname string, f *failure, retried bool) {
 	}
 }
 
-// countError counts a request that failed before reaching any pool.
+// countError counts a request that failed before reaching any pool: in
+// total, and for its host when it has one.
 func (t *Transport) countError(hostname string, k ErrorKind) {
 	i := errorIndex(k)
-	for _, c := range []*counters{&t.metrics.total, t.metrics.host(hostname).live()} {
+	t.metrics.total.errors.Add(1)
+	t.metrics.total.errKinds[i].Add(1)
+	if hostname != "" {
+		c := t.metrics.host(hostname).live()
 		c.errors.Add(1)
 		c.errKinds[i].Add(1)
 	}

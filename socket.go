@@ -1,7 +1,6 @@
 package warmpool
 
 import (
-	"context"
 	"net/http"
 	"time"
 )
@@ -50,9 +49,9 @@ type socket struct {
 	serverClose  CloseReason   // server announced the close (server_close, http10)
 	clientAbort  bool          // the caller closed a body early
 	broken       bool          // an exchange on it failed (read or write error)
-	// reqCtx is the context of the HTTP/1.1 request in flight, so that a
-	// close caused by its cancellation reads as the client's.
-	reqCtx context.Context
+	// req is how the caller of the HTTP/1.1 request in flight gives up,
+	// so that a close caused by its cancellation reads as the client's.
+	req giveUp
 	// completed counts the exchanges that ended well (a response and its
 	// body): what the peer served before a reset, whatever the order in
 	// which the failed exchange and the socket's death are seen.
@@ -80,6 +79,14 @@ func (s *socket) retireLocked(r CloseReason) {
 	}
 }
 
+// retire retires s with reason r (see retireLocked); it closes when its
+// requests in flight are done (release).
+func (p *hostPool) retire(s *socket, r CloseReason) {
+	p.mu.Lock()
+	s.retireLocked(r)
+	p.mu.Unlock()
+}
+
 // closeReasonLocked decides why s ended: the reason warmpool retired it
 // for, else the server's announced close, else what the last exchanges
 // showed. p.mu must be held.
@@ -89,7 +96,7 @@ func (s *socket) closeReasonLocked() CloseReason {
 		return s.retireReason
 	case s.serverClose != "":
 		return s.serverClose
-	case s.clientAbort, !s.h2 && s.inflight > 0 && s.reqCtx != nil && s.reqCtx.Err() != nil:
+	case s.clientAbort, !s.h2 && s.inflight > 0 && s.req.err() != nil:
 		return CloseClientClose
 	case s.inflight > 0 || s.broken:
 		return CloseReset
@@ -244,9 +251,9 @@ func (p *hostPool) closeUnadded(s *socket) {
 // broke records that an exchange on s failed: when net/http then closes the
 // conn (at once or a little later, from its read loop), the close reads as
 // a reset, or as the client's when the request's context ended.
-func (p *hostPool) broke(s *socket, ctx context.Context) {
+func (p *hostPool) broke(s *socket, g giveUp) {
 	p.mu.Lock()
-	if ctx.Err() != nil {
+	if g.err() != nil {
 		s.clientAbort = true
 	} else {
 		s.broken = true

@@ -218,22 +218,32 @@ func (t *Transport) logLearned(hp *hostPolicy) {
 	}
 }
 
-// callerGotConn calls the GetConn and GotConn hooks of the trace the caller
-// set on ctx, if any: ClientConn.RoundTrip never calls them itself.
-func callerGotConn(ctx context.Context, hostPort string, s *socket, st ConnState, idle time.Duration) {
-	ct := httptrace.ContextClientTrace(ctx)
-	if ct == nil {
-		return
-	}
-	if ct.GetConn != nil {
+// callerGetConn calls the GetConn hook of the trace the caller set on ctx,
+// if any, as a request starts to look for a socket: before any dial hook,
+// as net/http does. ClientConn.RoundTrip never calls it itself.
+func callerGetConn(ctx context.Context, hostPort string) {
+	if ct := httptrace.ContextClientTrace(ctx); ct != nil && ct.GetConn != nil {
 		ct.GetConn(hostPort)
 	}
-	if ct.GotConn != nil {
-		ct.GotConn(httptrace.GotConnInfo{
-			Conn:     s.conn,
-			Reused:   st == Reused,
-			WasIdle:  st != Cold && idle > 0,
-			IdleTime: idle,
-		})
+}
+
+// callerGotConn calls the GotConn hook of the trace the caller set on ctx,
+// if any, once the request has a socket.
+//
+// GotConnInfo.Conn is the socket's TCP connection (to the target, or to the
+// proxy of a proxy exit): for HTTPS it is the connection under TLS, not the
+// *tls.Conn net/http would give, which warmpool cannot reach without doing
+// TLS itself instead of net/http. Callers that want the TLS state read
+// Response.TLS, or the TLSHandshakeDone hook of a cold request.
+func callerGotConn(ctx context.Context, s *socket, st ConnState, idle time.Duration) {
+	ct := httptrace.ContextClientTrace(ctx)
+	if ct == nil || ct.GotConn == nil {
+		return
 	}
+	ct.GotConn(httptrace.GotConnInfo{
+		Conn:     s.conn.Conn,
+		Reused:   st == Reused,
+		WasIdle:  st != Cold && idle > 0,
+		IdleTime: idle,
+	})
 }

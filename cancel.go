@@ -1,0 +1,79 @@
+package warmpool
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// giveUp is how a caller gives up on a request: its context ends, or it
+// closes the request's Cancel channel. Request.Cancel is deprecated, but it
+// is what http.Client uses for its Timeout with any RoundTripper other than
+// its own *http.Transport (setRequestCancel in net/http's client.go), so
+// warmpool honours it everywhere a request can wait, exactly like the
+// context: for a concurrency slot, for a socket, while dialing on the
+// request's path, in the retry decision, and (through the ClientConn, which
+// watches it itself) while sending and reading the body.
+//
+// The zero giveUp never gives up.
+type giveUp struct {
+	ctx    context.Context
+	cancel <-chan struct{} // Request.Cancel; nil for none
+}
+
+// giveUpOf returns how the caller of req gives up.
+func giveUpOf(req *http.Request) giveUp {
+	return giveUp{ctx: req.Context(), cancel: req.Cancel}
+}
+
+// Errors for a Request.Cancel that fired, with net/http's texts (its own are
+// unexported): while waiting for a socket, and during the exchange.
+var (
+	errRequestCanceledConn = errors.New("net/http: request canceled while waiting for connection")
+	errRequestCanceled     = errors.New("net/http: request canceled")
+)
+
+// err returns nil while the caller waits for the request, else why it gave
+// up: the context's error, or errRequestCanceledConn for Request.Cancel.
+func (g giveUp) err() error {
+	if g.ctx != nil {
+		if err := g.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-g.cancel: // a nil channel never fires
+		return errRequestCanceledConn
+	default:
+		return nil
+	}
+}
+
+// done returns the context's Done channel (nil, never closing, for the zero
+// giveUp). Waits select on it and on g.cancel.
+func (g giveUp) done() <-chan struct{} {
+	if g.ctx == nil {
+		return nil
+	}
+	return g.ctx.Done()
+}
+
+// dialContext returns the context for a dial on the request's path: the
+// request's context, cancelled as well when Request.Cancel fires (with
+// errRequestCanceledConn as its cause), and the function that releases it.
+// Only a request with a Cancel channel costs a goroutine, for the dial's
+// duration: net/http pays one per such request.
+func (g giveUp) dialContext() (context.Context, func()) {
+	if g.cancel == nil {
+		return g.ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(g.ctx)
+	go func() {
+		select {
+		case <-g.cancel:
+			cancel(errRequestCanceledConn)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
