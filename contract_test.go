@@ -288,4 +288,3 @@ func TestEveryErrorIsCounted(t *testing.T) {
 	assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorClosed])
 	assert.Equal(t, uint64(1), s.Hosts["127.0.0.1"].ErrorKinds[ErrorClosed], "counted for its host too")
 }
-

@@ -17,20 +17,20 @@ import (
 // attempt that began.
 type lease struct {
 	// Set by the pool (claimLocked, acquire).
-	s        *socket
-	state    ConnState
-	n        int  // the request's position on the socket
-	last     bool // the socket retires after this request
+	s     *socket
+	state ConnState
+	n     int  // the request's position on the socket
+	last  bool // the socket retires after this request
 	// callerClose: the caller set Request.Close, so the socket ends after
 	// this request by the caller's wish (and a "Connection: close" answer
 	// teaches nothing about the server).
 	callerClose bool
-	waited   bool
-	wait     time.Duration
-	idle     time.Duration
-	written  int64 // bytes written on the socket when the lease began
-	dialTime Timings
-	slot     slot // concurrency slot, when adaptive concurrency is on
+	waited      bool
+	wait        time.Duration
+	idle        time.Duration
+	written     int64 // bytes written on the socket when the lease began
+	dialTime    Timings
+	slot        slot // concurrency slot, when adaptive concurrency is on
 
 	// Set by begin.
 	p       *hostPool
