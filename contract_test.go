@@ -6,9 +6,12 @@ package warmpool
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -19,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warmpool/warmpool/internal/target"
+	"github.com/warmpool/warmpool/internal/testproxy"
 )
 
 // slowTarget answers /slow only when release is closed (or aborts when the
@@ -287,4 +291,151 @@ func TestEveryErrorIsCounted(t *testing.T) {
 	assert.Equal(t, uint64(returned), s.Total.Errors)
 	assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorClosed])
 	assert.Equal(t, uint64(1), s.Hosts["127.0.0.1"].ErrorKinds[ErrorClosed], "counted for its host too")
+}
+
+// TestCallerTraceOrder: a caller's trace sees net/http's order on a cold
+// request (GetConn, then the dial's hooks, then GotConn, then the
+// response) and GetConn then GotConn on a warm one, for direct and proxy
+// exits; GotConnInfo.Conn is the socket's own TCP connection, never a
+// warmpool wrapper, and the same for net/http and warmpool where both give
+// one (for TLS, net/http gives the *tls.Conn, which warmpool cannot reach:
+// see callerGotConn).
+func TestCallerTraceOrder(t *testing.T) {
+	tg := startTarget(t, target.Config{})
+	px := startProxy(t, testproxy.Config{})
+	for _, exit := range []Exit{{Name: "direct"}, {Name: "px", Proxy: px.URLString()}} {
+		t.Run(exit.Name, func(t *testing.T) {
+			rt := newTransport(t, tg, Config{Exits: []Exit{exit}})
+			var mu sync.Mutex
+			var got []string
+			var conns []net.Conn
+			add := func(s string) { mu.Lock(); got = append(got, s); mu.Unlock() }
+			trace := &httptrace.ClientTrace{
+				GetConn:              func(string) { add("GetConn") },
+				DNSStart:             func(httptrace.DNSStartInfo) { add("DNSStart") },
+				ConnectStart:         func(string, string) { add("ConnectStart") },
+				ConnectDone:          func(string, string, error) { add("ConnectDone") },
+				TLSHandshakeStart:    func() { add("TLSHandshakeStart") },
+				TLSHandshakeDone:     func(tls.ConnectionState, error) { add("TLSHandshakeDone") },
+				GotConn:              func(i httptrace.GotConnInfo) { add("GotConn"); mu.Lock(); conns = append(conns, i.Conn); mu.Unlock() },
+				WroteRequest:         func(httptrace.WroteRequestInfo) { add("WroteRequest") },
+				GotFirstResponseByte: func() { add("GotFirstResponseByte") },
+			}
+			for range 2 {
+				req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", tg.URL(), nil)
+				resp, err := rt.RoundTrip(req)
+				require.NoError(t, err)
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := []string{"GetConn", "ConnectStart", "ConnectDone", "TLSHandshakeStart", "TLSHandshakeDone",
+				"GotConn", "WroteRequest", "GotFirstResponseByte",
+				"GetConn", "GotConn", "WroteRequest", "GotFirstResponseByte"}
+			assert.Equal(t, want, got)
+			require.Len(t, conns, 2)
+			for _, c := range conns {
+				_, isTCP := c.(*net.TCPConn)
+				assert.True(t, isTCP, "GotConnInfo.Conn is a %T", c)
+			}
+			assert.Same(t, conns[0], conns[1], "one socket, one Conn")
+		})
+	}
+}
+
+// echoUpgradeServer is a TLS server that offers HTTP/2 and answers a
+// WebSocket-style upgrade with 101, then echoes what it reads; other
+// requests get "ok" and their protocol.
+func echoUpgradeServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			io.WriteString(w, "ok "+r.Proto)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestUpgradeOnHTTP2Host: a WebSocket upgrade to a host that speaks HTTP/2
+// goes out on an HTTP/1.1 socket of its own, as with net/http, and returns
+// the 101 with a writable body; the socket leaves the pool with the caller
+// (client_close), and ordinary requests keep their HTTP/2 socket. (Before:
+// "http2: invalid Upgrade request header", retried 3 times.)
+func TestUpgradeOnHTTP2Host(t *testing.T) {
+	srv := echoUpgradeServer(t)
+	tlsConf := &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+	rt := newTransport(t, nil, Config{TLSClientConfig: tlsConf})
+	c := &http.Client{Transport: rt}
+	resp, err := c.Get(srv.URL)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, "ok HTTP/2.0", string(b))
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	assert.Equal(t, "HTTP/1.1", resp.Proto)
+	rw, ok := resp.Body.(io.ReadWriteCloser)
+	require.True(t, ok, "a 101's body is writable, got %T", resp.Body)
+	_, err = rw.Write([]byte("ping"))
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(rw, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "ping", string(buf))
+	require.NoError(t, rw.Close())
+
+	resp, err = c.Get(srv.URL)
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, "ok HTTP/2.0", string(b))
+	s := rt.Snapshot()
+	assert.Zero(t, s.Total.Errors)
+	assert.Zero(t, s.Total.Retries)
+	assert.Equal(t, uint64(2), s.Total.Handshakes, "one HTTP/2 socket, one HTTP/1.1 socket for the upgrade")
+	assert.Equal(t, map[CloseReason]uint64{CloseClientClose: 1}, s.Total.Closes)
+	assert.Equal(t, 1, s.Total.OpenSockets)
+}
+
+// TestLocalErrorsAreNotRetried: a request that net/http refuses to send
+// fails at once, with its own error, and is not sent again on another
+// socket: it would fail the same way.
+func TestLocalErrorsAreNotRetried(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http1", true: "http2"}[h2], func(t *testing.T) {
+			tg := startTarget(t, target.Config{HTTP2: h2})
+			rt := newTransport(t, tg, Config{})
+			require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
+			req, _ := http.NewRequest(http.MethodGet, tg.URL(), nil)
+			req.Header["Bad Header"] = []string{"x"}
+			_, err := rt.RoundTrip(req)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "invalid header")
+			s := rt.Snapshot()
+			assert.Zero(t, s.Total.Retries)
+			assert.Equal(t, uint64(1), s.Total.Handshakes)
+			assert.Equal(t, 1, s.Total.OpenSockets, "the socket is still good")
+			require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
+			assert.Equal(t, uint64(1), rt.Snapshot().Total.Handshakes)
+		})
+	}
 }

@@ -43,9 +43,11 @@ func (c *countConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// newExitTransport builds the *http.Transport that dials the sockets of one
-// exit. It is used only through NewClientConn, never for RoundTrip.
-func newExitTransport(cfg *Config, proxy *url.URL, local net.IP) *http.Transport {
+// newExitTransports builds the *http.Transports that dial the sockets of
+// one exit: tr for every request, tr1 (HTTP/1.1 only, tr itself when HTTP/2
+// is off) for upgrades. Both share the exit's dialer and TLS session cache.
+// They are used only through NewClientConn, never for RoundTrip.
+func newExitTransports(cfg *Config, proxy *url.URL, local net.IP) (tr, tr1 *http.Transport) {
 	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	if local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: local}
@@ -59,32 +61,40 @@ func newExitTransport(cfg *Config, proxy *url.URL, local net.IP) *http.Transport
 		// exit would link the two egress IPs.
 		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(256)
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cc := &countConn{Conn: c}
-			if di, ok := ctx.Value(dialInfoKey{}).(*dialInfo); ok {
-				di.conn = cc
-			}
-			return cc, nil
-		},
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   cfg.TLSHandshakeTimeout,
-		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    cfg.DisableCompression,
-		Protocols:             new(http.Protocols),
+	build := func(h2 bool) *http.Transport {
+		tr := &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				cc := &countConn{Conn: c}
+				if di, ok := ctx.Value(dialInfoKey{}).(*dialInfo); ok {
+					di.conn = cc
+				}
+				return cc, nil
+			},
+			TLSClientConfig:       tlsConf.Clone(), // the same session cache
+			TLSHandshakeTimeout:   cfg.TLSHandshakeTimeout,
+			ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    cfg.DisableCompression,
+			Protocols:             new(http.Protocols),
+		}
+		tr.Protocols.SetHTTP1(true)
+		tr.Protocols.SetHTTP2(h2)
+		if proxy != nil {
+			p := *proxy
+			tr.Proxy = func(*http.Request) (*url.URL, error) { return &p, nil }
+		}
+		return tr
 	}
-	tr.Protocols.SetHTTP1(true)
-	tr.Protocols.SetHTTP2(!cfg.DisableHTTP2)
-	if proxy != nil {
-		p := *proxy
-		tr.Proxy = func(*http.Request) (*url.URL, error) { return &p, nil }
+	tr = build(!cfg.DisableHTTP2)
+	tr1 = tr
+	if !cfg.DisableHTTP2 {
+		tr1 = build(false)
 	}
-	return tr
+	return tr, tr1
 }
 
 // dial makes a new socket with the exit's NewClientConn. onPath says
@@ -100,7 +110,11 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 	di := &dialInfo{}
 	ctx = context.WithValue(ctx, dialInfoKey{}, di)
 	dt, ctx := newDialTrace(ctx, t.now)
-	cc, err := p.exit.tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
+	tr := p.exit.tr
+	if p.key.h1only {
+		tr = p.exit.tr1
+	}
+	cc, err := tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
 	if err != nil {
 		p.sc.add(func(c *counters) { c.dialErrors.Add(1) })
 		if di.conn != nil && ctx.Err() == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {

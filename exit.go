@@ -19,6 +19,7 @@ type exit struct {
 	weight   int
 	proxy    *url.URL        // nil = direct
 	tr       *http.Transport // used only through NewClientConn (see dial.go)
+	tr1      *http.Transport // the same, HTTP/1.1 only: for upgrades (hostKey.h1only)
 	stats    counters
 	inflight atomic.Int64 // attempts in flight through the exit; see lease.begin
 	health   health

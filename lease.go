@@ -78,13 +78,7 @@ func (l *lease) end(o outcome) {
 		}
 	}
 	if o.upgrade {
-		// The socket leaves the pool with the caller; it keeps its slot
-		// so that nothing else is sent on it, and Close or
-		// CloseIdleConnections ends it as the client's.
-		p.mu.Lock()
-		s.retiring = true
-		s.retireReason = CloseClientClose
-		p.mu.Unlock()
+		p.handOver(s)
 	} else {
 		p.release(s, o.err == nil)
 	}

@@ -7,9 +7,12 @@ import (
 	"time"
 )
 
-// hostKey identifies a target: scheme and lower-case host:port.
+// hostKey identifies a target: scheme and host:port (the host as the URL
+// wrote it). WebSocket upgrades have pools of their own (h1only), whose
+// sockets speak HTTP/1.1 even to a host that offers HTTP/2.
 type hostKey struct {
 	scheme, addr string
+	h1only       bool
 }
 
 // poolKey identifies the pool of one exit and one target.

@@ -55,8 +55,8 @@ func (p *hostPool) lookaheadLocked(s *socket) int {
 // that request read it.
 func (p *hostPool) maybePrewarm(hostMax int) {
 	t := p.t
-	if t.cfg.Prewarm.Disable {
-		return
+	if t.cfg.Prewarm.Disable || p.key.h1only {
+		return // upgrades leave the pool with their socket: nothing to replace
 	}
 	p.mu.Lock()
 	if t.closed.Load() || p.removed {

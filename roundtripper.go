@@ -3,9 +3,12 @@ package warmpool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxAttempts bounds the attempts one RoundTrip sends on sockets.
@@ -23,7 +26,7 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 	if scheme != "http" && scheme != "https" {
 		return hostKey{}, "", fmt.Errorf("warmpool: unsupported protocol scheme %q", req.URL.Scheme)
 	}
-	host := strings.ToLower(req.URL.Hostname())
+	host := req.URL.Hostname()
 	if host == "" {
 		return hostKey{}, "", fmt.Errorf("warmpool: no Host in request URL")
 	}
@@ -34,7 +37,19 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 			port = "80"
 		}
 	}
-	return hostKey{scheme: scheme, addr: net.JoinHostPort(host, port)}, host, nil
+	// The address keeps the host's case as written, as net/http's
+	// connection cache does (it is what the socket dials and names in
+	// SNI); policies and statistics go by the lower-case hostname.
+	k := hostKey{scheme: scheme, addr: net.JoinHostPort(host, port), h1only: requiresHTTP1(req)}
+	return k, strings.ToLower(host), nil
+}
+
+// requiresHTTP1 reports whether req must go on an HTTP/1.1 socket: a
+// WebSocket upgrade, as net/http decides (Request.requiresHTTP1). HTTP/2
+// sockets reject it.
+func requiresHTTP1(req *http.Request) bool {
+	return httpguts.HeaderValuesContainsToken(req.Header["Connection"], "upgrade") &&
+		strings.EqualFold(req.Header.Get("Upgrade"), "websocket")
 }
 
 // RoundTrip implements http.RoundTripper. It picks an exit and a socket
@@ -121,6 +136,7 @@ type failure struct {
 	exit  *exit
 	p     *hostPool // nil for failedNoExit
 	wrote bool      // failedSend: bytes went out on the socket
+	lost  bool      // failedSend: the socket broke under the attempt (lostSocket)
 	cold  bool      // failedSend: the socket was dialed for this attempt
 	n     int       // failedSend: the attempt's position on its socket
 }
@@ -172,9 +188,35 @@ func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *trie
 		return l.respond(resp), nil
 	}
 	wrote := l.s.conn.written.Load() != l.written
+	lost := lostSocket(l.s, err)
 	drop := r.g.err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
 	l.end(outcome{err: err, wrote: wrote, drop: drop})
-	return nil, &failure{phase: failedSend, err: err, exit: e, p: p, wrote: wrote, cold: l.state == Cold, n: l.n}
+	return nil, &failure{phase: failedSend, err: err, exit: e, p: p, wrote: wrote, lost: lost, cold: l.state == Cold, n: l.n}
+}
+
+// lostSocket reports whether a failed exchange on s failed because the
+// socket broke under it (the peer or a proxy closed or reset it, or an
+// HTTP/2 server refused the stream or sent GOAWAY), the only failure that
+// another socket can fix, rather than on its own: a request net/http
+// refused to send (an invalid header, an upgrade an HTTP/2 socket cannot
+// carry), a timeout awaiting the headers, or a stream the server reset.
+// It must be called before the lease ends.
+func lostSocket(s *socket, err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	if !s.h2 {
+		// An HTTP/1.1 request that reached the connection leaves it
+		// in flight until it is put back after a response, or closed;
+		// one refused before that (validation) releases its slot.
+		return s.cc.Available() == 0
+	}
+	msg := err.Error()
+	return s.cc.Err() != nil || s.cc.Available() == 0 && s.cc.InFlight() == 0 ||
+		strings.Contains(msg, "REFUSED_STREAM") || strings.Contains(msg, "GOAWAY") ||
+		strings.Contains(msg, "client connection lost") ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // lease takes a socket of exit e for target key: a concurrency slot first
@@ -214,8 +256,10 @@ func (t *Transport) lease(g giveUp, e *exit, key hostKey, hostname string, faile
 //     Request.Cancel fired: see giveUp) or the Transport closed.
 //   - A failed dial sent nothing: any request then tries each other
 //     eligible exit once.
-//   - An attempt that failed on a socket is sent again, at most maxAttempts
-//     in all, only under net/http's rule: nothing was written, or the
+//   - An attempt that failed on a socket is sent again only when the
+//     socket broke under it (lostSocket): never after an error of the
+//     request's own, which would fail again. Then at most maxAttempts in
+//     all, and only under net/http's rule: nothing was written, or the
 //     request is replayable and its body can be had again (rewind). Unlike
 //     net/http, a socket dialed for the attempt may be retried too: through
 //     a proxy that died, a fresh tunnel fails like an old one, so its exit
@@ -242,7 +286,7 @@ func (t *Transport) shouldRetry(req *http.Request, f *failure, r *tries) bool {
 			retry = r.dialFailures < len(t.exits)
 		}
 	case failedSend:
-		if live && r.attempt < maxAttempts {
+		if live && f.lost && r.attempt < maxAttempts {
 			if next, ok := rewind(req, !f.wrote); ok {
 				retry = true
 				if f.cold && len(t.exits) > 1 {

@@ -96,12 +96,21 @@ func (s *socket) closeReasonLocked() CloseReason {
 		return s.retireReason
 	case s.serverClose != "":
 		return s.serverClose
-	case s.clientAbort, !s.h2 && s.inflight > 0 && s.req.err() != nil:
+	case s.clientAbort, !s.h2 && s.inflight > 0 && s.req.err() != nil, callerOwnsConn(s.cc.Err()):
 		return CloseClientClose
 	case s.inflight > 0 || s.broken:
 		return CloseReset
 	}
 	return CloseServerIdleTimeout
+}
+
+// callerOwnsConn reports whether an HTTP/1.1 ClientConn ended because it
+// handed its connection to the caller (the body of a 101 Switching
+// Protocols answer). net/http reports that only with an unexported error,
+// whose text is matched here; the socket's end is then the client's, as
+// handOver records it when it is first to see the 101.
+func callerOwnsConn(err error) bool {
+	return err != nil && err.Error() == "read loop ending; caller owns writable underlying conn"
 }
 
 // shut closes s and records its end: the one way warmpool closes a pooled
@@ -221,7 +230,9 @@ func (p *hostPool) addLocked(s *socket) {
 	} else {
 		p.proto = protoHTTP1
 	}
-	p.policy.proto.Store(int32(p.proto))
+	if !p.key.h1only {
+		p.policy.proto.Store(int32(p.proto))
+	}
 	if !s.onPath {
 		p.policy.spares.Add(1)
 	}
@@ -235,6 +246,23 @@ func (p *hostPool) checkAdded(s *socket) {
 	if s.cc.Err() != nil {
 		p.onState(s)
 	}
+}
+
+// handOver ends a socket whose request was answered 101 Switching
+// Protocols: the caller owns its connection now (the response body), so
+// it leaves the pool at once and ends as the client's.
+func (p *hostPool) handOver(s *socket) {
+	p.mu.Lock()
+	if s.dead {
+		p.mu.Unlock()
+		return
+	}
+	s.retiring = true
+	s.retireReason = CloseClientClose // whatever the budget said
+	reason := p.removeLocked(s)
+	served := s.completed + 1
+	p.mu.Unlock()
+	p.ended(s, reason, served, 0)
 }
 
 // closeUnadded closes a socket that never entered the pool (the Transport

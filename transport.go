@@ -72,8 +72,8 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	t.rand = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	for i, e := range cfg.Exits {
 		u, _ := parseProxy("", e.Proxy) // validated by normalize
-		ex := &exit{idx: i, name: e.Name, weight: max(1, e.Weight), proxy: u,
-			tr: newExitTransport(&t.cfg, u, net.ParseIP(e.LocalAddr))}
+		ex := &exit{idx: i, name: e.Name, weight: max(1, e.Weight), proxy: u}
+		ex.tr, ex.tr1 = newExitTransports(&t.cfg, u, net.ParseIP(e.LocalAddr))
 		ex.health.conf = &t.cfg.Health
 		t.exits = append(t.exits, ex)
 	}
@@ -162,6 +162,9 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 		policy:   t.policy(hostname),
 		wake:     make(chan struct{}),
 		maxConns: t.cfg.MaxConnsPerHost,
+	}
+	if k.h1only {
+		p.proto = protoHTTP1
 	}
 	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname), t.metrics.pair(e.name, hostname)}
 	if t.cfg.Concurrency.Enable {
