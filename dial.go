@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -48,7 +50,7 @@ func (c *countConn) Write(p []byte) (int, error) {
 // is off) for upgrades. Both share the exit's dialer and TLS session cache.
 // They are used only through NewClientConn, never for RoundTrip.
 func newExitTransports(cfg *Config, proxy *url.URL, local net.IP) (tr, tr1 *http.Transport) {
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, Resolver: cfg.resolver}
 	if local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: local}
 	}
@@ -131,14 +133,22 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 			return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: fmt.Errorf("%w (%v)", context.Cause(ctx), err),
 				viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
 		}
-		if p.exit.health.failure(t.now(), err) {
-			t.logEjected(p.exit)
+		dt.mu.Lock()
+		targetTLS := dt.tlsStarts > 0 && (p.exit.proxy == nil || p.exit.proxy.Scheme != "https" || dt.tlsStarts > 1)
+		dt.mu.Unlock()
+		byProxy := p.exit.proxy != nil && proxyFault(err, targetTLS)
+		if byProxy {
+			if p.exit.health.failure(t.now(), err) {
+				t.logEjected(p.exit)
+			}
+		} else {
+			p.exit.health.missedTarget(t.now(), p.key, err)
 		}
 		if isProxyAuth(err) {
 			err = fmt.Errorf("%w: %w", ErrProxyAuth, err)
 		}
 		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err,
-			viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
+			viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil, targetFault: !byProxy}
 	}
 	if di.conn == nil {
 		cc.Close()
@@ -166,6 +176,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 	s.resumed = dt.resumed
 	dt.mu.Unlock()
 	p.exit.health.success()
+	t.reached(p.exit, p.key)
 	if s.resumed {
 		p.sc.add(func(c *counters) { c.resumed.Add(1) })
 	}
@@ -190,6 +201,27 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 // testHookDialed, when set by a test, runs after each dial, before the
 // socket is added to its pool.
 var testHookDialed func(*http.ClientConn)
+
+// proxyFault reports whether a failed dial through a proxy exit is the
+// proxy's fault: it could not be reached (net/http's "proxyconnect" error,
+// the TLS handshake with an https proxy included), it refused the exit's
+// credentials, or it broke off its own exchange (an EOF or reset, a
+// malformed answer) before the target's TLS handshake began (targetTLS).
+// Anything else is the target's: the proxy's answer that it cannot reach
+// the target (a CONNECT refusal such as 502, 503 or 504, a SOCKS reply such
+// as "host unreachable", "connection refused" or a general failure), or a
+// failure of the TLS handshake with the target.
+func proxyFault(err error, targetTLS bool) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "proxyconnect" || isProxyAuth(err) {
+		return true
+	}
+	if targetTLS {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		strings.Contains(err.Error(), "malformed HTTP") || strings.Contains(err.Error(), "unknown status code")
+}
 
 // isProxyAuth reports whether a dial error is a proxy refusing the exit's
 // credentials. net/http reports both as plain text.
@@ -232,6 +264,7 @@ type dialTrace struct {
 
 	// mu guards the rest: happy-eyeballs dials fire hooks concurrently.
 	mu                            sync.Mutex
+	tlsStarts                     int // TLS handshakes begun (an https proxy's, then the target's)
 	dnsStart, connStart, tlsStart time.Time
 	dns, conn, tls                time.Duration
 	alpn                          string // protocol negotiated with the target
@@ -260,7 +293,12 @@ func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, contex
 		DNSDone:           func(httptrace.DNSDoneInfo) { since(&dt.dnsStart, &dt.dns) },
 		ConnectStart:      func(string, string) { mark(&dt.connStart) },
 		ConnectDone:       func(string, string, error) { since(&dt.connStart, &dt.conn) },
-		TLSHandshakeStart: func() { mark(&dt.tlsStart) },
+		TLSHandshakeStart: func() {
+			mark(&dt.tlsStart)
+			dt.mu.Lock()
+			dt.tlsStarts++
+			dt.mu.Unlock()
+		},
 		TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
 			since(&dt.tlsStart, &dt.tls)
 			if err == nil {

@@ -54,6 +54,7 @@ type DialError struct {
 
 	viaProxy      bool // the exit is a proxy
 	connectFailed bool // no TCP connection was made
+	targetFault   bool // the target's failure, not the proxy's (see proxyFault)
 }
 
 // Error names the target, the exit and the cause.
@@ -69,8 +70,8 @@ type ErrorKind string
 
 // Error kinds.
 const (
-	ErrorDial       ErrorKind = "dial"       // connecting to the target or proxy failed
-	ErrorProxy      ErrorKind = "proxy"      // the proxy refused or broke the tunnel
+	ErrorDial       ErrorKind = "dial"       // the target could not be reached (directly, or as the proxy reports)
+	ErrorProxy      ErrorKind = "proxy"      // the proxy failed: unreachable, refused the credentials, broke its exchange
 	ErrorTLS        ErrorKind = "tls"        // the TLS handshake failed
 	ErrorReset      ErrorKind = "reset"      // the connection broke mid-exchange
 	ErrorTimeout    ErrorKind = "timeout"    // a deadline or timeout expired
@@ -116,7 +117,7 @@ func classifyError(err error) ErrorKind {
 		case CloseTLSError:
 			return ErrorTLS
 		}
-		if errors.Is(err, ErrProxyAuth) || de.viaProxy && !de.connectFailed {
+		if errors.Is(err, ErrProxyAuth) || de.viaProxy && !de.targetFault {
 			return ErrorProxy
 		}
 		return ErrorDial

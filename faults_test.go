@@ -298,8 +298,10 @@ func TestFaultServerStopsAnsweringHTTP2(t *testing.T) {
 }
 
 // TestFaultProxyRejectsConnect: a CONNECT answered 502 is a *DialError
-// naming the exit, counted as a proxy_error close; nothing reaches the
-// target, and the request tries the other exit.
+// naming the exit, counted as a proxy_error close and, being the proxy's
+// word that it cannot reach the target, as a dial error that does not count
+// against the exit; nothing reaches the target, and the request tries the
+// other exit.
 func TestFaultProxyRejectsConnect(t *testing.T) {
 	tg := startTarget(t, target.Config{})
 	px := startProxy(t, testproxy.Config{Kind: testproxy.HTTPConnect, SourceIP: "127.0.0.2", RejectConnect: true})
@@ -315,7 +317,10 @@ func TestFaultProxyRejectsConnect(t *testing.T) {
 		assert.Contains(t, err.Error(), "Bad Gateway")
 		s := rt.Snapshot()
 		assert.Equal(t, map[CloseReason]uint64{CloseProxyError: 1}, s.Total.Closes)
-		assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorProxy], "error kinds %v", s.Total.ErrorKinds)
+		// The proxy says it cannot reach the target: the target's
+		// failure, not the exit's.
+		assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorDial], "error kinds %v", s.Total.ErrorKinds)
+		assert.True(t, s.Exits["px"].Healthy)
 		assert.Equal(t, uint64(1), s.Total.DialErrors)
 		assert.Zero(t, tg.Stats().Requests)
 		faultCloseAndAccount(t, rt)

@@ -1,51 +1,50 @@
 package warmpool
 
 import (
-	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// health is the outlier-detection state of one exit (Config.Health): failures
-// in a row eject the exit for a cooldown that doubles with each ejection in a
-// row; the first success after a cooldown halves it back.
+// health is the outlier-detection state of one exit (Config.Health): proxy
+// failures in a row, or failures to reach targets that other exits reach,
+// eject the exit for a cooldown that doubles with each ejection in a row;
+// the first success after a cooldown halves it back.
 //
-// healthy is lock-free, for the request path; the rest takes mu.
+// healthy is lock-free, for the request path; the rest takes mu, which is
+// taken after no other lock and never held while calling out.
 type health struct {
 	conf        *Health
 	until       atomic.Int64 // ejected until (unix nanoseconds); 0 = never ejected
 	probing     atomic.Bool  // back from an ejection, not yet proven
 	consecutive atomic.Int32
+	suspects    atomic.Int32 // entries in missed: a cheap "nothing to check" on success
 	mu          sync.Mutex
 	level       int // ejections in a row
 	ejections   uint64
 	lastErr     string
 	lastFailure time.Time
-	lastReset   time.Time
+	// missed holds the recent targets this exit failed to reach with the
+	// target's fault (bounded); blamed the distinct ones among them that
+	// another exit reached since.
+	missed []targetMiss
+	blamed []targetMiss
 }
+
+// targetMiss is a target an exit failed to reach, and when.
+type targetMiss struct {
+	target hostKey
+	at     time.Time
+}
+
+// maxMisses bounds health.missed and health.blamed.
+const maxMisses = 32
 
 func (h *health) healthy(now time.Time) bool {
 	u := h.until.Load()
 	return u == 0 || now.UnixNano() >= u
 }
-
-// resetFailure records a reset through the exit as a failure, at most once
-// per resetWindow, and reports whether it ejected the exit.
-func (h *health) resetFailure(now time.Time) bool {
-	h.mu.Lock()
-	if now.Sub(h.lastReset) < resetWindow {
-		h.mu.Unlock()
-		return false
-	}
-	h.lastReset = now
-	h.mu.Unlock()
-	return h.failure(now, errors.New("connection reset with a request in flight"))
-}
-
-// resetWindow groups resets into one health event: one event that resets
-// many sockets at once counts once.
-const resetWindow = time.Second
 
 // success records a request or dial that worked through the exit.
 func (h *health) success() {
@@ -59,8 +58,8 @@ func (h *health) success() {
 	}
 }
 
-// failure records a failed dial or a reset through the exit and reports
-// whether it ejected the exit.
+// failure records a failure of the exit's proxy and reports whether it
+// ejected the exit.
 func (h *health) failure(now time.Time, err error) bool {
 	n := h.consecutive.Add(1)
 	h.mu.Lock()
@@ -75,6 +74,12 @@ func (h *health) failure(now time.Time, err error) bool {
 	if int(n) < h.conf.ConsecutiveFailures && !h.probing.Load() {
 		return false
 	}
+	h.ejectLocked(now)
+	return true
+}
+
+// ejectLocked ejects the exit for its next cooldown. h.mu must be held.
+func (h *health) ejectLocked(now time.Time) {
 	h.level++
 	d := h.conf.BaseEjection << min(h.level-1, 30)
 	if d <= 0 || d > h.conf.MaxEjection {
@@ -84,5 +89,139 @@ func (h *health) failure(now time.Time, err error) bool {
 	h.probing.Store(true)
 	h.consecutive.Store(0)
 	h.ejections++
+}
+
+// missedTarget records that the exit failed to reach target with the
+// target's fault (err). It never ejects the exit by itself: see blame.
+func (h *health) missedTarget(now time.Time, target hostKey, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.missed = appendMiss(h.missed, targetMiss{target, now}, now, h.conf.TargetWindow)
+	h.suspects.Store(int32(len(h.missed)))
+	if err != nil {
+		h.lastErr = err.Error()
+	}
+	h.lastFailure = now
+}
+
+// blame is called when another exit reached target (other is true), or
+// this one did: if this exit recently failed to reach it, and another exit
+// reached it, the failure was the exit's, not the target's. It reports
+// whether that made DistinctTargets such targets within TargetWindow,
+// which ejects the exit. When this exit reached it itself, its earlier
+// failure was passing and is forgotten.
+func (h *health) blame(now time.Time, target hostKey, other bool) bool {
+	if h.suspects.Load() == 0 {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	found := false
+	keep := h.missed[:0]
+	for _, m := range h.missed {
+		switch {
+		case now.Sub(m.at) >= h.conf.TargetWindow:
+		case m.target == target:
+			found = true
+		default:
+			keep = append(keep, m)
+		}
+	}
+	clear(h.missed[len(keep):])
+	h.missed = keep
+	h.suspects.Store(int32(len(keep)))
+	if !found || !other {
+		return false
+	}
+	h.blamed = appendMiss(h.blamed, targetMiss{target, now}, now, h.conf.TargetWindow)
+	if len(h.blamed) < h.conf.DistinctTargets || !h.healthy(now) {
+		return false
+	}
+	h.lastErr = fmt.Sprintf("failed to reach %d targets that other exits reached (last: %s://%s)", len(h.blamed), target.scheme, target.addr)
+	h.blamed = h.blamed[:0]
+	h.ejectLocked(now)
 	return true
+}
+
+// appendMiss adds m to ms, keeping one entry per target, none older than
+// window, and at most maxMisses (the oldest go first).
+func appendMiss(ms []targetMiss, m targetMiss, now time.Time, window time.Duration) []targetMiss {
+	keep := ms[:0]
+	for _, o := range ms {
+		if o.target != m.target && now.Sub(o.at) < window {
+			keep = append(keep, o)
+		}
+	}
+	clear(ms[len(keep):])
+	if len(keep) >= maxMisses {
+		keep = append(keep[:0], keep[1:]...)
+	}
+	return append(keep, m)
+}
+
+// reached records that exit e reached target (a dial or a response): the
+// other exits that recently failed to reach it are to blame for that.
+func (t *Transport) reached(e *exit, target hostKey) {
+	if len(t.exits) == 1 {
+		return
+	}
+	now := t.now()
+	for _, o := range t.exits {
+		if o.health.blame(now, target, o != e) {
+			t.logEjected(o)
+		}
+	}
+}
+
+// deadTarget remembers a target that no eligible exit could reach.
+type deadTarget struct {
+	until time.Time
+	err   error // the last dial's
+}
+
+// deadTargets remembers, for Health.DeadTargetTTL, the targets that every
+// eligible exit failed to reach with the target's fault, so that requests
+// to a dead host fail at once instead of dialing through every exit again.
+// It holds at most maxHostRows targets. The zero value is empty and ready.
+type deadTargets struct {
+	n  atomic.Int32 // len(m), for a lock-free "none" on the request path
+	mu sync.Mutex
+	m  map[hostKey]deadTarget
+}
+
+// check returns the remembered error for k, or nil.
+func (d *deadTargets) check(k hostKey, now time.Time) error {
+	if d.n.Load() == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dt, ok := d.m[k]
+	switch {
+	case !ok:
+		return nil
+	case !now.Before(dt.until):
+		delete(d.m, k)
+		d.n.Store(int32(len(d.m)))
+		return nil
+	}
+	return fmt.Errorf("warmpool: %s was unreachable through every exit less than %v ago: %w", k.addr, dt.until.Sub(now).Round(time.Millisecond), dt.err)
+}
+
+// remember records that k could not be reached, with err, until until.
+func (d *deadTargets) remember(k hostKey, until, now time.Time, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = make(map[hostKey]deadTarget)
+	}
+	if len(d.m) >= maxHostRows {
+		for o, dt := range d.m {
+			if !now.Before(dt.until) || len(d.m) >= maxHostRows {
+				delete(d.m, o)
+			}
+		}
+	}
+	d.m[k] = deadTarget{until: until, err: err}
+	d.n.Store(int32(len(d.m)))
 }

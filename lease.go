@@ -124,6 +124,7 @@ func (l *lease) respond(resp *http.Response) *http.Response {
 	t := p.t
 	o := outcome{status: resp.StatusCode, ttfb: t.now().Sub(l.sent)}
 	p.exit.health.success()
+	t.reached(p.exit, p.key)
 	p.sc.response(resp.StatusCode, l.state, l.wait+o.ttfb)
 	p.learnFrom(resp, l)
 	if resp.StatusCode == http.StatusSwitchingProtocols {

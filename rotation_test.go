@@ -314,19 +314,21 @@ func TestExitErrorsAreClearAndNeverHang(t *testing.T) {
 		}
 	})
 	t.Run("all exits ejected", func(t *testing.T) {
-		px := startProxy(t, testproxy.Config{RejectConnect: true})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		ln.Close() // the proxy is gone: the proxy's failure, not the target's
 		rt := newTransport(t, tg, Config{
-			Exits:  []Exit{{Name: "a", Proxy: px.URLString()}},
+			Exits:  []Exit{{Name: "a", Proxy: "http://" + addr}},
 			Health: Health{ConsecutiveFailures: 2, BaseEjection: time.Minute},
 		})
 		c := &http.Client{Transport: rt, Timeout: 10 * time.Second}
-		var err error
 		for range 3 {
 			_, err = c.Get(tg.URL())
 			require.Error(t, err)
 		}
 		assert.ErrorIs(t, err, ErrNoHealthyExit)
-		assert.Contains(t, err.Error(), "Bad Gateway", "the last cause is wrapped")
+		assert.Contains(t, err.Error(), "proxyconnect", "the last cause is wrapped")
 		es := rt.Snapshot().Exits["a"]
 		assert.False(t, es.Healthy)
 		assert.Equal(t, uint64(1), es.Ejections)

@@ -93,6 +93,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError(hostname, ErrorClosed)
 		return nil, ErrClosed
 	}
+	if err := t.dead.check(key, t.now()); err != nil {
+		closeReqBody(req)
+		t.countError(hostname, classifyError(err))
+		return nil, err
+	}
 	r := tries{out: req, set: &t.baseSet, session: sessionOf(req.Context()), attempt: 1, g: giveUpOf(req)}
 	for {
 		resp, f := t.try(req, key, hostname, &r)
@@ -102,6 +107,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry := t.shouldRetry(req, f, &r)
 		t.count(hostname, f, retry)
 		if !retry {
+			t.maybeDead(key, &r)
 			return nil, f.err
 		}
 	}
@@ -115,6 +121,9 @@ type tries struct {
 	g            giveUp        // how the caller gives up
 	attempt      int           // attempts sent on sockets, from 1
 	dialFailures int
+	// targetFaults counts the dial failures that were the target's
+	// (DialError.targetFault); sent, the attempts that failed on a socket.
+	targetFaults, sent int
 	// failedAt is the position on its socket at which the last attempt
 	// failed, when that socket was reused (0 for none): the next attempt
 	// skips sockets that would carry that many requests or more.
@@ -283,9 +292,13 @@ func (t *Transport) shouldRetry(req *http.Request, f *failure, r *tries) bool {
 			r.lastErr = f.err
 			r.set = r.set.withTried(f.exit.idx)
 			r.dialFailures++
+			if de.targetFault {
+				r.targetFaults++
+			}
 			retry = r.dialFailures < len(t.exits)
 		}
 	case failedSend:
+		r.sent++
 		if live && f.lost && r.attempt < maxAttempts {
 			if next, ok := rewind(req, !f.wrote); ok {
 				retry = true
@@ -309,10 +322,38 @@ func (t *Transport) shouldRetry(req *http.Request, f *failure, r *tries) bool {
 		// The socket's RoundTrip closes the body it was given.
 		closeReqBody(r.out)
 	}
+	if f.phase == failedSend {
+		f.err = unwrapReadFromServer(f.err)
+	}
 	if t.closed.Load() && !errors.Is(f.err, ErrClosed) {
 		f.err = fmt.Errorf("%w: %w", ErrClosed, f.err)
 	}
 	return false
+}
+
+// unwrapReadFromServer returns the error inside net/http's internal
+// transportReadFromServerError, as http.Transport.RoundTrip does before
+// returning it, so that callers see the same error chain (a ClientConn
+// returns it wrapped).
+func unwrapReadFromServer(err error) error {
+	if fmt.Sprintf("%T", err) == "http.transportReadFromServerError" {
+		if inner := errors.Unwrap(err); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+// maybeDead remembers the target of a request that failed for good when
+// every dial it made, one per eligible exit, failed with the target's fault
+// and nothing was sent (see Health.DeadTargetTTL).
+func (t *Transport) maybeDead(key hostKey, r *tries) {
+	ttl := t.cfg.Health.DeadTargetTTL
+	if ttl <= 0 || r.sent > 0 || r.dialFailures == 0 || r.targetFaults != r.dialFailures || r.g.err() != nil {
+		return
+	}
+	now := t.now()
+	t.dead.remember(key, now.Add(ttl), now, r.lastErr)
 }
 
 // count records a failed attempt: its error kind, and either a retry (of a

@@ -201,13 +201,9 @@ func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duratio
 		if served > 0 && p.policy.observeReset(served) {
 			t.logLearned(p.policy)
 		}
-		// A reset through a proxy may be the proxy failing; through a
-		// direct exit it is the target's doing (a WAF, a limit) and says
-		// nothing about the exit. One event that resets many sockets at
-		// once counts once.
-		if p.exit.proxy != nil && p.exit.health.resetFailure(t.now()) {
-			t.logEjected(p.exit)
-		}
+		// A reset after the request was sent is the target's doing (a
+		// WAF, a limit), or a network's: it never counts against the
+		// exit. A proxy that dies also fails its next dials, which do.
 	case CloseServerIdleTimeout:
 		if p.policy.observeIdleClose(idle) {
 			t.logLearned(p.policy)

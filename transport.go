@@ -34,6 +34,7 @@ type Transport struct {
 	pools    poolMap
 	policyMu sync.Mutex // guards policies; taken after no other lock
 	policies map[string]*hostPolicy
+	dead     deadTargets // targets no exit could reach (Health.DeadTargetTTL)
 
 	socketIDs atomic.Uint64
 	randMu    sync.Mutex

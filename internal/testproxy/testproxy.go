@@ -92,6 +92,9 @@ type Config struct {
 	DialDelay time.Duration
 	// DialTimeout bounds each upstream dial (default 5s).
 	DialTimeout time.Duration
+	// Resolver resolves the names of upstream dials; nil means the
+	// system's (see internal/fakedns for one that stays on loopback).
+	Resolver *net.Resolver
 	// HandshakeTimeout bounds reading the client's CONNECT request or SOCKS5
 	// handshake (default 10s).
 	HandshakeTimeout time.Duration
@@ -435,7 +438,7 @@ func (p *Proxy) dial(ctx context.Context, target string) (net.Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
-	d := net.Dialer{Timeout: p.cfg.DialTimeout}
+	d := net.Dialer{Timeout: p.cfg.DialTimeout, Resolver: p.cfg.Resolver}
 	if p.srcIP != nil {
 		d.LocalAddr = &net.TCPAddr{IP: p.srcIP}
 	}
