@@ -289,10 +289,10 @@ func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, contex
 		dt.mu.Unlock()
 	}
 	dt.trace = httptrace.ClientTrace{
-		DNSStart:          func(httptrace.DNSStartInfo) { mark(&dt.dnsStart) },
-		DNSDone:           func(httptrace.DNSDoneInfo) { since(&dt.dnsStart, &dt.dns) },
-		ConnectStart:      func(string, string) { mark(&dt.connStart) },
-		ConnectDone:       func(string, string, error) { since(&dt.connStart, &dt.conn) },
+		DNSStart:     func(httptrace.DNSStartInfo) { mark(&dt.dnsStart) },
+		DNSDone:      func(httptrace.DNSDoneInfo) { since(&dt.dnsStart, &dt.dns) },
+		ConnectStart: func(string, string) { mark(&dt.connStart) },
+		ConnectDone:  func(string, string, error) { since(&dt.connStart, &dt.conn) },
 		TLSHandshakeStart: func() {
 			mark(&dt.tlsStart)
 			dt.mu.Lock()
