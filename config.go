@@ -7,8 +7,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 )
 
 // This file holds every configuration type, its defaults and its
@@ -21,7 +24,20 @@ import (
 // no budget, HTTP/1.1 and HTTP/2. New copies it; changing a Config after New
 // has no effect on the Transport.
 type Config struct {
-	// Exits are the egress routes. Empty means one direct exit.
+	// Exits are the egress routes. warmpool fails over, rotates and
+	// replaces sockets only among the exits listed here.
+	//
+	// Empty means the proxy environment, as http.ProxyFromEnvironment reads
+	// it (HTTP_PROXY, HTTPS_PROXY, NO_PROXY and their lower-case forms,
+	// read once, in New): a direct exit named "direct", and each proxy the
+	// environment names as an exit of its own (named by its URL without
+	// credentials). Each request then goes through the exit the
+	// environment chooses for its URL (the proxy for its scheme; direct for
+	// NO_PROXY hosts, localhost and loopback addresses), and only through
+	// it: whatever fails, a request meant for a proxy never leaves
+	// directly, nor a direct one through a proxy. With no proxy in the
+	// environment, Empty means one direct exit. To ignore the environment,
+	// list the direct exit: Exits: []Exit{{}}.
 	Exits []Exit
 	// TLSClientConfig is the TLS configuration for connections to targets
 	// (not to https proxies' own TLS: that uses the same config). Nil means
@@ -112,8 +128,13 @@ type Config struct {
 
 	// Seams for tests, unexported: the resolver of the exits' dialers
 	// (nil: the system's), so that tests of names that do not resolve ask
-	// a server on loopback.
+	// a server on loopback; the proxy environment (nil: the process's).
 	resolver *net.Resolver
+	proxyEnv *httpproxy.Config
+
+	// Set by normalize when the exits come from the proxy environment: the
+	// environment's choice of proxy for a request URL (nil for direct).
+	envProxy func(*url.URL) (*url.URL, error)
 }
 
 // Defaults for the zero values of Config, as its field docs state them.
@@ -192,6 +213,11 @@ func (c Config) normalize() (Config, error) {
 	exits = append(exits, c.Exits...)
 	if len(exits) == 0 {
 		exits = append(exits, Exit{})
+		env, err := c.environmentExits()
+		if err != nil {
+			return c, err
+		}
+		exits = append(exits, env...)
 	}
 	seen := make(map[string]int)
 	for i := range exits {
@@ -206,6 +232,68 @@ func (c Config) normalize() (Config, error) {
 	}
 	c.Exits = exits
 	return c, nil
+}
+
+// environmentExits returns the exits of the proxy environment (c.proxyEnv,
+// or the process's), one per distinct proxy, and sets c.envProxy; none
+// when the environment names no proxy.
+func (c *Config) environmentExits() ([]Exit, error) {
+	env := c.proxyEnv
+	if env == nil {
+		env = httpproxy.FromEnvironment()
+	}
+	var exits []Exit
+	seen := map[string]bool{}
+	for _, v := range []struct{ name, raw string }{{"HTTPS_PROXY", env.HTTPSProxy}, {"HTTP_PROXY", env.HTTPProxy}} {
+		if v.raw == "" {
+			continue
+		}
+		u, err := envProxyURL(v.raw)
+		if err != nil {
+			// Never repeat the value: it may hold credentials.
+			return nil, configErr(v.name+" (environment)", "malformed proxy URL (want scheme://[user:password@]host[:port])")
+		}
+		if _, err := parseProxy(v.name+" (environment)", u.String()); err != nil {
+			return nil, err
+		}
+		if name := redactedProxy(u); !seen[name] {
+			seen[name] = true
+			exits = append(exits, Exit{Name: name, Proxy: u.String()})
+		}
+	}
+	if len(exits) > 0 {
+		pf := env.ProxyFunc()
+		c.envProxy = func(target *url.URL) (*url.URL, error) {
+			u, err := pf(target)
+			if u == nil || err != nil {
+				return nil, err
+			}
+			return envProxyURL(u.String())
+		}
+	}
+	return exits, nil
+}
+
+// envProxyURL parses a proxy URL from the environment as net/http does
+// (a value without a scheme is an http:// proxy) and fills in its scheme's
+// default port: 80 for http, 443 for https, 1080 for socks5.
+func envProxyURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		if u2, err2 := url.Parse("http://" + raw); err2 == nil {
+			u, err = u2, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Port() == "" && u.Hostname() != "" {
+		port := map[string]string{"http": "80", "https": "443", "socks5": "1080", "socks5h": "1080"}[strings.ToLower(u.Scheme)]
+		if port != "" {
+			u.Host = net.JoinHostPort(u.Hostname(), port)
+		}
+	}
+	return u, nil
 }
 
 // Exit is one egress route: direct, or through one proxy. Each exit has its

@@ -2,8 +2,11 @@ package warmpool
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"sync/atomic"
 )
 
@@ -114,11 +117,13 @@ func sessionOf(ctx context.Context) string {
 }
 
 // exitSet is the Transport seen as an ExitSet for one request: tried marks
-// exits that already failed it (bit i for exit i, up to 64 exits; beyond
-// that, only health counts).
+// exits that already failed it, or that its route excludes (bit i for exit
+// i, up to 64 exits; beyond that, only health counts). The Transport's own
+// sets (baseSet, routes) are shared: withTried copies them.
 type exitSet struct {
-	t     *Transport
-	tried uint64
+	t      *Transport
+	tried  uint64
+	shared bool
 }
 
 func (s *exitSet) Len() int           { return len(s.t.exits) }
@@ -142,11 +147,38 @@ func (s *exitSet) markTried(i int) {
 // withTried returns a set with exit i marked tried: s itself, or a copy
 // when s is the Transport's shared base set.
 func (s *exitSet) withTried(i int) *exitSet {
-	if s == &s.t.baseSet {
-		s = &exitSet{t: s.t}
+	if s.shared {
+		s = &exitSet{t: s.t, tried: s.tried}
 	}
 	s.markTried(i)
 	return s
+}
+
+// route returns the exits a request may use: every exit, or, when the
+// exits come from the proxy environment, the one exit the environment
+// chooses for the request's URL (see Config.Exits).
+func (t *Transport) route(req *http.Request) (*exitSet, error) {
+	if t.cfg.envProxy == nil {
+		return &t.baseSet, nil
+	}
+	u, err := t.cfg.envProxy(req.URL)
+	if err != nil {
+		return nil, fmt.Errorf("warmpool: proxy from the environment: %w", err)
+	}
+	i := 0 // direct
+	if u != nil {
+		i = -1
+		for j, e := range t.exits {
+			if p := e.proxy; p != nil && strings.EqualFold(p.Scheme, u.Scheme) && strings.EqualFold(p.Host, u.Host) {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("warmpool: the environment names a proxy for %s that it did not name in New", req.URL.Host)
+		}
+	}
+	return &t.routes[i], nil
 }
 
 // pickExit returns the exit for one attempt of a request, or nil when no
@@ -207,6 +239,9 @@ func rendezvous(key, exit string) uint64 {
 // leaves from another IP address (rotate on retire). Only when no other
 // exit is healthy is it from itself.
 func (t *Transport) replacementExits(from *exit) []*exit {
+	if t.cfg.envProxy != nil {
+		return []*exit{from} // exits of the environment are routes, never interchangeable
+	}
 	now := t.now()
 	n := len(t.exits)
 	var out []*exit

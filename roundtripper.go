@@ -98,7 +98,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError(hostname, classifyError(err))
 		return nil, err
 	}
-	r := tries{out: req, set: &t.baseSet, session: sessionOf(req.Context()), attempt: 1, g: giveUpOf(req)}
+	set, err := t.route(req)
+	if err != nil {
+		closeReqBody(req)
+		t.countError(hostname, ErrorProxy)
+		return nil, err
+	}
+	r := tries{out: req, set: set, session: sessionOf(req.Context()), attempt: 1, g: giveUpOf(req)}
 	for {
 		resp, f := t.try(req, key, hostname, &r)
 		if f == nil {

@@ -28,7 +28,8 @@ type Transport struct {
 	rot     Rotation
 	metrics metrics
 	events  eventRing
-	baseSet exitSet // the ExitSet of requests that have not failed
+	baseSet exitSet   // the ExitSet of requests that have not failed
+	routes  []exitSet // with exits from the environment: routes[i] holds exit i alone
 	now     func() time.Time
 
 	pools    poolMap
@@ -78,7 +79,12 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		ex.health.conf = &t.cfg.Health
 		t.exits = append(t.exits, ex)
 	}
-	t.baseSet.t = t
+	t.baseSet = exitSet{t: t, shared: true}
+	if cfg.envProxy != nil {
+		for i := range t.exits {
+			t.routes = append(t.routes, exitSet{t: t, tried: ^uint64(0) &^ (1 << uint(i)), shared: true})
+		}
+	}
 	t.rot = cfg.Rotation
 	if t.rot == nil {
 		t.rot = RoundRobin()

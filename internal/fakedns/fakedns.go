@@ -1,30 +1,40 @@
-// Package fakedns is a DNS server on loopback that knows no name: it answers
-// every query with NXDOMAIN, so that tests of names that do not resolve
-// (under .invalid) send nothing beyond 127.0.0.1.
+// Package fakedns is a DNS server on loopback that knows only the names it
+// is given: it answers their A queries with their address, and every other
+// query with NXDOMAIN, so that tests of names that do not resolve (under
+// .invalid), or of names that must not look like loopback, send nothing
+// beyond 127.0.0.1.
 package fakedns
 
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
 
-// Server answers every DNS query over UDP with NXDOMAIN. Use Resolver for
-// a *net.Resolver that asks it.
+// Server answers DNS queries over UDP. Use Resolver for a *net.Resolver
+// that asks it.
 type Server struct {
+	hosts   map[string]net.IP // lower case, without the final dot
 	pc      net.PacketConn
 	queries atomic.Int64
 	wg      sync.WaitGroup
 }
 
-// Start starts a Server on 127.0.0.1 (an ephemeral port).
-func Start() (*Server, error) {
+// Start starts a Server on 127.0.0.1 (an ephemeral port) that knows hosts
+// (name to IPv4 address; nil for none) and no other name.
+func Start(hosts ...map[string]string) (*Server, error) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{pc: pc}
+	s := &Server{pc: pc, hosts: make(map[string]net.IP)}
+	for _, m := range hosts {
+		for name, ip := range m {
+			s.hosts[strings.ToLower(strings.TrimSuffix(name, "."))] = net.ParseIP(ip).To4()
+		}
+	}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -63,29 +73,55 @@ func (s *Server) serve() {
 		if n < 12 {
 			continue // not a DNS message
 		}
-		resp := nxdomain(buf[:n])
+		resp := s.answer(buf[:n])
 		s.queries.Add(1)
 		s.pc.WriteTo(resp, addr)
 	}
 }
 
-// nxdomain turns a query into its NXDOMAIN answer: the same ID and
-// question, flags QR (response), RD copied, RA, RCODE 3, and no answer,
-// authority or additional records.
+// answer answers query q: with the address of a known name for an A
+// query, with no record (NOERROR) for another type of query for a known
+// name, and with NXDOMAIN otherwise. The answer keeps q's ID and question,
+// copies RD, sets QR and RA, and drops anything after the question (an
+// EDNS OPT record, say).
+func (s *Server) answer(q []byte) []byte {
+	end := 12
+	var labels []string
+	for end < len(q) && q[end] != 0 {
+		l := int(q[end])
+		if end+1+l > len(q) {
+			break
+		}
+		labels = append(labels, string(q[end+1:end+1+l]))
+		end += l + 1
+	}
+	end += 1 + 4 // the root label, QTYPE and QCLASS
+	if int(q[4])<<8|int(q[5]) != 1 || end > len(q) {
+		return nxdomain(q[:min(end, len(q))])
+	}
+	qtype := int(q[end-4])<<8 | int(q[end-3])
+	ip, known := s.hosts[strings.ToLower(strings.Join(labels, "."))]
+	if !known || ip == nil {
+		return nxdomain(q[:end])
+	}
+	r := append([]byte(nil), q[:end]...)
+	r[2] = 0x80 | 0x04 | (q[2] & 0x01) // QR, AA, RD as asked
+	r[3] = 0x80                        // RA, NOERROR
+	r[6], r[7], r[8], r[9], r[10], r[11] = 0, 0, 0, 0, 0, 0
+	if qtype != 1 {
+		return r // the name exists, with no record of that type
+	}
+	r[7] = 1                                                 // ANCOUNT
+	r = append(r, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4) // name pointer, A, IN, TTL 60, RDLENGTH 4
+	return append(r, ip...)
+}
+
+// nxdomain turns a query (its header and question) into its NXDOMAIN
+// answer.
 func nxdomain(q []byte) []byte {
-	r := make([]byte, len(q))
-	copy(r, q)
+	r := append([]byte(nil), q...)
 	r[2] = 0x80 | (q[2] & 0x01) // QR, RD as asked
 	r[3] = 0x80 | 0x03          // RA, NXDOMAIN
-	// Keep QDCOUNT; zero ANCOUNT, NSCOUNT and ARCOUNT, and drop anything
-	// after the question (an EDNS OPT record, say).
 	r[6], r[7], r[8], r[9], r[10], r[11] = 0, 0, 0, 0, 0, 0
-	end := 12
-	for i := 0; i < int(q[4])<<8|int(q[5]) && end < len(q); i++ {
-		for end < len(q) && q[end] != 0 {
-			end += int(q[end]) + 1 // a label
-		}
-		end += 1 + 4 // the root label, QTYPE and QCLASS
-	}
-	return r[:min(end, len(r))]
+	return r
 }

@@ -27,3 +27,18 @@ func TestNoSuchHost(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, s.Queries(), int64(2))
 }
+
+// TestKnownHosts: a known name resolves to its address, from the server on
+// loopback; others do not.
+func TestKnownHosts(t *testing.T) {
+	s, err := Start(map[string]string{"target.test": "127.0.0.1"})
+	require.NoError(t, err)
+	defer s.Close()
+	addrs, err := s.Resolver().LookupHost(context.Background(), "Target.Test")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"127.0.0.1"}, addrs)
+	_, err = s.Resolver().LookupHost(context.Background(), "other.test")
+	var de *net.DNSError
+	require.True(t, errors.As(err, &de), "%v", err)
+	assert.True(t, de.IsNotFound)
+}
