@@ -1,6 +1,7 @@
 package warmpool
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"slices"
@@ -135,4 +136,54 @@ func benchGets(b *testing.B, c *http.Client, url string) {
 	for range b.N {
 		do()
 	}
+}
+
+// BenchmarkTimeoutStyle compares the two ways to bound a request's time
+// with warmpool, 64 goroutines of reused GETs on loopback: http.Client's
+// Timeout, which for any RoundTripper but its own *http.Transport starts a
+// goroutine and a timer per request to close Request.Cancel (setRequestCancel
+// in net/http's client.go), and a deadline on each request's context:
+//
+//	go test -run '^$' -bench TimeoutStyle -count 6 . | benchstat -col /timeout -
+func BenchmarkTimeoutStyle(b *testing.B) {
+	tg, err := target.Start(target.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tg.Close()
+	rt, err := New(Config{TLSClientConfig: tg.TLSConfig()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	run := func(b *testing.B, c *http.Client, withCtx bool) {
+		b.ReportAllocs()
+		b.SetParallelism(32) // 64 goroutines on 2 cores
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req, _ := http.NewRequest(http.MethodGet, tg.URL(), nil)
+				cancel := func() {}
+				if withCtx {
+					var ctx context.Context
+					ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+					req = req.WithContext(ctx)
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					b.Error(err)
+					cancel()
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				cancel()
+			}
+		})
+	}
+	b.Run("timeout=client", func(b *testing.B) {
+		run(b, &http.Client{Transport: rt, Timeout: 30 * time.Second}, false)
+	})
+	b.Run("timeout=context", func(b *testing.B) {
+		run(b, &http.Client{Transport: rt}, true)
+	})
 }

@@ -57,26 +57,35 @@ func requiresHTTP1(req *http.Request) bool {
 // and returns the response, whose body must be read to EOF or closed as with
 // any RoundTripper, to free the socket.
 //
-// RoundTrip never mutates req. When the request is a socket's last under
-// its budget, an HTTP/1.1 request is sent as a shallow copy with Close set,
-// so it carries "Connection: close".
+// RoundTrip never mutates req, and sends exactly its headers: when the
+// request is a socket's last under its budget, an HTTP/1.1 request is sent
+// as a shallow copy with Close set, so it carries "Connection: close".
+// resp.Request is req. It closes req.Body, once, on every path.
 //
-// When an attempt fails, RoundTrip retries on another socket under
-// net/http's rule: if nothing was written, or if the request is replayable
-// (GET, HEAD, OPTIONS or TRACE, or an Idempotency-Key or X-Idempotency-Key
-// header), and its body is empty or has GetBody. A request body is never
-// sent twice otherwise. At most 4 attempts are sent. A retry after a
-// reused socket failed on its Nth request skips the sockets that would carry
-// their Nth request or later, and takes a spare or a new socket instead
-// (unless MaxConnsPerHost leaves no room): a target that resets sockets
-// after N requests would reset those too. A failed dial sends nothing, so
-// any request then tries the other eligible exits, each once; a new socket
-// that the peer closes before its first request is redialed once.
+// The request's context and its Cancel channel (which http.Client closes
+// for its Timeout) are honoured wherever the request waits: for a
+// concurrency slot, a socket, a dial, the response and its body. A request
+// whose caller gave up is never sent again.
+//
+// When an attempt fails because its socket broke, RoundTrip retries on
+// another socket under net/http's rule: if nothing was written, or if the
+// request is replayable (GET, HEAD, OPTIONS or TRACE, or an Idempotency-Key
+// or X-Idempotency-Key header), and its body is empty or has GetBody. A
+// request body is never sent twice otherwise, and an error of the request's
+// own (one net/http refuses to send) is never retried. At most 4 attempts
+// are sent. A retry after a reused socket failed on its Nth request skips
+// the sockets that would carry their Nth request or later, and takes a spare
+// or a new socket instead (unless MaxConnsPerHost leaves no room): a target
+// that resets sockets after N requests would reset those too. A failed dial
+// sends nothing, so any request then tries the other eligible exits, each
+// once; a new socket that the peer closes before its first request is
+// redialed once. A target that no exit could reach is remembered for
+// Health.DeadTargetTTL: requests to it fail at once meanwhile.
 //
 // The exit is chosen by Config.Rotation, or by the session key of the
-// request's context (WithSession). Exits ejected for repeated failures are
-// skipped; when all are, RoundTrip returns an error wrapping
-// ErrNoHealthyExit.
+// request's context (WithSession), or by the proxy environment (see
+// Config.Exits). Exits ejected by Config.Health are skipped; when all are,
+// RoundTrip returns an error wrapping ErrNoHealthyExit.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		t.countError("", ErrorInvalid)
