@@ -155,11 +155,14 @@ func (t *Transport) socketEvent(p *hostPool, s *socket, k SocketEventKind, r Clo
 	n := s.budget.assigned
 	p.mu.Unlock()
 	e := SocketEvent{
-		At: t.now(), Kind: k, SocketID: s.id, Exit: p.exit.name, Host: p.hostname, Proto: s.proto,
+		Kind: k, SocketID: s.id, Exit: p.exit.name, Host: p.hostname, Proto: s.proto,
 		Resumed: s.resumed, Dial: s.dialed, Replaces: s.replaces, ReplacesExit: s.replacesExit,
 		Requests: n, Reason: r,
 	}
-	t.events.add(e)
+	// The time is taken in the ring's lock, so that the ring's order is
+	// the events' order (two goroutines report events at once: a request
+	// path and a ClientConn's read loop).
+	e = t.events.add(e, t.now)
 	if lg := t.cfg.Logger; lg != nil && lg.Enabled(context.Background(), slog.LevelDebug) {
 		lg.Debug("warmpool: socket "+k.String(), "socket", e.SocketID, "exit", e.Exit, "host", e.Host,
 			"proto", e.Proto, "requests", e.Requests, "reason", string(e.Reason), "replaces", e.Replaces)
@@ -179,11 +182,14 @@ type eventRing struct {
 // eventRingSize is how many recent socket events Transport.Events keeps.
 const eventRingSize = 256
 
-func (r *eventRing) add(e SocketEvent) {
+// add stamps e with now() and keeps it, and returns it stamped.
+func (r *eventRing) add(e SocketEvent, now func() time.Time) SocketEvent {
 	r.mu.Lock()
+	e.At = now()
 	r.buf[r.n%eventRingSize] = e
 	r.n++
 	r.mu.Unlock()
+	return e
 }
 
 // Events returns the most recent socket events (at most 256), oldest
