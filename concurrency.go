@@ -140,6 +140,14 @@ func (l *limiter) abandon(w *slotWaiter) {
 	l.mu.Unlock()
 }
 
+// free reports whether a slot is free now: nothing queued, room under the
+// limit, no pause.
+func (l *limiter) free() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue) == 0 && l.inflight < l.capLocked() && !l.now().Before(l.pausedUntil)
+}
+
 // capLocked is the whole number of slots the limit allows.
 func (l *limiter) capLocked() int { return max(1, int(l.limit)) }
 

@@ -104,9 +104,16 @@ type Config struct {
 	// exit and host (AIMD on 429, 503 and resets, with Retry-After
 	// pauses). The zero value leaves them off.
 	Concurrency Concurrency
-	// Rotation chooses the exit of each request without a session (see
-	// WithSession). Nil means RoundRobin.
+	// Rotation chooses the exit of each new socket for requests without a
+	// session (see WithSession): a request takes a warm socket of its
+	// target on any eligible exit first, so that a crawl pays about one
+	// handshake per host, as net/http does. Nil means RoundRobin.
 	Rotation Rotation
+	// RotateEachRequest makes every request ask Rotation for its exit, as
+	// if it had no warm socket elsewhere: each request leaves from the exit
+	// the Rotation picks, at the price of a socket per host on every exit
+	// (a handshake each). False means rotation places new sockets only.
+	RotateEachRequest bool
 	// Health configures the ejection of failing exits. The zero value
 	// uses the defaults.
 	Health Health

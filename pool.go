@@ -334,6 +334,40 @@ func (p *hostPool) pickLocked(now, start time.Time, hostMax, failedAt int, gone 
 	return best, p.claimLocked(best, now, start, hostMax)
 }
 
+// warm reports whether the pool has a socket a request could take now,
+// without a dial or a wait (as pickLocked would find it), and whether that
+// socket has carried requests before. It claims nothing: the request then
+// acquires from the pool as usual.
+func (p *hostPool) warm(now time.Time, failedAt int) (ok, reused bool) {
+	bud := p.policy.current()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return false, false
+	}
+	for _, s := range p.sockets {
+		if !s.usableLocked() || s.budget.full(bud.MaxRequests) || p.h2GoneLocked(s) {
+			continue
+		}
+		if !s.h2 && s.inflight > 0 || s.cc.Available() == 0 {
+			continue
+		}
+		if failedAt > 0 && s.budget.assigned+1 >= failedAt {
+			continue
+		}
+		if s.inflight == 0 {
+			if _, exp := expired(now, s.born, s.lastUsed, bud, p.t.cfg.IdleConnTimeout); exp {
+				continue
+			}
+		}
+		ok = true
+		if s.budget.assigned > 0 {
+			return true, true
+		}
+	}
+	return ok, false
+}
+
 // claimLocked takes a budget slot on s for one request that asked for a
 // socket at start, and classifies the request. p.mu must be held.
 func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lease {

@@ -10,8 +10,12 @@ import (
 	"sync/atomic"
 )
 
-// Rotation chooses the exit of each request that has no session (see
-// WithSession). Pick is called on every request, concurrently: it must be
+// Rotation chooses the exit of each new socket for requests that have no
+// session (see WithSession): a request first takes a warm socket of its
+// target on any eligible exit, and only a request that needs a new socket
+// asks the Rotation where it goes (with Config.RotateEachRequest, every
+// request asks). Replacements of retiring sockets go to the next healthy
+// exit instead (rotate on retire). Pick is called concurrently: it must be
 // fast and safe for concurrent use. It returns an index into exits; if that
 // exit is unhealthy or was already tried for this request, warmpool takes
 // the next eligible one in order.
@@ -34,8 +38,8 @@ type ExitSet interface {
 	Weight(i int) int
 }
 
-// RoundRobin returns the default Rotation: each request takes the next
-// eligible exit in order.
+// RoundRobin returns the default Rotation: each new socket (each request,
+// with Config.RotateEachRequest) takes the next eligible exit in order.
 func RoundRobin() Rotation { return new(roundRobin) }
 
 type roundRobin struct{ next atomic.Uint64 }
@@ -48,8 +52,9 @@ func (r *roundRobin) Pick(_ string, exits ExitSet) int {
 	return int((r.next.Add(1) - 1) % uint64(n))
 }
 
-// LeastLoaded returns a Rotation that sends each request to the eligible
-// exit with the fewest requests in flight, ties broken in turn.
+// LeastLoaded returns a Rotation that places each new socket (each request,
+// with Config.RotateEachRequest) on the eligible exit with the fewest
+// requests in flight, ties broken in turn.
 func LeastLoaded() Rotation { return new(leastLoaded) }
 
 type leastLoaded struct{ next atomic.Uint64 }
@@ -71,7 +76,8 @@ func (r *leastLoaded) Pick(_ string, exits ExitSet) int {
 }
 
 // WeightedRandom returns a Rotation that picks an eligible exit at random,
-// in proportion to Exit.Weight.
+// in proportion to Exit.Weight, for each new socket (each request, with
+// Config.RotateEachRequest).
 func WeightedRandom() Rotation { return weightedRandom{} }
 
 type weightedRandom struct{}
@@ -179,6 +185,42 @@ func (t *Transport) route(req *http.Request) (*exitSet, error) {
 		}
 	}
 	return &t.routes[i], nil
+}
+
+// warmExit returns an eligible exit whose pool for target key has a socket
+// the request can take at once (one that carried requests before, else a
+// spare), or nil: rotation decides where new sockets go, not where each
+// request goes, so a request takes a warm socket on any eligible exit
+// before a new one is dialed anywhere. Sessions (their exit is chosen by
+// key), a single exit and Config.RotateEachRequest skip it.
+func (t *Transport) warmExit(key hostKey, r *tries) *exit {
+	if len(t.exits) == 1 || r.session != "" || t.cfg.RotateEachRequest {
+		return nil
+	}
+	now := t.now()
+	var spare *exit
+	// Start at a rotating offset, so that a busy host with warm sockets
+	// on several exits spreads its requests over them.
+	n := len(t.exits)
+	start := int(t.warmNext.Add(1) % uint64(n))
+	for k := range n {
+		i := (start + k) % n
+		e := t.exits[i]
+		if !r.set.Eligible(i) {
+			continue
+		}
+		p, ok := t.pools.Load(poolKey{exit: i, host: key})
+		if !ok || p.lim != nil && !p.lim.free() {
+			continue
+		}
+		switch ok, reused := p.warm(now, r.failedAt); {
+		case reused:
+			return e
+		case ok && spare == nil:
+			spare = e
+		}
+	}
+	return spare
 }
 
 // pickExit returns the exit for one attempt of a request, or nil when no

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -206,8 +207,15 @@ func TestKillProxyMidRun(t *testing.T) {
 
 	socks.Stop()
 	require.Empty(t, hammer(c, tg.URL(), 8, 300), "GETs must survive the proxy's death")
+	// Requests keep to the warm sockets of the other exits; the dead
+	// exit fails each dial that tries it (replacements dialed there on
+	// rotate-on-retire, new sockets rotation places there) until it is
+	// ejected.
+	require.Eventually(t, func() bool {
+		_ = get(c, tg.URL())
+		return rt.Snapshot().Exits["socks"].Ejections > 0
+	}, 20*time.Second, 20*time.Millisecond, "the dead exit was not ejected")
 	es := rt.Snapshot().Exits["socks"]
-	assert.Positive(t, es.Ejections, "the dead exit was not ejected")
 	assert.NotEmpty(t, es.LastError)
 	before := tg.Stats().RemoteIPs()["127.0.0.3"]
 
@@ -452,4 +460,59 @@ func TestHealthEjectionGrowsAndShrinks(t *testing.T) {
 	h.success()
 	assert.False(t, h.failure(now, fail))
 	assert.Equal(t, uint64(2), h.ejections)
+}
+
+// TestWarmSocketsBeforeRotation: a broad crawl through 4 exits (40 hosts,
+// 6 GETs each in shuffled order) pays one handshake per host, as net/http
+// does, because a request takes its host's warm socket on whatever exit
+// holds it and only a new socket asks the rotation; the hosts spread evenly
+// over the exits. With RotateEachRequest, every request leaves from the
+// next exit, at a socket per host and exit. (Before: rotation per request,
+// the second behaviour, was the only one.)
+func TestWarmSocketsBeforeRotation(t *testing.T) {
+	mh := startManyHosts(t, 40)
+	var exits []Exit
+	for i := range 4 {
+		px := startProxy(t, testproxy.Config{SourceIP: fmt.Sprintf("127.0.0.%d", i+2)})
+		exits = append(exits, Exit{Name: fmt.Sprint("px", i), Proxy: px.URLString()})
+	}
+	var urls []string
+	for _, u := range mh.urls {
+		for range 6 {
+			urls = append(urls, u)
+		}
+	}
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(urls), func(i, j int) { urls[i], urls[j] = urls[j], urls[i] })
+	for _, each := range []bool{false, true} {
+		t.Run(map[bool]string{false: "warm first", true: "rotate each request"}[each], func(t *testing.T) {
+			before := mh.handshakes.Load()
+			rt := newTransport(t, nil, Config{TLSClientConfig: mh.tls, Exits: exits, RotateEachRequest: each})
+			c := &http.Client{Transport: rt}
+			for _, u := range urls {
+				require.NoError(t, get(c, u))
+			}
+			awaitNoDials(t, rt)
+			hs := mh.handshakes.Load() - before
+			s := rt.Snapshot()
+			if !each {
+				assert.Equal(t, int64(len(mh.urls)), hs, "one handshake per host (server count)")
+				for name, es := range s.Exits {
+					assert.Equal(t, uint64(10), es.Handshakes, "exit %s: hosts per exit", name)
+				}
+			} else {
+				// Round robin gives request i exit i%4: one socket
+				// per host and exit it met.
+				pairs := map[[2]string]bool{}
+				for i, u := range urls {
+					pairs[[2]string{u, fmt.Sprint(i % 4)}] = true
+				}
+				assert.Equal(t, int64(len(pairs)), hs, "a socket per host and exit")
+				assert.Greater(t, hs, int64(3*len(mh.urls)))
+				for name, es := range s.Exits {
+					assert.Equal(t, uint64(len(urls)/4), es.Requests, "exit %s", name)
+				}
+			}
+			assert.Equal(t, uint64(hs), s.Total.Handshakes)
+		})
+	}
 }

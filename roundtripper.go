@@ -169,7 +169,10 @@ type failure struct {
 // r.out on it. It returns the response, or what failed.
 func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *tries) (*http.Response, *failure) {
 	ctx := req.Context()
-	e := t.pickExit(hostname, r.session, r.set)
+	e := t.warmExit(key, r)
+	if e == nil {
+		e = t.pickExit(hostname, r.session, r.set)
+	}
 	if e == nil {
 		return nil, &failure{phase: failedNoExit}
 	}

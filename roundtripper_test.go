@@ -282,6 +282,9 @@ func TestHTTPConnectExit(t *testing.T) {
 	rt := newTransport(t, tg, Config{
 		Exits:  []Exit{{}, {Proxy: px.URLString()}},
 		Budget: Budget{MaxRequests: 20},
+		// Every request asks the rotation (round robin), so each exit
+		// carries exactly half.
+		RotateEachRequest: true,
 	})
 	c := &http.Client{Transport: rt}
 	require.Empty(t, hammer(c, tg.URL(), 8, 400))

@@ -38,6 +38,7 @@ type Transport struct {
 	dead     deadTargets // targets no exit could reach (Health.DeadTargetTTL)
 
 	socketIDs atomic.Uint64
+	warmNext  atomic.Uint64 // where warmExit starts looking
 	randMu    sync.Mutex
 	rand      *rand.Rand
 	closed    atomic.Bool
