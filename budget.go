@@ -27,7 +27,7 @@ const (
 )
 
 // HostPolicy is what warmpool applies to, and has learned about, one target
-// host. It appears in Snapshot.Policies.
+// over one protocol. It appears in Snapshot.Policies.
 type HostPolicy struct {
 	// MaxRequests is the request limit new sockets get (before Jitter);
 	// zero means none.
@@ -66,29 +66,97 @@ func idleMargin(t time.Duration) time.Duration {
 	return t - min(time.Second, t/4)
 }
 
-// hostPolicy is what warmpool knows about one target host (by hostname),
-// shared by every exit's pool for that host. It is safe for concurrent use.
-// Lock order: hostPool.mu, then hostPolicy.mu; nothing is called with mu
-// held.
-type hostPolicy struct {
-	name     string
-	conf     Budget // configured
-	learn    bool
-	headroom float64
+// Learning of limits from closes and resets.
+const (
+	// probeEvery: one socket in this many, dialed while a limit learned
+	// from graceful closes applies, is a probe: it is not retired at that
+	// limit, so that a server that allows more shows it (a keep-alive
+	// answer at the limit) and a wrong or raised limit recovers. The
+	// server closes such a socket gracefully when the limit holds, so a
+	// probe costs nothing.
+	probeEvery = 8
+	// resetLimitTTL is how long a limit learned from resets holds: resets
+	// cost a retry, so such a limit is never probed; it is forgotten after
+	// this time and learned again if the resets come back.
+	resetLimitTTL = 10 * time.Minute
+	// disproofTTL is how long a count disproved as a limit is not believed
+	// again from the same kind of evidence.
+	disproofTTL = 10 * time.Minute
+)
 
-	// proto is the protocol the host's sockets speak (protoHTTP1 or
+// targetPolicy is what warmpool applies to, and knows about, one target
+// (scheme, host and port), shared by every exit's pools for it. What it
+// learns is kept per protocol: an HTTP/1.1 close count says nothing about
+// HTTP/2. It is safe for concurrent use.
+type targetPolicy struct {
+	name     string // "https://host:port", lower case
+	hostname string
+	h1, h2   *hostPolicy
+
+	// proto is the protocol the target's sockets speak (protoHTTP1 or
 	// protoHTTP2; 0 until the first socket), shared by all its pools.
 	proto atomic.Int32
-	// spares counts the host's prewarmed sockets not used yet, across
+	// spares counts the target's prewarmed sockets not used yet, across
 	// exits, so that replacements are not dialed while spares wait.
 	spares atomic.Int64
+}
 
-	mu         sync.Mutex
-	eff        Budget // effective budget for sockets
-	view       HostPolicy
-	resets     ring // requests served before a reset
-	closes     ring // requests served before a graceful server close
-	idleCloses []time.Duration
+func newTargetPolicy(name, hostname string, conf Budget, learn bool, headroom float64, now func() time.Time) *targetPolicy {
+	return &targetPolicy{name: name, hostname: hostname,
+		h1: newHostPolicy(name, "HTTP/1.1", conf, learn, headroom, now),
+		h2: newHostPolicy(name, "HTTP/2.0", conf, learn, headroom, now)}
+}
+
+// of returns the policy of one protocol.
+func (tp *targetPolicy) of(h2 bool) *hostPolicy {
+	if h2 {
+		return tp.h2
+	}
+	return tp.h1
+}
+
+// hostPolicy is what warmpool knows about one target over one protocol.
+// It is safe for concurrent use. Lock order: hostPool.mu, then
+// hostPolicy.mu; nothing is called with mu held.
+//
+// A server budget (nginx keepalive_requests, Apache MaxKeepAliveRequests,
+// a WAF that resets) ends every socket at the same count, whatever it was
+// asked; an endpoint that answers "Connection: close" (an error page, a
+// logout) ends sockets at whatever count its request came. So a count N
+// is believed a limit only when at least two sockets ended at N, N is more
+// than half of the recent ends of that kind, and no socket of the target
+// was ever answered beyond N (served). A keep-alive answer at or beyond a
+// limit learned from closes (on a probe socket, see probeEvery), or an
+// answer beyond a limit learned from resets, disproves it.
+type hostPolicy struct {
+	target, proto string
+	conf          Budget // configured
+	learn         bool
+	headroom      float64
+	now           func() time.Time
+
+	// used is set once a socket of this protocol was seen: Snapshot
+	// lists the policy from then on (or when it is configured).
+	used atomic.Bool
+	// served is the highest position on its socket of any answered
+	// request: a count below it was no limit.
+	served atomic.Int64
+	// limit is the server's request limit believed now (view's
+	// ServerMaxRequests when observed from closes or resets), for the
+	// lock-free check of each answer against it; 0 for none.
+	limit atomic.Int64
+
+	mu          sync.Mutex
+	eff         Budget // effective budget for sockets
+	view        HostPolicy
+	resets      ring // requests served before a reset
+	closes      ring // requests served before a graceful server close
+	idleCloses  []time.Duration
+	fromResets  bool      // the observed limit came from resets
+	learnedAt   time.Time // when the observed limit was learned
+	dialed      int       // sockets dialed since, for probeEvery
+	disproved   int       // a count disproved as a limit, until disprovedAt+disproofTTL
+	disprovedAt time.Time
 }
 
 // ring is a tiny fixed ring of recent integer observations.
@@ -102,8 +170,11 @@ func (r *ring) add(x int) {
 	r.n++
 }
 
+// reset forgets every observation.
+func (r *ring) reset() { *r = ring{} }
+
 // agreed returns the smallest value seen at least learnAgree times among
-// the recent observations.
+// the recent observations that is also more than half of them.
 func (r *ring) agreed() (int, bool) {
 	best, ok := 0, false
 	k := min(r.n, learnRing)
@@ -114,30 +185,40 @@ func (r *ring) agreed() (int, bool) {
 				c++
 			}
 		}
-		if c >= learnAgree && (!ok || r.v[i] < best) {
+		if c >= learnAgree && 2*c > k && (!ok || r.v[i] < best) {
 			best, ok = r.v[i], true
 		}
 	}
 	return best, ok
 }
 
-func newHostPolicy(name string, conf Budget, learn bool, headroom float64) *hostPolicy {
-	hp := &hostPolicy{name: name, conf: conf, learn: learn, headroom: headroom, eff: conf}
-	if conf.MaxRequests > 0 {
-		hp.view.MaxRequests = conf.MaxRequests
-		hp.view.MaxRequestsSource = SourceConfigured
-	}
-	if conf.IdleTimeout > 0 {
-		hp.view.IdleTimeout = conf.IdleTimeout
-		hp.view.IdleTimeoutSource = SourceConfigured
-	}
+func newHostPolicy(target, proto string, conf Budget, learn bool, headroom float64, now func() time.Time) *hostPolicy {
+	hp := &hostPolicy{target: target, proto: proto, conf: conf, learn: learn, headroom: headroom, now: now, eff: conf}
+	hp.view = hp.configuredView()
 	return hp
+}
+
+// configuredView is the view of the configured budget alone.
+func (hp *hostPolicy) configuredView() HostPolicy {
+	var v HostPolicy
+	if hp.conf.MaxRequests > 0 {
+		v.MaxRequests = hp.conf.MaxRequests
+		v.MaxRequestsSource = SourceConfigured
+	}
+	if hp.conf.IdleTimeout > 0 {
+		v.IdleTimeout = hp.conf.IdleTimeout
+		v.IdleTimeoutSource = SourceConfigured
+	}
+	return v
 }
 
 // current returns the budget that applies to sockets now.
 func (hp *hostPolicy) current() Budget {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
+	if hp.fromResets && hp.now().Sub(hp.learnedAt) >= resetLimitTTL {
+		hp.forgetLimitLocked()
+	}
 	return hp.eff
 }
 
@@ -145,7 +226,24 @@ func (hp *hostPolicy) current() Budget {
 func (hp *hostPolicy) snapshot() HostPolicy {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
+	if hp.fromResets && hp.now().Sub(hp.learnedAt) >= resetLimitTTL {
+		hp.forgetLimitLocked()
+	}
 	return hp.view
+}
+
+// newSocket returns the budget of a socket being dialed and whether it is a
+// probe (see probeEvery): a probe gets only the configured budget.
+func (hp *hostPolicy) newSocket() (Budget, bool) {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if hp.view.MaxRequestsSource == SourceObserved && !hp.fromResets {
+		hp.dialed++
+		if hp.dialed%probeEvery == 0 {
+			return hp.conf, true
+		}
+	}
+	return hp.eff, false
 }
 
 // setServerMaxLocked records the server's request limit and recomputes the
@@ -157,12 +255,32 @@ func (hp *hostPolicy) setServerMaxLocked(n int, src Source, headroom float64) {
 		lim = max(1, int(math.Floor(float64(n)*(1-headroom))))
 	}
 	hp.view.ServerMaxRequests = n
+	hp.fromResets = src == SourceObserved && headroom > 0
+	hp.learnedAt = hp.now()
+	hp.dialed = 0
+	if src == SourceObserved {
+		hp.limit.Store(int64(n))
+	} else {
+		hp.limit.Store(0)
+	}
 	if hp.conf.MaxRequests > 0 && hp.conf.MaxRequests <= lim {
 		return // the configured limit is already below
 	}
 	hp.eff.MaxRequests = lim
 	hp.view.MaxRequests = lim
 	hp.view.MaxRequestsSource = src
+}
+
+// forgetLimitLocked drops an observed request limit: the configured one
+// applies again.
+func (hp *hostPolicy) forgetLimitLocked() {
+	cv := hp.configuredView()
+	hp.eff.MaxRequests = hp.conf.MaxRequests
+	hp.view.MaxRequests, hp.view.MaxRequestsSource, hp.view.ServerMaxRequests = cv.MaxRequests, cv.MaxRequestsSource, 0
+	hp.fromResets = false
+	hp.limit.Store(0)
+	hp.resets.reset()
+	hp.closes.reset()
 }
 
 // setServerIdleLocked records the server's idle timeout and retires idle
@@ -176,6 +294,42 @@ func (hp *hostPolicy) setServerIdleLocked(t time.Duration, src Source) {
 	hp.eff.IdleTimeout = idle
 	hp.view.IdleTimeout = idle
 	hp.view.IdleTimeoutSource = src
+}
+
+// observeAnswer records an answer to the n-th request on a socket; kept
+// says the socket stays open after it (no "Connection: close"). It
+// reports whether that disproved the observed limit, which is then
+// forgotten: a keep-alive answer at or beyond a limit learned from closes,
+// an answer beyond one learned from resets. It is called on every answer
+// and takes no lock unless a limit is disproved.
+func (hp *hostPolicy) observeAnswer(n int, kept bool) (disproved bool) {
+	storeMax(&hp.served, int64(n))
+	lim := int(hp.limit.Load())
+	if lim == 0 || n < lim || n == lim && !kept {
+		return false
+	}
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	cur := hp.view.ServerMaxRequests
+	if hp.view.MaxRequestsSource != SourceObserved || cur != lim {
+		return false
+	}
+	if hp.fromResets && n == lim {
+		return false // a reset limit of N allows N answers
+	}
+	hp.disproved, hp.disprovedAt = lim, hp.now()
+	hp.forgetLimitLocked()
+	return true
+}
+
+// believableLocked reports whether count v, agreed by recent ends of
+// sockets, may be a server limit: no socket was answered beyond it, and it
+// was not disproved lately.
+func (hp *hostPolicy) believableLocked(v int) bool {
+	if int(hp.served.Load()) > v {
+		return false
+	}
+	return v != hp.disproved || hp.now().Sub(hp.disprovedAt) >= disproofTTL
 }
 
 // observeKeepAlive learns from a "Keep-Alive: timeout=T, max=M" header on
@@ -205,9 +359,9 @@ func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) (changed bool) {
 
 // observeServerClose learns from a server that closed a socket gracefully
 // ("Connection: close") after n responses, as nginx does at
-// keepalive_requests: when the same n is seen again, that is the limit.
-// A close after one response counts only from an HTTP/1.0 server (http10):
-// its limit of one lets warmpool dial each next socket ahead.
+// keepalive_requests (see hostPolicy for when n is believed). A close
+// after one response counts only from an HTTP/1.0 server (http10): its
+// limit of one lets warmpool dial each next socket ahead.
 func (hp *hostPolicy) observeServerClose(n int, http10 bool) (changed bool) {
 	if !hp.learn || n < 1 || (n == 1 && !http10) {
 		return false
@@ -220,15 +374,16 @@ func (hp *hostPolicy) observeServerClose(n int, http10 bool) (changed bool) {
 		return
 	}
 	hp.closes.add(n)
-	if v, ok := hp.closes.agreed(); ok && v != hp.view.ServerMaxRequests {
+	if v, ok := hp.closes.agreed(); ok && hp.believableLocked(v) &&
+		(v != hp.view.ServerMaxRequests || hp.view.MaxRequestsSource != SourceObserved) {
 		hp.setServerMaxLocked(v, SourceObserved, 0)
 	}
 	return
 }
 
-// observeReset learns from a socket reset after serving n requests: when
-// the same n is seen again (a WAF limit the server never announces), new
-// sockets retire with headroom below it.
+// observeReset learns from a socket reset after serving n requests (see
+// hostPolicy for when n is believed): new sockets retire with headroom
+// below it, until resetLimitTTL has passed.
 func (hp *hostPolicy) observeReset(n int) (changed bool) {
 	// A socket reset after a single request says nothing about a limit:
 	// a proxy or network drop kills sockets opened together, each after
@@ -242,7 +397,7 @@ func (hp *hostPolicy) observeReset(n int) (changed bool) {
 	defer func() { changed = hp.view != before }()
 	hp.resets.add(n)
 	v, ok := hp.resets.agreed()
-	if !ok {
+	if !ok || !hp.believableLocked(v) {
 		return
 	}
 	lim := max(1, int(math.Floor(float64(v)*(1-hp.headroom))))
@@ -288,11 +443,15 @@ func (hp *hostPolicy) observeIdleClose(d time.Duration) (changed bool) {
 
 // learnFrom learns from the headers of a response on lease l: a
 // "Connection: close" (or an HTTP/1.0 answer) after the same number of
-// requests, and an HTTP/1.1 "Keep-Alive: timeout=T, max=M". It records the
-// server's close on the socket, so that its end reads server_close or
-// http10.
+// requests, an HTTP/1.1 "Keep-Alive: timeout=T, max=M", and the answer
+// itself, which may disprove a limit. It records the server's close on the
+// socket, so that its end reads server_close or http10.
 func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 	t := p.t
+	pol := p.policy.of(l.s.h2)
+	if pol.observeAnswer(l.n, !resp.Close) {
+		t.logLearned(pol)
+	}
 	if resp.Close {
 		r := CloseServerClose
 		if resp.ProtoMajor == 1 && resp.ProtoMinor == 0 {
@@ -303,14 +462,14 @@ func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 			l.s.serverClose = r
 		}
 		p.mu.Unlock()
-		if !l.last && !l.callerClose && p.policy.observeServerClose(l.n, r == CloseHTTP10) {
-			t.logLearned(p.policy)
+		if !l.last && !l.callerClose && pol.observeServerClose(l.n, r == CloseHTTP10) {
+			t.logLearned(pol)
 		}
 	}
 	if !l.s.h2 {
 		if v := resp.Header["Keep-Alive"]; len(v) > 0 {
-			if ka, ok := parseKeepAlive(v[0]); ok && p.policy.observeKeepAlive(l.n, ka) {
-				t.logLearned(p.policy)
+			if ka, ok := parseKeepAlive(v[0]); ok && pol.observeKeepAlive(l.n, ka) {
+				t.logLearned(pol)
 			}
 		}
 	}
@@ -361,14 +520,18 @@ func parseKeepAlive(v string) (ka keepAlive, ok bool) {
 // socketBudget is the budget state of one socket. It is guarded by the
 // owning hostPool's mutex.
 type socketBudget struct {
-	limit    int // most requests; 0 = no limit
-	assigned int // requests handed out, the one in progress included
+	limit    int  // most requests; 0 = no limit
+	assigned int  // requests handed out, the one in progress included
+	probe    bool // a probe of a learned limit (probeEvery): hostMax does not apply
 }
 
 // limitUnder returns the socket's limit under the host's current limit
-// hostMax (0 = none): learning can lower a live socket's budget.
+// hostMax (0 = none): learning can lower a live socket's budget, except a
+// probe's.
 func (b *socketBudget) limitUnder(hostMax int) int {
 	switch {
+	case b.probe:
+		return b.limit
 	case b.limit == 0:
 		return hostMax
 	case hostMax == 0:

@@ -71,7 +71,7 @@ func FuzzParseKeepAlive(f *testing.F) {
 
 func TestHostPolicyLearning(t *testing.T) {
 	t.Run("keep-alive header sets the limit and idle timeout", func(t *testing.T) {
-		hp := newHostPolicy("h", Budget{}, true, 0.05)
+		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{}, true, 0.05, time.Now)
 		hp.observeKeepAlive(1, keepAlive{timeout: 5 * time.Second, max: 100})
 		v := hp.snapshot()
 		assert.Equal(t, HostPolicy{MaxRequests: 101, MaxRequestsSource: SourceHeader, ServerMaxRequests: 101,
@@ -84,7 +84,7 @@ func TestHostPolicyLearning(t *testing.T) {
 		assert.Equal(t, 60, hp.current().MaxRequests)
 	})
 	t.Run("configured limit below the server's wins", func(t *testing.T) {
-		hp := newHostPolicy("h", Budget{MaxRequests: 20, IdleTimeout: time.Second}, true, 0.05)
+		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{MaxRequests: 20, IdleTimeout: time.Second}, true, 0.05, time.Now)
 		hp.observeKeepAlive(1, keepAlive{timeout: 5 * time.Second, max: 100})
 		v := hp.snapshot()
 		assert.Equal(t, 20, v.MaxRequests)
@@ -94,7 +94,7 @@ func TestHostPolicyLearning(t *testing.T) {
 		assert.Equal(t, SourceConfigured, v.IdleTimeoutSource)
 	})
 	t.Run("resets after the same count twice", func(t *testing.T) {
-		hp := newHostPolicy("h", Budget{}, true, 0.05)
+		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{}, true, 0.05, time.Now)
 		hp.observeReset(100)
 		assert.Zero(t, hp.current().MaxRequests, "one reset proves nothing")
 		hp.observeReset(37)
@@ -106,7 +106,7 @@ func TestHostPolicyLearning(t *testing.T) {
 		assert.Equal(t, 100, v.ServerMaxRequests)
 	})
 	t.Run("graceful closes after the same count twice", func(t *testing.T) {
-		hp := newHostPolicy("h", Budget{}, true, 0.05)
+		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{}, true, 0.05, time.Now)
 		hp.observeServerClose(50, false)
 		hp.observeServerClose(1, false) // a one-shot close proves nothing
 		hp.observeServerClose(1, false)
@@ -115,7 +115,7 @@ func TestHostPolicyLearning(t *testing.T) {
 		assert.Equal(t, 50, hp.current().MaxRequests, "announced closes need no headroom")
 	})
 	t.Run("idle closes", func(t *testing.T) {
-		hp := newHostPolicy("h", Budget{}, true, 0.05)
+		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{}, true, 0.05, time.Now)
 		hp.observeIdleClose(2100 * time.Millisecond)
 		assert.Zero(t, hp.current().IdleTimeout)
 		hp.observeIdleClose(2050 * time.Millisecond)
@@ -125,7 +125,7 @@ func TestHostPolicyLearning(t *testing.T) {
 		assert.Equal(t, SourceObserved, v.IdleTimeoutSource)
 	})
 	t.Run("learning off", func(t *testing.T) {
-		hp := newHostPolicy("h", Budget{}, false, 0.05)
+		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{}, false, 0.05, time.Now)
 		hp.observeKeepAlive(1, keepAlive{timeout: 5 * time.Second, max: 100})
 		hp.observeReset(100)
 		hp.observeReset(100)
@@ -184,7 +184,7 @@ func TestLearnsWAFResetLimit(t *testing.T) {
 	assert.LessOrEqual(t, ts.Resets, 2)
 	assert.Positive(t, ts.Resets)
 	snap := rt.Snapshot()
-	pol := snap.Policies["127.0.0.1"]
+	pol := onlyPolicy(t, snap)
 	assert.Equal(t, 95, pol.MaxRequests)
 	assert.Equal(t, SourceObserved, pol.MaxRequestsSource)
 	assert.Equal(t, 100, pol.ServerMaxRequests)
@@ -214,7 +214,7 @@ func TestLearnsKeepAliveHeader(t *testing.T) {
 	ts := tg.Stats()
 	assert.LessOrEqual(t, ts.MaxRequestsPerConn(), 11)
 	snap := rt.Snapshot()
-	pol := snap.Policies["127.0.0.1"]
+	pol := onlyPolicy(t, snap)
 	assert.Equal(t, HostPolicy{MaxRequests: 11, MaxRequestsSource: SourceHeader, ServerMaxRequests: 11,
 		IdleTimeout: 4 * time.Second, IdleTimeoutSource: SourceHeader, ServerIdleTimeout: 5 * time.Second}, pol)
 	require.Eventually(t, func() bool { return rt.Snapshot().Total.Closes[CloseBudget] >= 17 }, 5*time.Second, 5*time.Millisecond)
@@ -242,7 +242,7 @@ func TestLearnsApacheLimitWithoutProbe(t *testing.T) {
 		require.NoError(t, get(c, tg.URL()))
 	}
 	snap := rt.Snapshot()
-	pol := snap.Policies["127.0.0.1"]
+	pol := onlyPolicy(t, snap)
 	assert.Equal(t, 11, pol.MaxRequests)
 	assert.Equal(t, SourceObserved, pol.MaxRequestsSource)
 	assert.Equal(t, uint64(2), snap.Total.Closes[CloseServerClose], "two closes teach the limit")
@@ -270,8 +270,8 @@ func TestLearnsGracefulCloseLimit(t *testing.T) {
 	snap := rt.Snapshot()
 	assert.Equal(t, uint64(2), snap.Total.Closes[CloseServerClose])
 	assert.Equal(t, uint64(4), snap.Total.Closes[CloseBudget])
-	assert.Equal(t, 5, snap.Policies["127.0.0.1"].MaxRequests)
-	assert.Equal(t, SourceObserved, snap.Policies["127.0.0.1"].MaxRequestsSource)
+	assert.Equal(t, 5, onlyPolicy(t, snap).MaxRequests)
+	assert.Equal(t, SourceObserved, onlyPolicy(t, snap).MaxRequestsSource)
 }
 
 // TestLearnsServerIdleTimeout: the target drops sockets idle for 150 ms;
@@ -282,7 +282,7 @@ func TestLearnsServerIdleTimeout(t *testing.T) {
 	c := &http.Client{Transport: rt}
 	require.Empty(t, hammer(c, tg.URL(), 2, 20))
 	require.Eventually(t, func() bool { return rt.Snapshot().Total.Closes[CloseServerIdleTimeout] >= 2 }, 5*time.Second, 5*time.Millisecond)
-	pol := rt.Snapshot().Policies["127.0.0.1"]
+	pol := onlyPolicy(t, rt.Snapshot())
 	assert.Equal(t, SourceObserved, pol.IdleTimeoutSource)
 	// The server's timer is the truth, and it starts when the server has
 	// written its response; the client measures from the end of its read,
@@ -305,18 +305,31 @@ func TestHTTP10TargetGetsPrewarmedSockets(t *testing.T) {
 		require.NoError(t, get(c, tg.URL()))
 	}
 	snap := rt.Snapshot()
-	assert.Equal(t, 1, snap.Policies["127.0.0.1"].MaxRequests)
+	assert.Equal(t, 1, onlyPolicy(t, snap).MaxRequests)
 	assert.Positive(t, snap.Total.Prewarmed, "stats %+v", snap.Total)
 	assert.Zero(t, snap.Total.Errors)
 	assert.Equal(t, uint64(20), snap.Total.Cold+snap.Total.Prewarmed)
 }
 
+// TestHostBudgetsShowAsConfigured: HostBudgets keyed by hostname apply to
+// every port of it, keyed by host:port to that port (which wins), case
+// aside; Snapshot names each target and protocol.
 func TestHostBudgetsShowAsConfigured(t *testing.T) {
-	rt := newTransport(t, nil, Config{HostBudgets: map[string]Budget{"Example.COM": {MaxRequests: 9}}})
-	rt.policy("example.com")
-	p := rt.Snapshot().Policies["example.com"]
-	assert.Equal(t, 9, p.MaxRequests)
-	assert.Equal(t, SourceConfigured, p.MaxRequestsSource)
+	rt := newTransport(t, nil, Config{HostBudgets: map[string]Budget{
+		"Example.COM": {MaxRequests: 9}, "example.com:8443": {MaxRequests: 4}}})
+	rt.policy(hostKey{scheme: "https", addr: "example.com:443"}, "example.com")
+	rt.policy(hostKey{scheme: "https", addr: "EXAMPLE.com:8443"}, "example.com")
+	rt.policy(hostKey{scheme: "http", addr: "example.com:80"}, "example.com")
+	s := rt.Snapshot()
+	for url, want := range map[string]int{"https://example.com/": 9, "https://example.com:8443/": 4, "http://Example.com/": 9} {
+		for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+			p, ok := s.Policy(url, proto)
+			require.True(t, ok, "%s %s: %v", url, proto, s.Policies)
+			assert.Equal(t, want, p.MaxRequests, url)
+			assert.Equal(t, SourceConfigured, p.MaxRequestsSource, url)
+		}
+	}
+	assert.Contains(t, s.Policies, PolicyKey{Target: "https://example.com:8443", Proto: "HTTP/1.1"})
 }
 
 func TestBudgetValidation(t *testing.T) {

@@ -47,8 +47,10 @@ type Config struct {
 	// Budget is the default per-socket budget for every host. The zero
 	// Budget means no limit.
 	Budget Budget
-	// HostBudgets overrides Budget for some hosts, keyed by the request
-	// URL's Hostname() (no port, lower case). Nil means none.
+	// HostBudgets overrides Budget for some targets, keyed by a hostname
+	// as the request URL's Hostname() gives it ("example.com": every port
+	// of it) or by "host:port" ("example.com:8443": that port only, which
+	// wins). Keys are matched without regard to case. Nil means none.
 	HostBudgets map[string]Budget
 	// MaxConnsPerHost limits the sockets of one exit to one target host
 	// (scheme, host and port), idle, busy and dialing. Requests beyond it
@@ -201,8 +203,8 @@ func (c Config) normalize() (Config, error) {
 	hb := make(map[string]Budget, len(c.HostBudgets))
 	for h, b := range c.HostBudgets {
 		field := fmt.Sprintf("Config.HostBudgets[%q]", h)
-		if h == "" || strings.ContainsAny(h, "/: ") && net.ParseIP(h) == nil {
-			return c, configErr(field, "key must be a hostname without scheme or port, as returned by URL.Hostname()")
+		if !validHostBudgetKey(h) {
+			return c, configErr(field, "key must be a hostname as returned by URL.Hostname(), or host:port, without a scheme")
 		}
 		if err := b.normalize(field); err != nil {
 			return c, err
@@ -239,6 +241,21 @@ func (c Config) normalize() (Config, error) {
 	}
 	c.Exits = exits
 	return c, nil
+}
+
+// validHostBudgetKey reports whether k is a hostname (or IP address) or a
+// host:port.
+func validHostBudgetKey(k string) bool {
+	if k == "" || strings.ContainsAny(k, "/ ") {
+		return false
+	}
+	if net.ParseIP(k) != nil {
+		return true
+	}
+	if h, p, err := net.SplitHostPort(k); err == nil {
+		return h != "" && p != "" && !strings.ContainsAny(h, ":") || net.ParseIP(h) != nil && p != ""
+	}
+	return !strings.Contains(k, ":")
 }
 
 // environmentExits returns the exits of the proxy environment (c.proxyEnv,

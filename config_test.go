@@ -31,7 +31,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative max age", Config{Budget: Budget{MaxAge: -time.Second}}, "Config.Budget.MaxAge", "negative"},
 		{"negative idle", Config{Budget: Budget{IdleTimeout: -time.Second}}, "Config.Budget.IdleTimeout", "negative"},
 		{"negative host budget", Config{HostBudgets: map[string]Budget{"example.com": {MaxRequests: -5}}}, `Config.HostBudgets["example.com"].MaxRequests`, "negative"},
-		{"host budget key with port", Config{HostBudgets: map[string]Budget{"example.com:443": {MaxRequests: 5}}}, `Config.HostBudgets["example.com:443"]`, "hostname"},
+		{"host budget key with scheme", Config{HostBudgets: map[string]Budget{"https://example.com": {MaxRequests: 5}}}, `Config.HostBudgets["https://example.com"]`, "hostname"},
+		{"host budget key with empty port", Config{HostBudgets: map[string]Budget{"example.com:": {MaxRequests: 5}}}, `Config.HostBudgets["example.com:"]`, "host:port"},
 		{"duplicate exit names", Config{Exits: []Exit{{Name: "a"}, {Name: "a", Proxy: "http://127.0.0.1:1"}}}, "Config.Exits[1].Name", `duplicate exit name "a" (also Config.Exits[0])`},
 		{"duplicate default names", Config{Exits: []Exit{{}, {}}}, "Config.Exits[1].Name", "duplicate"},
 		{"negative max conns", Config{MaxConnsPerHost: -1}, "Config.MaxConnsPerHost", "negative"},
@@ -84,7 +85,7 @@ func TestConfigIsCopied(t *testing.T) {
 	defer rt.Close()
 	hb["a.example"] = Budget{MaxRequests: 100}
 	exits[0].Name = "changed"
-	assert.Equal(t, 3, rt.policy("a.example").current().MaxRequests)
+	assert.Equal(t, 3, rt.policy(hostKey{scheme: "https", addr: "a.example:443"}, "a.example").h1.current().MaxRequests)
 	assert.Contains(t, rt.Snapshot().Exits, "x")
 }
 

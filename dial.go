@@ -181,8 +181,11 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 		p.sc.add(func(c *counters) { c.resumed.Add(1) })
 	}
 	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
-	bud := p.policy.current()
+	pol := p.policy.of(s.h2)
+	pol.used.Store(true)
+	bud, probe := pol.newSocket()
 	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)
+	s.budget.probe = probe
 	if !s.h2 {
 		// HTTP/1.1 conns report a peer's close at once through the
 		// hook. HTTP/2 conns are checked at each pick, at the end of

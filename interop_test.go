@@ -56,7 +56,7 @@ func TestInteropApacheDefaults(t *testing.T) {
 			assert.LessOrEqual(t, realserver.MaxPerConn(entries), 101)
 
 			snap := rt.Snapshot()
-			pol := snap.Policies["127.0.0.1"]
+			pol := onlyPolicy(t, snap)
 			tot := snap.Total
 			assert.Zero(t, tot.Errors)
 			assert.Zero(t, tot.Retries, "a request was sent on a socket the server had closed")
@@ -82,7 +82,11 @@ func TestInteropApacheDefaults(t *testing.T) {
 				// burst; nothing after.
 				assert.Positive(t, first.Closes[CloseServerClose])
 				assert.Positive(t, first.Closes[CloseServerIdleTimeout])
-				assert.Equal(t, first.Closes[CloseServerClose], tot.Closes[CloseServerClose], "Apache closed a socket after its limit was learned")
+				// After it, Apache closes only the probes (one socket
+				// in probeEvery keeps going past the limit to see
+				// whether it still holds), gracefully, at 101.
+				assert.LessOrEqual(t, tot.Closes[CloseServerClose]-first.Closes[CloseServerClose],
+					(tot.Handshakes-first.Handshakes)/probeEvery+1, "Apache closed a socket after its limit was learned")
 				assert.Equal(t, first.Closes[CloseServerIdleTimeout], tot.Closes[CloseServerIdleTimeout], "Apache timed out a socket after its timeout was learned")
 			}
 			t.Logf("apache (probe %v): %+v; policy %+v", probe, tot, pol)
@@ -108,7 +112,7 @@ func TestInteropNginx(t *testing.T) {
 	burst(t, c, url, 4, 400)
 	afterFirst := rt.Snapshot().Total
 	assert.Positive(t, afterFirst.Closes[CloseServerClose], "nginx closes after 50 requests")
-	pol := rt.Snapshot().Policies["127.0.0.1"]
+	pol := onlyPolicy(t, rt.Snapshot())
 	assert.Equal(t, 50, pol.MaxRequests)
 	assert.Equal(t, SourceObserved, pol.MaxRequestsSource)
 
@@ -116,7 +120,7 @@ func TestInteropNginx(t *testing.T) {
 	require.Eventually(t, func() bool { return rt.Snapshot().Total.OpenSockets == 0 }, 5*time.Second, 10*time.Millisecond)
 	learned := rt.Snapshot()
 	assert.Positive(t, learned.Total.Closes[CloseServerIdleTimeout], "the first pause teaches the idle timeout")
-	pol = learned.Policies["127.0.0.1"]
+	pol = onlyPolicy(t, learned)
 	assert.Equal(t, SourceObserved, pol.IdleTimeoutSource)
 	assert.Less(t, pol.IdleTimeout, 2*time.Second)
 
@@ -131,7 +135,10 @@ func TestInteropNginx(t *testing.T) {
 	assert.Zero(t, tot.Errors)
 	assert.Zero(t, tot.Retries, "a request was sent on a socket the server had closed")
 	assert.Zero(t, tot.Closes[CloseReset])
-	assert.Equal(t, afterFirst.Closes[CloseServerClose], tot.Closes[CloseServerClose], "server closes after the limit was learned")
+	// After learning, nginx closes only the probes (one socket in
+	// probeEvery goes past the limit to see whether it still holds).
+	assert.LessOrEqual(t, tot.Closes[CloseServerClose]-afterFirst.Closes[CloseServerClose],
+		(tot.Handshakes-afterFirst.Handshakes)/probeEvery+1, "server closes after the limit was learned")
 	assert.Equal(t, learned.Total.Closes[CloseServerIdleTimeout], tot.Closes[CloseServerIdleTimeout], "server idle closes after the timeout was learned")
 	assert.Positive(t, tot.Closes[CloseBudget]-learned.Total.Closes[CloseBudget])
 	assert.Positive(t, tot.Closes[CloseIdle])

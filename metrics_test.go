@@ -170,7 +170,7 @@ func TestLoggerLevels(t *testing.T) {
 		require.NoError(t, get(c, tg.URL()))
 	}
 	out := w.String()
-	assert.Contains(t, out, `level=INFO msg="warmpool: learned host limits" host=127.0.0.1 max_requests=5 max_requests_source=header`)
+	assert.Contains(t, out, `level=INFO msg="warmpool: learned host limits" target=`+strings.TrimSuffix(tg.URL(), "/")+` proto=HTTP/1.1 max_requests=5 max_requests_source=header`)
 	assert.Contains(t, out, `level=DEBUG msg="warmpool: socket dialed"`)
 	assert.Contains(t, out, `level=DEBUG msg="warmpool: socket closed"`)
 	assert.NotContains(t, out, "level=INFO msg=\"warmpool: socket", "socket lifecycle stays at Debug")

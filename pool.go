@@ -125,7 +125,7 @@ type hostPool struct {
 	exit     *exit
 	key      hostKey
 	hostname string
-	policy   *hostPolicy // shared by the pools of every exit for the hostname
+	policy   *targetPolicy // shared by the pools of every exit for the target
 	sc       scopes
 	lim      *limiter // adaptive concurrency; nil when off
 	maxConns int
@@ -146,6 +146,13 @@ type hostPool struct {
 
 	prewarmAfter   time.Time     // no background dial before (backoff)
 	prewarmBackoff time.Duration // current backoff after failed dials
+}
+
+// pol returns the policy of the protocol the target's sockets speak
+// (HTTP/1.1 until a socket says otherwise, and always for upgrades). It
+// takes no lock.
+func (p *hostPool) pol() *hostPolicy {
+	return p.policy.of(!p.key.h1only && p.policy.proto.Load() == protoHTTP2)
 }
 
 // broadcastLocked wakes every acquire waiting on the pool. p.mu must be held.
@@ -183,7 +190,7 @@ func (p *hostPool) acquire(g giveUp, failedAt int) (lease, error) {
 		}
 		now := t.now()
 		p.lastReq = now
-		bud := p.policy.current()
+		bud := p.pol().current()
 		stale := p.expireLocked(now, bud)
 		var gone []*socket
 		s, l := p.pickLocked(now, start, bud.MaxRequests, failedAt, &gone)
@@ -339,7 +346,7 @@ func (p *hostPool) pickLocked(now, start time.Time, hostMax, failedAt int, gone 
 // socket has carried requests before. It claims nothing: the request then
 // acquires from the pool as usual.
 func (p *hostPool) warm(now time.Time, failedAt int) (ok, reused bool) {
-	bud := p.policy.current()
+	bud := p.pol().current()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.removed {
@@ -487,7 +494,7 @@ func (p *hostPool) dialForRequest(g giveUp, start time.Time) (l lease, unused bo
 	}
 	p.addLocked(s)
 	now := p.t.now()
-	l = p.claimLocked(s, now, start, p.policy.current().MaxRequests)
+	l = p.claimLocked(s, now, start, p.policy.of(s.h2).current().MaxRequests)
 	s.req = g
 	p.mu.Unlock()
 	p.t.socketEvent(p, s, SocketDialed, "")
@@ -569,7 +576,7 @@ func (p *hostPool) closeIdle(r CloseReason, all bool) int {
 // sweep retires expired idle sockets and reports whether the pool is empty
 // and unused, in which case it is marked removed.
 func (p *hostPool) sweep(now time.Time) (removed bool) {
-	bud := p.policy.current()
+	bud := p.pol().current()
 	p.mu.Lock()
 	exp := p.expireLocked(now, bud)
 	exp = append(exp, p.trimLocked()...)

@@ -53,6 +53,17 @@ func newTransportClock(t testing.TB, tg *target.Target, cfg Config, now func() t
 	return rt
 }
 
+// onlyPolicy returns the one policy of s (its only target and protocol),
+// or the zero HostPolicy when it has none.
+func onlyPolicy(t *testing.T, s Snapshot) HostPolicy {
+	t.Helper()
+	require.LessOrEqual(t, len(s.Policies), 1, "policies %v", s.Policies)
+	for _, p := range s.Policies {
+		return p
+	}
+	return HostPolicy{}
+}
+
 // get sends one GET and reads the whole body.
 func get(c *http.Client, url string) error {
 	resp, err := c.Get(url)

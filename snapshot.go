@@ -2,6 +2,8 @@ package warmpool
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -145,10 +147,10 @@ type Snapshot struct {
 	// Pairs has one entry per exit and host, bounded and folded like
 	// Hosts, per exit (into the key with Host OtherHosts).
 	Pairs map[PairKey]Stats
-	// Policies has, for each target host seen, the limits warmpool applies
-	// and where they came from (configured, announced by the server, or
-	// observed), keyed like Hosts.
-	Policies map[string]HostPolicy
+	// Policies has, for each target (scheme, host and port) and each
+	// protocol its sockets spoke, the limits warmpool applies and where
+	// they came from (configured, announced by the server, or observed).
+	Policies map[PolicyKey]HostPolicy
 	// Concurrency lists the adaptive limit of each exit and host (target
 	// host:port), when Config.Concurrency is on.
 	Concurrency []ConcurrencyStats
@@ -180,6 +182,47 @@ func (k *PairKey) UnmarshalText(b []byte) error {
 	}
 	k.Exit, k.Host = string(b[:i]), string(b[i+1:])
 	return nil
+}
+
+// PolicyKey is the key of Snapshot.Policies: a target, as
+// "scheme://host:port" (lower case), and a protocol, "HTTP/1.1" or
+// "HTTP/2.0": warmpool learns limits per target and protocol. As text (a
+// JSON object key) it is "scheme://host:port HTTP/1.1".
+type PolicyKey struct {
+	Target, Proto string
+}
+
+// String returns "scheme://host:port proto".
+func (k PolicyKey) String() string { return k.Target + " " + k.Proto }
+
+// MarshalText returns k.String().
+func (k PolicyKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses "scheme://host:port proto", split at the last space.
+func (k *PolicyKey) UnmarshalText(b []byte) error {
+	i := strings.LastIndexByte(string(b), ' ')
+	if i < 0 {
+		return fmt.Errorf("warmpool: PolicyKey %q has no space (want \"scheme://host:port proto\")", b)
+	}
+	k.Target, k.Proto = string(b[:i]), string(b[i+1:])
+	return nil
+}
+
+// Policy returns the policy of the target of rawURL (with its default port
+// when it names none) over proto ("HTTP/1.1" or "HTTP/2.0"), and whether
+// Policies has one.
+func (s Snapshot) Policy(rawURL, proto string) (HostPolicy, bool) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return HostPolicy{}, false
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	k := PolicyKey{Target: strings.ToLower(u.Scheme) + "://" + strings.ToLower(net.JoinHostPort(u.Hostname(), port)), Proto: proto}
+	p, ok := s.Policies[k]
+	return p, ok
 }
 
 // OtherHosts is the Snapshot.Hosts key under which hosts beyond the tracked

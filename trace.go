@@ -214,11 +214,11 @@ func (t *Transport) logEjected(e *exit) {
 	}
 }
 
-// logLearned logs a host policy that changed at Info.
+// logLearned logs a policy that changed at Info.
 func (t *Transport) logLearned(hp *hostPolicy) {
 	if lg := t.cfg.Logger; lg != nil {
 		v := hp.snapshot()
-		lg.Info("warmpool: learned host limits", "host", hp.name,
+		lg.Info("warmpool: learned host limits", "target", hp.target, "proto", hp.proto,
 			"max_requests", v.MaxRequests, "max_requests_source", string(v.MaxRequestsSource), "server_max_requests", v.ServerMaxRequests,
 			"idle_timeout", v.IdleTimeout, "idle_timeout_source", string(v.IdleTimeoutSource))
 	}

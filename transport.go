@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,7 @@ type Transport struct {
 
 	pools    poolMap
 	policyMu sync.Mutex // guards policies; taken after no other lock
-	policies map[string]*hostPolicy
+	policies map[string]*targetPolicy
 	dead     deadTargets // targets no exit could reach (Health.DeadTargetTTL)
 
 	socketIDs atomic.Uint64
@@ -66,7 +67,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*hostPolicy)}
+	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*targetPolicy)}
 	t.pools.seed = maphash.MakeSeed()
 	seed := cfg.JitterSeed
 	if seed == 0 {
@@ -101,50 +102,69 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	return t, nil
 }
 
-// maxPolicies bounds the hosts whose policy is remembered. Beyond it, a
+// maxPolicies bounds the targets whose policy is remembered. Beyond it, a
 // policy that no pool uses any more is forgotten.
 const maxPolicies = 4 * maxHostRows
 
-// policy returns the shared policy of a hostname.
-func (t *Transport) policy(hostname string) *hostPolicy {
+// policy returns the shared policy of target k (hostname is its lower-case
+// host). Its configured budget is Config.HostBudgets["host:port"], else
+// Config.HostBudgets["host"], else Config.Budget.
+func (t *Transport) policy(k hostKey, hostname string) *targetPolicy {
+	name := k.scheme + "://" + strings.ToLower(k.addr)
 	t.policyMu.Lock()
 	defer t.policyMu.Unlock()
-	if hp, ok := t.policies[hostname]; ok {
-		return hp
+	if tp, ok := t.policies[name]; ok {
+		return tp
 	}
 	if len(t.policies) >= maxPolicies {
-		// Forget some hosts: their pools (if any are still alive)
+		// Forget some targets: their pools (if any are still alive)
 		// keep their own pointer to the policy.
 		n := 0
-		for h := range t.policies {
-			if _, conf := t.cfg.HostBudgets[h]; !conf {
-				delete(t.policies, h)
+		for name, tp := range t.policies {
+			if !t.configured(tp) {
+				delete(t.policies, name)
 				if n++; n >= maxPolicies/8 {
 					break
 				}
 			}
 		}
 	}
-	b, ok := t.cfg.HostBudgets[hostname]
+	b, ok := t.cfg.HostBudgets[strings.ToLower(k.addr)]
 	if !ok {
-		b = t.cfg.Budget
+		if b, ok = t.cfg.HostBudgets[hostname]; !ok {
+			b = t.cfg.Budget
+		}
 	}
-	hp := newHostPolicy(hostname, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom)
-	t.policies[hostname] = hp
-	return hp
+	tp := newTargetPolicy(name, hostname, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom, t.now)
+	t.policies[name] = tp
+	return tp
 }
 
-// policySnapshot returns the policies of the hosts listed in Snapshot.
-func (t *Transport) policySnapshot() map[string]HostPolicy {
+// configured reports whether Config.HostBudgets names tp's target.
+func (t *Transport) configured(tp *targetPolicy) bool {
+	_, byHost := t.cfg.HostBudgets[tp.hostname]
+	_, byAddr := t.cfg.HostBudgets[strings.TrimPrefix(strings.TrimPrefix(tp.name, "https://"), "http://")]
+	return byHost || byAddr
+}
+
+// policySnapshot returns the policies listed in Snapshot: for each target,
+// each protocol its sockets spoke, or both when it has a configured budget
+// and no socket yet.
+func (t *Transport) policySnapshot() map[PolicyKey]HostPolicy {
 	t.policyMu.Lock()
-	hps := make([]*hostPolicy, 0, len(t.policies))
-	for _, hp := range t.policies {
-		hps = append(hps, hp)
+	tps := make([]*targetPolicy, 0, len(t.policies))
+	for _, tp := range t.policies {
+		tps = append(tps, tp)
 	}
 	t.policyMu.Unlock()
-	out := make(map[string]HostPolicy, len(hps))
-	for _, hp := range hps {
-		out[hp.name] = hp.snapshot()
+	out := make(map[PolicyKey]HostPolicy, len(tps))
+	for _, tp := range tps {
+		none := !tp.h1.used.Load() && !tp.h2.used.Load()
+		for _, hp := range []*hostPolicy{tp.h1, tp.h2} {
+			if hp.used.Load() || none && hp.view != (HostPolicy{}) {
+				out[PolicyKey{Target: tp.name, Proto: hp.proto}] = hp.snapshot()
+			}
+		}
 	}
 	return out
 }
@@ -167,7 +187,7 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 		exit:     e,
 		key:      k,
 		hostname: hostname,
-		policy:   t.policy(hostname),
+		policy:   t.policy(k, hostname),
 		wake:     make(chan struct{}),
 		maxConns: t.cfg.MaxConnsPerHost,
 	}

@@ -34,8 +34,9 @@ func handlerFixture(t *testing.T) (rt *warmpool.Transport, direct, proxy string)
 	t.Cleanup(func() { px.Close() })
 	require.Contains(t, px.URLString(), proxyPassword, "the exit's proxy URL carries the credentials")
 	rt = newTransport(t, tg, warmpool.Config{
-		Exits:  []warmpool.Exit{{}, {Proxy: px.URLString()}},
-		Budget: warmpool.Budget{MaxRequests: 10},
+		Exits:             []warmpool.Exit{{}, {Proxy: px.URLString()}},
+		Budget:            warmpool.Budget{MaxRequests: 10},
+		RotateEachRequest: true, // each exit carries half of the requests
 	})
 	require.Empty(t, hammer(&http.Client{Transport: rt}, tg.URL(), 4, 60))
 	return rt, "direct", "http://" + px.Addr()

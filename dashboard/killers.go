@@ -1,7 +1,9 @@
 package dashboard
 
 import (
+	"net"
 	"sort"
+	"strings"
 
 	"github.com/warmpool/warmpool"
 )
@@ -50,13 +52,19 @@ func Killers(s warmpool.Snapshot) []Killer {
 		add("client_recreation", uint64(s.TransportsCreated-1),
 			"many Transports were created in the last minute: each starts with no socket; create one and share it")
 	}
+	observed := map[string]bool{} // hostnames with a limit observed on some target
+	for key, pol := range s.Policies {
+		if pol.MaxRequestsSource == warmpool.SourceObserved {
+			observed[hostOf(key)] = true
+		}
+	}
 	var waf, proxy, other uint64
 	for key, st := range s.Pairs {
 		// The key's fields, not its text: an exit's name may hold a "|".
 		n := st.Closes[warmpool.CloseReset]
-		switch pol := s.Policies[key.Host]; {
+		switch {
 		case n == 0:
-		case pol.MaxRequestsSource == warmpool.SourceObserved:
+		case observed[key.Host]:
 			waf += n
 		case s.Exits[key.Exit].Proxy:
 			proxy += n
@@ -88,4 +96,16 @@ func Killers(s warmpool.Snapshot) []Killer {
 		"warmpool closed idle sockets: requests came too seldom to keep them; raise Config.IdleConnTimeout if the server allows it")
 	sort.SliceStable(ks, func(i, j int) bool { return ks[i].Handshakes > ks[j].Handshakes })
 	return ks
+}
+
+// hostOf returns the hostname of a policy's target ("scheme://host:port").
+func hostOf(k warmpool.PolicyKey) string {
+	hp := k.Target
+	if i := strings.Index(hp, "://"); i >= 0 {
+		hp = hp[i+3:]
+	}
+	if h, _, err := net.SplitHostPort(hp); err == nil {
+		return h
+	}
+	return hp
 }

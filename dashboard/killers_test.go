@@ -55,7 +55,9 @@ func TestKillersRankWAFResets(t *testing.T) {
 	resets := snap.Total.Closes[warmpool.CloseReset]
 	require.Equal(t, uint64(tg.Stats().Resets), resets)
 	require.Positive(t, resets)
-	require.Equal(t, warmpool.SourceObserved, snap.Policies["127.0.0.1"].MaxRequestsSource, "warmpool learned the limit from the resets")
+	pol, ok := snap.Policy(tg.URL(), "HTTP/1.1")
+	require.True(t, ok)
+	require.Equal(t, warmpool.SourceObserved, pol.MaxRequestsSource, "warmpool learned the limit from the resets")
 	byName := killersByName(t, snap)
 	require.NotEmpty(t, byName)
 	assert.Equal(t, resets, byName["waf_resets"].Handshakes)
@@ -80,7 +82,7 @@ func TestKillersProxyAndIdle(t *testing.T) {
 			{Exit: "direct", Host: "a.example"}: {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 1}},
 			{Exit: "px", Host: "b.example"}:     {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 5}},
 		},
-		Policies: map[string]warmpool.HostPolicy{"b.example": {MaxRequestsSource: warmpool.SourceObserved}},
+		Policies: map[warmpool.PolicyKey]warmpool.HostPolicy{{Target: "https://b.example:443", Proto: "HTTP/1.1"}: {MaxRequestsSource: warmpool.SourceObserved}},
 	}
 	assert.Equal(t, map[string]uint64{
 		"server_idle_timeout": 7, "proxy_termination": 7, "waf_resets": 5, "other_resets": 1, "http10": 2, "idle": 1,
@@ -109,9 +111,9 @@ func TestKillersExitNameWithPipe(t *testing.T) {
 			{Exit: "dc|1", Host: "a.example"}: resets(4),
 			{Exit: "dc|1", Host: "b.example"}: resets(5),
 		},
-		Policies: map[string]warmpool.HostPolicy{
-			"a.example": {MaxRequests: 10, MaxRequestsSource: warmpool.SourceConfigured},
-			"b.example": {MaxRequests: 95, MaxRequestsSource: warmpool.SourceObserved},
+		Policies: map[warmpool.PolicyKey]warmpool.HostPolicy{
+			{Target: "https://a.example:443", Proto: "HTTP/1.1"}: {MaxRequests: 10, MaxRequestsSource: warmpool.SourceConfigured},
+			{Target: "https://b.example:443", Proto: "HTTP/1.1"}: {MaxRequests: 95, MaxRequestsSource: warmpool.SourceObserved},
 		},
 	}
 	assert.Equal(t, map[string]uint64{"proxy_termination": 4, "waf_resets": 5}, handshakes(killersByName(t, s)))

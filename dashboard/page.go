@@ -138,8 +138,11 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 	for h := range s.Hosts {
 		hosts[h] = true
 	}
-	for h := range s.Policies {
+	pols := map[string][]warmpool.PolicyKey{} // by hostname
+	for k := range s.Policies {
+		h := hostOf(k)
 		hosts[h] = true
+		pols[h] = append(pols[h], k)
 	}
 	p.HostsTotal = len(hosts)
 	hostNames := slices.SortedFunc(maps.Keys(hosts), func(a, b string) int {
@@ -152,12 +155,23 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 		return strings.Compare(a, b)
 	})
 	for _, h := range hostNames[:min(len(hostNames), pageHosts)] {
-		pol := s.Policies[h]
-		r := hostRow{Host: h, Stats: newStatsRow(s.Hosts[h]),
-			MaxRequests: policyText(pol.MaxRequests > 0, strconv.Itoa(pol.MaxRequests), pol.MaxRequestsSource,
-				pol.ServerMaxRequests > 0, strconv.Itoa(pol.ServerMaxRequests)),
-			Idle: policyText(pol.IdleTimeout > 0, fmtDur(pol.IdleTimeout), pol.IdleTimeoutSource,
-				pol.ServerIdleTimeout > 0, fmtDur(pol.ServerIdleTimeout)),
+		r := hostRow{Host: h, Stats: newStatsRow(s.Hosts[h]), MaxRequests: "none", Idle: "none"}
+		keys := pols[h]
+		slices.SortFunc(keys, func(a, b warmpool.PolicyKey) int { return strings.Compare(a.String(), b.String()) })
+		var maxReq, idle []string
+		for _, k := range keys {
+			pol := s.Policies[k]
+			label := ""
+			if len(keys) > 1 {
+				label = k.String() + ": " // say which target and protocol
+			}
+			maxReq = append(maxReq, label+policyText(pol.MaxRequests > 0, strconv.Itoa(pol.MaxRequests), pol.MaxRequestsSource,
+				pol.ServerMaxRequests > 0, strconv.Itoa(pol.ServerMaxRequests)))
+			idle = append(idle, label+policyText(pol.IdleTimeout > 0, fmtDur(pol.IdleTimeout), pol.IdleTimeoutSource,
+				pol.ServerIdleTimeout > 0, fmtDur(pol.ServerIdleTimeout)))
+		}
+		if len(keys) > 0 {
+			r.MaxRequests, r.Idle = strings.Join(maxReq, "; "), strings.Join(idle, "; ")
 		}
 		p.Hosts = append(p.Hosts, r)
 	}
