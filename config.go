@@ -56,6 +56,14 @@ type Config struct {
 	// (scheme, host and port), idle, busy and dialing. Requests beyond it
 	// wait for a socket. Zero means 64.
 	MaxConnsPerHost int
+	// IdleCap bounds the sockets that carry no request (idle ones and
+	// spares) across every exit and target: beyond it, the least recently
+	// used idle socket of the least recently used target is closed first
+	// (reason idle), never one with a request in flight. Each open socket
+	// holds a file descriptor, so a crawl of thousands of hosts must not
+	// keep one per host. Unlike http.Transport's MaxIdleConns, zero means
+	// the default, 256; negative means no cap.
+	IdleCap int
 	// IdleConnTimeout closes sockets idle for longer (reason idle), even
 	// when no budget sets an idle timeout: HTTP/1.1 ClientConns have no
 	// idle timer of their own. Zero means 90 seconds; negative means never.
@@ -164,6 +172,12 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.MaxConnsPerHost == 0 {
 		c.MaxConnsPerHost = defaultMaxConnsPerHost
+	}
+	switch {
+	case c.IdleCap == 0:
+		c.IdleCap = defaultIdleCap
+	case c.IdleCap < 0:
+		c.IdleCap = 0 // none
 	}
 	if c.IdleConnTimeout == 0 {
 		c.IdleConnTimeout = defaultIdleConnTimeout

@@ -407,6 +407,9 @@ func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lea
 		s.interval = ewma(s.interval, now.Sub(s.lastClaim))
 	}
 	s.lastClaim = now
+	if s.inflight == 0 {
+		p.t.idle.Add(-1)
+	}
 	s.inflight++
 	s.lastUsed = now
 	return l
@@ -427,6 +430,9 @@ func (p *hostPool) unclaim(s *socket, last bool) chan struct{} {
 	defer p.mu.Unlock()
 	s.budget.untake()
 	s.inflight--
+	if s.inflight == 0 && !s.dead {
+		p.t.idle.Add(1)
+	}
 	if last {
 		s.retiring = false
 		s.retireReason = ""
@@ -540,8 +546,13 @@ func (p *hostPool) release(s *socket, completed bool) {
 	if completed {
 		s.completed++
 	}
+	idleNow := false
 	if s.inflight == 0 {
 		s.req = giveUp{}
+		if !s.dead {
+			p.t.idle.Add(1)
+			idleNow = true
+		}
 	}
 	s.lastUsed = p.t.now()
 	closeNow := s.retiring && s.inflight == 0 && !s.dead
@@ -552,6 +563,8 @@ func (p *hostPool) release(s *socket, completed bool) {
 		p.shut(s)
 	case s.h2 && (s.cc.Err() != nil || s.cc.Available() == 0):
 		p.onState(s) // it may have died or got GOAWAY (no state hook on HTTP/2)
+	case idleNow:
+		p.t.checkIdleCap()
 	}
 }
 

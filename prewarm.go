@@ -182,4 +182,5 @@ func (p *hostPool) prewarmOne(old *socket) {
 	})
 	t.socketEvent(p, s, SocketPrewarmed, "")
 	p.checkAdded(s)
+	t.checkIdleCap()
 }

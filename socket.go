@@ -176,6 +176,9 @@ func (p *hostPool) onState(s *socket) {
 // ended. p.mu must be held.
 func (p *hostPool) removeLocked(s *socket) CloseReason {
 	s.dead = true
+	if s.inflight == 0 {
+		p.t.idle.Add(-1)
+	}
 	for i, o := range p.sockets {
 		if o == s {
 			p.sockets = append(p.sockets[:i], p.sockets[i+1:]...)
@@ -233,6 +236,7 @@ func (p *hostPool) addLocked(s *socket) {
 		p.policy.spares.Add(1)
 	}
 	s.lastUsed = s.born
+	p.t.idle.Add(1) // until a request claims it
 	p.broadcastLocked()
 }
 

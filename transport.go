@@ -38,6 +38,8 @@ type Transport struct {
 	policies map[string]*targetPolicy
 	dead     deadTargets // targets no exit could reach (Health.DeadTargetTTL)
 
+	idle      atomic.Int64  // sockets open with no request in flight (Config.IdleCap)
+	evict     chan struct{} // asks the sweeper to enforce Config.IdleCap
 	socketIDs atomic.Uint64
 	warmNext  atomic.Uint64 // where warmExit starts looking
 	randMu    sync.Mutex
@@ -67,7 +69,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*targetPolicy)}
+	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*targetPolicy), evict: make(chan struct{}, 1)}
 	t.pools.seed = maphash.MakeSeed()
 	seed := cfg.JitterSeed
 	if seed == 0 {
@@ -259,6 +261,9 @@ func (t *Transport) sweeper(every time.Duration) {
 			return
 		case <-tk.C:
 			t.sweep()
+			t.enforceIdleCap()
+		case <-t.evict:
+			t.enforceIdleCap()
 		}
 	}
 }
