@@ -76,6 +76,7 @@ type counters struct {
 	requests, cold, prewarmed, reused atomic.Uint64
 	waited, errors, retries           atomic.Uint64
 	handshakes, dialErrors, prewarms  atomic.Uint64
+	unusedPrewarms                    atomic.Uint64
 	resumed, tooMany                  atomic.Uint64
 	waitNanos, taxNanos, prewarmNanos atomic.Int64
 	inflight                          atomic.Int64
@@ -153,6 +154,7 @@ func (c *counters) stats(now time.Time) Stats {
 		Handshakes:      c.handshakes.Load(),
 		DialErrors:      c.dialErrors.Load(),
 		Prewarms:        c.prewarms.Load(),
+		UnusedPrewarms:  c.unusedPrewarms.Load(),
 		Resumed:         c.resumed.Load(),
 		PrewarmTime:     time.Duration(c.prewarmNanos.Load()),
 		HandshakeTax:    time.Duration(c.taxNanos.Load()),
@@ -200,6 +202,7 @@ func (c *counters) foldInto(o *counters) {
 		{&o.reused, &c.reused}, {&o.waited, &c.waited}, {&o.errors, &c.errors},
 		{&o.retries, &c.retries}, {&o.handshakes, &c.handshakes}, {&o.dialErrors, &c.dialErrors},
 		{&o.prewarms, &c.prewarms}, {&o.resumed, &c.resumed}, {&o.tooMany, &c.tooMany},
+		{&o.unusedPrewarms, &c.unusedPrewarms},
 	} {
 		p[0].Add(p[1].Load())
 	}

@@ -69,6 +69,10 @@ type Stats struct {
 	// Prewarms counts sockets dialed in the background (included in
 	// Handshakes).
 	Prewarms uint64
+	// UnusedPrewarms counts sockets dialed in the background that closed
+	// without carrying a request: handshakes the target counted for
+	// nothing (included in Prewarms).
+	UnusedPrewarms uint64
 	// PrewarmTime is the handshake time spent in background dials, off
 	// every request's path.
 	PrewarmTime time.Duration

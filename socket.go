@@ -198,6 +198,9 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 // not be held.
 func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duration) {
 	p.sc.closed(r, s.budget.assigned)
+	if !s.onPath && s.budget.assigned == 0 {
+		p.sc.add(func(c *counters) { c.unusedPrewarms.Add(1) })
+	}
 	t := p.t
 	switch r {
 	case CloseReset:
