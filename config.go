@@ -447,6 +447,20 @@ type Prewarm struct {
 	// MaxDials limits the background dials in progress per exit and host.
 	// Zero means 4.
 	MaxDials int
+	// KeepWarm keeps a target's sockets warm across idle gaps: for this
+	// long after the target's last request through an exit, warmpool keeps
+	// as many warm sockets there as the requests it recently had in flight
+	// at once (one for HTTP/2), dialing each one's replacement before the
+	// idle timeout that applies (learned from the server, or configured)
+	// would close it, and redialing any that the server closed, so that a
+	// burst after a pause finds its sockets warm. Zero means off.
+	//
+	// The cost is a handshake per socket and idle timeout during a gap,
+	// with no HTTP request on it (Stats.KeepWarmDials counts them). A
+	// steady rhythm of handshakes that carry no request is itself visible
+	// to a target: the replacements are jittered by up to a fifth of the
+	// idle timeout, and Config.IdleCap still bounds the idle sockets.
+	KeepWarm time.Duration
 }
 
 // Prewarm defaults and bounds.
@@ -465,6 +479,8 @@ func (pw *Prewarm) normalize(field string) error {
 		return configErr(field+".MaxDials", "negative value %d (want 0 for the default %d, or a positive count)", pw.MaxDials, defaultMaxPrewarmDials)
 	case pw.Spares > maxSpares:
 		return configErr(field+".Spares", "%d is above the maximum %d", pw.Spares, maxSpares)
+	case pw.KeepWarm < 0:
+		return configErr(field+".KeepWarm", "negative duration %v (want 0 for off, or a positive duration)", pw.KeepWarm)
 	}
 	if pw.Spares == 0 {
 		pw.Spares = defaultSpares

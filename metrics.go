@@ -76,7 +76,7 @@ type counters struct {
 	requests, cold, prewarmed, reused atomic.Uint64
 	waited, errors, retries           atomic.Uint64
 	handshakes, dialErrors, prewarms  atomic.Uint64
-	unusedPrewarms                    atomic.Uint64
+	unusedPrewarms, keepWarmDials     atomic.Uint64
 	resumed, tooMany                  atomic.Uint64
 	waitNanos, taxNanos, prewarmNanos atomic.Int64
 	inflight                          atomic.Int64
@@ -155,6 +155,7 @@ func (c *counters) stats(now time.Time) Stats {
 		DialErrors:      c.dialErrors.Load(),
 		Prewarms:        c.prewarms.Load(),
 		UnusedPrewarms:  c.unusedPrewarms.Load(),
+		KeepWarmDials:   c.keepWarmDials.Load(),
 		Resumed:         c.resumed.Load(),
 		PrewarmTime:     time.Duration(c.prewarmNanos.Load()),
 		HandshakeTax:    time.Duration(c.taxNanos.Load()),
@@ -202,7 +203,7 @@ func (c *counters) foldInto(o *counters) {
 		{&o.reused, &c.reused}, {&o.waited, &c.waited}, {&o.errors, &c.errors},
 		{&o.retries, &c.retries}, {&o.handshakes, &c.handshakes}, {&o.dialErrors, &c.dialErrors},
 		{&o.prewarms, &c.prewarms}, {&o.resumed, &c.resumed}, {&o.tooMany, &c.tooMany},
-		{&o.unusedPrewarms, &c.unusedPrewarms},
+		{&o.unusedPrewarms, &c.unusedPrewarms}, {&o.keepWarmDials, &c.keepWarmDials},
 	} {
 		p[0].Add(p[1].Load())
 	}

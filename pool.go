@@ -144,6 +144,8 @@ type hostPool struct {
 	lastReq    time.Time
 	late       int // requests that waited for a background dial
 
+	peak           int           // most requests in flight at once lately (Prewarm.KeepWarm)
+	peakAt         time.Time     // when peak was set
 	prewarmAfter   time.Time     // no background dial before (backoff)
 	prewarmBackoff time.Duration // current backoff after failed dials
 }
@@ -412,6 +414,16 @@ func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lea
 	}
 	s.inflight++
 	s.lastUsed = now
+	if kw := p.t.cfg.Prewarm.KeepWarm; kw > 0 {
+		// The recent peak of requests in flight, for keepWarm.
+		busy := 0
+		for _, o := range p.sockets {
+			busy += o.inflight
+		}
+		if busy > p.peak || now.Sub(p.peakAt) >= kw {
+			p.peak, p.peakAt = busy, now
+		}
+	}
 	return l
 }
 
@@ -607,6 +619,7 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	for _, s := range gone {
 		p.onState(s)
 	}
+	p.keepWarm(now, bud)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.lim != nil && now.Sub(p.lastReq) < limiterMemory {

@@ -105,7 +105,7 @@ func (p *hostPool) maybePrewarm(hostMax int) {
 			if e != p.exit {
 				to = t.pool(e, p.key, p.hostname)
 			}
-			if started = to.startPrewarm(s); started {
+			if started = to.startPrewarm(s, false); started {
 				break
 			}
 		}
@@ -114,7 +114,7 @@ func (p *hostPool) maybePrewarm(hostMax int) {
 		}
 	}
 	for range spares {
-		if !p.startPrewarm(nil) {
+		if !p.startPrewarm(nil, false) {
 			break
 		}
 	}
@@ -130,7 +130,7 @@ func (p *hostPool) unreplace(s *socket) {
 
 // startPrewarm starts one background dial into p, for the replacement of
 // old (nil for a spare), if p's limits and backoff allow it.
-func (p *hostPool) startPrewarm(old *socket) bool {
+func (p *hostPool) startPrewarm(old *socket, keepWarm bool) bool {
 	t := p.t
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -139,15 +139,16 @@ func (p *hostPool) startPrewarm(old *socket) bool {
 		p.openLocked()+p.dialing+p.prewarming >= p.maxConns {
 		return false
 	}
-	if !t.goBackground(func() { p.prewarmOne(old) }) {
+	if !t.goBackground(func() { p.prewarmOne(old, keepWarm) }) {
 		return false
 	}
 	p.prewarming++
 	return true
 }
 
-// prewarmOne dials one spare in the background. Close cancels it.
-func (p *hostPool) prewarmOne(old *socket) {
+// prewarmOne dials one spare in the background (a keep-warm one with
+// keepWarm, see Prewarm.KeepWarm). Close cancels it.
+func (p *hostPool) prewarmOne(old *socket, keepWarm bool) {
 	t := p.t
 	s, err := p.dial(t.ctx, false)
 	p.mu.Lock()
@@ -165,6 +166,7 @@ func (p *hostPool) prewarmOne(old *socket) {
 		return
 	}
 	p.prewarmBackoff = 0
+	s.keepWarm = keepWarm
 	if old != nil {
 		s.replaces = old.id
 		s.replacesExit = old.p.exit.name
@@ -179,8 +181,64 @@ func (p *hostPool) prewarmOne(old *socket) {
 	p.sc.add(func(c *counters) {
 		c.prewarms.Add(1)
 		c.prewarmNanos.Add(int64(s.dialed.Total))
+		if keepWarm {
+			c.keepWarmDials.Add(1)
+		}
 	})
 	t.socketEvent(p, s, SocketPrewarmed, "")
 	p.checkAdded(s)
 	t.checkIdleCap()
+}
+
+// keepWarm keeps the pool's warm sockets across an idle gap (see
+// Prewarm.KeepWarm): for KeepWarm after its last request, as many as its
+// recent peak of requests in flight (one for HTTP/2), each replaced before
+// the idle timeout that applies would close it (with a jittered lead, so
+// that the replacements form no fixed rhythm), and any that the server
+// closed redialed. It runs from the sweeper.
+func (p *hostPool) keepWarm(now time.Time, bud Budget) {
+	t := p.t
+	kw := t.cfg.Prewarm.KeepWarm
+	if kw <= 0 || t.cfg.Prewarm.Disable || p.key.h1only {
+		return
+	}
+	idleMax := t.cfg.IdleConnTimeout
+	if bud.IdleTimeout > 0 && (idleMax <= 0 || bud.IdleTimeout < idleMax) {
+		idleMax = bud.IdleTimeout
+	}
+	p.mu.Lock()
+	if p.removed || p.lastReq.IsZero() || now.Sub(p.lastReq) >= kw {
+		p.mu.Unlock()
+		return
+	}
+	want := max(1, p.peak)
+	if p.proto == protoHTTP2 {
+		want = 1
+	}
+	// The lead covers a sweep and two handshakes, plus up to a fifth of
+	// the idle timeout at random.
+	lead := defaultSweepInterval + 2*p.dialEWMA
+	if idleMax > 0 {
+		lead += time.Duration(t.intN(int(idleMax/5) + 1))
+	}
+	warm := 0
+	for _, s := range p.sockets {
+		if !s.usableLocked() || s.inflight > 0 {
+			continue
+		}
+		if idleMax > 0 && now.Sub(s.lastUsed)+lead >= idleMax {
+			continue // it retires soon: its replacement is due
+		}
+		if bud.MaxAge > 0 && now.Sub(s.born)+lead >= bud.MaxAge {
+			continue
+		}
+		warm++
+	}
+	need := want - warm - p.prewarming
+	p.mu.Unlock()
+	for range need {
+		if !p.startPrewarm(nil, true) {
+			break
+		}
+	}
 }

@@ -296,3 +296,60 @@ func TestChurningCrawlStaysFlat(t *testing.T) {
 	t.Logf("open %d then %d (spares %d then %d); handshakes %d, prewarms %d, unused %d",
 		first.OpenSockets, last.OpenSockets, first.Sockets.Spares, last.Sockets.Spares, last.Handshakes, last.Prewarms, last.UnusedPrewarms)
 }
+
+// burstCold sends n GETs at once and returns how many were cold (paid a
+// handshake on their path).
+func burstCold(t *testing.T, rt *Transport, url string, n int) int {
+	t.Helper()
+	before := rt.Snapshot().Total.Cold
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { assert.NoError(t, get(&http.Client{Transport: rt}, url)) })
+	}
+	wg.Wait()
+	return int(rt.Snapshot().Total.Cold - before)
+}
+
+// TestKeepWarmAcrossIdleGaps: with Prewarm.KeepWarm, a host that had 4
+// requests in flight keeps 4 warm sockets through a 40 s pause, each
+// replaced (a handshake, no request) before its 10 s idle timeout retires
+// it, so the burst after the pause pays no handshake. Without it, the
+// burst is cold again. After KeepWarm ends, nothing more is dialed. The
+// clock is the test's: no timing is left to chance.
+func TestKeepWarmAcrossIdleGaps(t *testing.T) {
+	for _, kw := range []time.Duration{0, time.Minute} {
+		t.Run(fmt.Sprint("keep warm ", kw), func(t *testing.T) {
+			tg := startTarget(t, target.Config{ResponseDelay: 20 * time.Millisecond})
+			clk := newFakeClock()
+			rt := newTransportClock(t, tg, Config{Budget: Budget{IdleTimeout: 10 * time.Second}, Prewarm: Prewarm{KeepWarm: kw, Spares: -1}}, clk.Now)
+			require.Equal(t, 4, burstCold(t, rt, tg.URL(), 4), "the first burst dials its sockets")
+			pause := func(d time.Duration) {
+				for range int(d / time.Second) {
+					clk.Advance(time.Second)
+					rt.sweep()
+					awaitNoDials(t, rt)
+				}
+			}
+			pause(40 * time.Second)
+			s := rt.Snapshot().Total
+			cold := burstCold(t, rt, tg.URL(), 4)
+			if kw == 0 {
+				assert.Equal(t, 4, cold, "without keep-warm the sockets expired")
+				assert.Zero(t, s.KeepWarmDials)
+				return
+			}
+			assert.Zero(t, cold, "a request after the pause paid a handshake")
+			assert.GreaterOrEqual(t, s.KeepWarmDials, uint64(4*3), "each socket replaced every 10 s or so")
+			assert.LessOrEqual(t, s.OpenSockets, 8)
+			assert.Zero(t, s.UnusedPrewarms, "keep-warm dials are counted apart")
+			assert.Equal(t, uint64(tg.Stats().Handshakes), rt.Snapshot().Total.Handshakes)
+			// Once KeepWarm has passed since the last request, nothing
+			// more is dialed and the sockets expire.
+			pause(2 * time.Minute)
+			after := rt.Snapshot().Total
+			pause(time.Minute)
+			assert.Equal(t, after.KeepWarmDials, rt.Snapshot().Total.KeepWarmDials)
+			assert.Zero(t, rt.Snapshot().Total.OpenSockets)
+		})
+	}
+}

@@ -71,8 +71,11 @@ type Stats struct {
 	Prewarms uint64
 	// UnusedPrewarms counts sockets dialed in the background that closed
 	// without carrying a request: handshakes the target counted for
-	// nothing (included in Prewarms).
+	// nothing (included in Prewarms; keep-warm dials are not).
 	UnusedPrewarms uint64
+	// KeepWarmDials counts the sockets dialed to keep targets warm over
+	// idle gaps (Prewarm.KeepWarm; included in Prewarms).
+	KeepWarmDials uint64
 	// PrewarmTime is the handshake time spent in background dials, off
 	// every request's path.
 	PrewarmTime time.Duration

@@ -23,16 +23,17 @@ import (
 // must never be: the state hook (onState) runs synchronously inside them and
 // takes p.mu.
 type socket struct {
-	id      uint64
-	p       *hostPool
-	cc      *http.ClientConn
-	conn    *countConn // raw TCP connection (to the target or the proxy)
-	h2      bool
-	proto   string
-	born    time.Time // handshake finished
-	dialed  Timings
-	onPath  bool // dialed for a request (not in the background)
-	resumed bool // TLS session resumed
+	id       uint64
+	p        *hostPool
+	cc       *http.ClientConn
+	conn     *countConn // raw TCP connection (to the target or the proxy)
+	h2       bool
+	proto    string
+	born     time.Time // handshake finished
+	dialed   Timings
+	onPath   bool // dialed for a request (not in the background)
+	keepWarm bool // dialed to keep the pool warm over an idle gap (Prewarm.KeepWarm)
+	resumed  bool // TLS session resumed
 
 	replaces     uint64 // the socket this one was prewarmed to replace
 	replacesExit string
@@ -198,7 +199,7 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 // not be held.
 func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duration) {
 	p.sc.closed(r, s.budget.assigned)
-	if !s.onPath && s.budget.assigned == 0 {
+	if !s.onPath && !s.keepWarm && s.budget.assigned == 0 {
 		p.sc.add(func(c *counters) { c.unusedPrewarms.Add(1) })
 	}
 	t := p.t
