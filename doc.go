@@ -44,7 +44,8 @@
 //   - transport.go: Transport, New, Close, the sweeper, the pools and host
 //     policies it owns.
 //   - roundtripper.go: RoundTrip as a loop over one attempt (try), and the
-//     one retry rule (shouldRetry).
+//     one retry rule (shouldRetry); cancel.go: how a caller gives up (the
+//     context or Request.Cancel), honoured wherever a request waits.
 //   - pool.go: hostPool, the sockets of one exit and target, and how a
 //     request gets one: acquire, pick, claim, dial on the path, wait,
 //     release. lease.go: one attempt's claim on a socket, whose begin and end
@@ -53,10 +54,13 @@
 //   - socket.go: a socket's lifecycle, its one close path (retireLocked,
 //     shut) and the one place every end is recorded (ended).
 //   - dial.go: dialing through an exit, the byte counter under TLS, the dial
-//     trace; exit.go and health.go: exits, proxy URLs, ejection.
+//     trace; exit.go and health.go: exits, proxy URLs, ejection (proxy
+//     faults, targets other exits reach) and dead targets.
 //   - budget.go: per-socket budgets and what warmpool learns about each
-//     target; prewarm.go: background dials; concurrency.go: the adaptive
-//     limiter; rotation.go: exit choice and sessions.
+//     target and protocol; prewarm.go: background dials and keep-warm;
+//     idle.go: the cap on idle sockets; concurrency.go: the adaptive
+//     limiter; rotation.go: exit choice (warm sockets first), sessions and
+//     the proxy environment's routes.
 //   - metrics.go: lock-free counters and bounded rows; snapshot.go: Stats and
 //     Snapshot; trace.go: request classification, events, logging and the
 //     caller's httptrace; histogram.go: fixed-size latency histograms.
