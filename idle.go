@@ -30,36 +30,54 @@ func (t *Transport) checkIdleCap() {
 type idleCandidate struct {
 	p                *hostPool
 	s                *socket
+	extra            bool // its pool has a more recently used idle socket
 	poolUse, lastUse time.Time
 }
 
-// enforceIdleCap closes idle sockets until at most Config.IdleCap minus a
-// sixteenth remain (the slack makes passes rare under a crawl that keeps
-// reaching the cap): first the least recently used socket of the least
-// recently used target, never a socket in flight. Their close reason is
-// idle. It runs on the sweeper's goroutine.
+// enforceIdleCap closes idle sockets until at most Config.IdleCap remain:
+// first the extra idle sockets of pools that keep another, then the least
+// recently used socket of the least recently used target, never a socket
+// in flight. Their close reason is idle. It runs on the
+// sweeper's goroutine; a crawl that keeps reaching the cap asks for a pass
+// per new idle socket, coalesced while one runs.
 func (t *Transport) enforceIdleCap() {
 	c := t.cfg.IdleCap
 	if c <= 0 {
 		return
 	}
-	over := int(t.idle.Load()) - (c - c/16)
-	if int(t.idle.Load()) <= c || over <= 0 {
+	over := int(t.idle.Load()) - c
+	if over <= 0 {
 		return
 	}
 	var cands []idleCandidate
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		p.mu.Lock()
+		first := len(cands)
 		for _, s := range p.sockets {
 			if !s.dead && !s.retiring && s.inflight == 0 {
-				cands = append(cands, idleCandidate{p, s, p.lastReq, s.lastUsed})
+				cands = append(cands, idleCandidate{p: p, s: s, poolUse: p.lastReq, lastUse: s.lastUsed})
 			}
 		}
 		p.mu.Unlock()
+		// All of the pool's idle sockets but its most recently used
+		// one are extra: closing one costs no handshake while the
+		// other serves the pool's next request.
+		newest := -1
+		for i := first; i < len(cands); i++ {
+			if newest < 0 || cands[i].lastUse.After(cands[newest].lastUse) {
+				newest = i
+			}
+		}
+		for i := first; i < len(cands); i++ {
+			cands[i].extra = i != newest
+		}
 		return true
 	})
 	sort.Slice(cands, func(i, j int) bool {
 		a, b := cands[i], cands[j]
+		if a.extra != b.extra {
+			return a.extra
+		}
 		if !a.poolUse.Equal(b.poolUse) {
 			return a.poolUse.Before(b.poolUse)
 		}
