@@ -60,22 +60,22 @@
 //
 // A second set of scenarios, many hosts at once, runs with
 //
-//	go run ./examples/bench crawl [-rtt 5ms] [-hosts 300] [-per-host 12] [-rounds 3] [-churn-for 8s] [-scenarios broad,mixed,churn,bursts] [-markdown FILE]
+//		go run ./examples/bench crawl [-rtt 5ms] [-hosts 300] [-per-host 12] [-rounds 3] [-churn-for 8s] [-scenarios broad,mixed,churn,bursts] [-markdown FILE]
 //
-//   - broad: 300 hosts on loopback ports, 12 GETs each in shuffled order
-//     from 8 workers: tuned net/http through one CONNECT proxy (with
-//     MaxIdleConns 256, warmpool's default IdleCap, and unlimited), net/http
-//     rotating 4 proxies per request, and warmpool with 4 CONNECT exits
-//     (Budget{MaxRequests: 95}; with its IdleCap and without).
-//   - mixed: an nginx-like HTTP/1.1 host (closes after 100 requests) where
-//     1 path in 20 answers "Connection: close", and an HTTP/2 server on
-//     another port; 32 workers x 200 requests, paired rounds of net/http and
-//     warmpool, the median of their req/s ratios.
-//   - churn: 200 hosts through 2 exits, 16 workers, budget 25, for 8 s: open
-//     sockets per host, sampled each second.
-//   - bursts: a host that drops sockets idle for 2 s, 4 bursts of 200
-//     requests with 2.5 s pauses: net/http, warmpool, and warmpool with
-//     Prewarm.KeepWarm.
+//	  - broad: 300 hosts on loopback ports, 12 GETs each in shuffled order
+//	    from 8 workers: tuned net/http through one CONNECT proxy (with
+//	    MaxIdleConns 256, warmpool's default IdleCap, and unlimited), net/http
+//	    rotating 4 proxies per request, and warmpool with 4 CONNECT exits
+//	    (Budget{MaxRequests: 95}; with its IdleCap and without).
+//	  - mixed: an nginx-like HTTP/1.1 host (closes after 100 requests) where
+//	    1 path in 20 answers "Connection: close", and an HTTP/2 server on
+//	    another port; 32 workers x 200 requests, paired rounds of net/http and
+//	    warmpool, the median of their req/s ratios.
+//	  - churn: 200 hosts through 2 exits, 16 workers, budget 25, for 8 s: open
+//	    sockets per host, sampled each second.
+//	  - bursts: a host that drops sockets idle for 2 s, 4 bursts of 200
+//	    requests with 2.5 s pauses: net/http, warmpool, and warmpool with
+//	    Prewarm.KeepWarm.
 //
 // The crawl scenarios count handshakes on the servers.
 package main
