@@ -464,6 +464,7 @@ func idleBursts(o crawlOptions) ([]crawlRow, error) {
 		var all crawlRow
 		var lats []time.Duration
 		var active time.Duration
+		var later []time.Duration // after the first burst
 		var firstDone atomic.Bool
 		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
 			if !i.Reused && firstDone.Load() {
@@ -484,6 +485,9 @@ func idleBursts(o crawlOptions) ([]crawlRow, error) {
 			all.Requests += r.Requests
 			all.Errors += r.Errors
 			lats = append(lats, r.lats...)
+			if b > 0 {
+				later = append(later, r.lats...)
+			}
 			if b == 0 {
 				firstDone.Store(true)
 				if w != nil {
@@ -496,7 +500,9 @@ func idleBursts(o crawlOptions) ([]crawlRow, error) {
 		all.Handshakes = int64(tg.Stats().Handshakes)
 		all.P50, all.P99 = quantile(lats, 0.5), quantile(lats, 0.99)
 		all.RPS = float64(all.Requests) / active.Seconds()
-		all.Note = fmt.Sprintf("cold requests after the first burst %d", coldAfterFirst())
+		slices.Sort(later)
+		all.Note = fmt.Sprintf("after the first burst: %d cold requests, p50 %.1f ms, p99 %.1f ms", coldAfterFirst(),
+			float64(quantile(later, 0.5))/1e6, float64(quantile(later, 0.99))/1e6)
 		if w != nil {
 			all.Note += "; " + wpNote(w.Snapshot())
 			w.Close()
@@ -553,7 +559,12 @@ func runCrawlScenarios(o crawlOptions) ([]crawlRow, error) {
 func crawlTable(w io.Writer, rows []crawlRow) {
 	fmt.Fprintln(w, "| scenario | client | requests | errors | req/s | p50 ms | p99 ms | server handshakes | notes |")
 	fmt.Fprintln(w, "|:---|:---|---:|---:|---:|---:|---:|---:|:---|")
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+	ms := func(d time.Duration) string {
+		if d == 0 {
+			return "–" // not measured
+		}
+		return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))
+	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %s | %s | %d | %s |\n", r.Scenario, r.Client, r.Requests, r.Errors, r.RPS, ms(r.P50), ms(r.P99), r.Handshakes, r.Note)
 	}
