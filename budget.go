@@ -99,6 +99,9 @@ type targetPolicy struct {
 	// spares counts the target's prewarmed sockets not used yet, across
 	// exits, so that replacements are not dialed while spares wait.
 	spares atomic.Int64
+	// ok2xx has bit i set once exit i got a 2xx answer from the target:
+	// a 403 through another exit is then a block (see Blocks).
+	ok2xx atomic.Uint64
 }
 
 func newTargetPolicy(name, hostname string, conf Budget, learn bool, headroom float64, now func() time.Time) *targetPolicy {

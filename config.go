@@ -127,6 +127,10 @@ type Config struct {
 	// Health configures the ejection of failing exits. The zero value
 	// uses the defaults.
 	Health Health
+	// Blocks configures blocks per exit and target: a target that blocks
+	// one exit's address is avoided through that exit only, for a
+	// cooldown. The zero value turns them on with their defaults.
+	Blocks Blocks
 	// OnSocket, if not nil, is called when a socket is dialed on a
 	// request's path, prewarmed, retired by its budget or closed. It runs
 	// outside warmpool's locks, sometimes on a background goroutine: keep
@@ -227,6 +231,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	c.HostBudgets = hb
 	if err := c.Health.normalize("Config.Health"); err != nil {
+		return c, err
+	}
+	if err := c.Blocks.normalize("Config.Blocks"); err != nil {
 		return c, err
 	}
 	if err := c.Concurrency.normalize("Config.Concurrency", c.MaxConnsPerHost); err != nil {

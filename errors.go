@@ -80,10 +80,11 @@ const (
 	ErrorNoExit     ErrorKind = "no_exit"    // ErrNoHealthyExit
 	ErrorClosed     ErrorKind = "closed"     // ErrClosed
 	ErrorInvalid    ErrorKind = "invalid"    // RoundTrip refused the request (nil, no URL or host, an unsupported scheme)
+	ErrorBlocked    ErrorKind = "blocked"    // ErrBlocked: the target blocks every exit (Blocks.FailFast)
 	ErrorOther      ErrorKind = "other"
 )
 
-var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorInvalid, ErrorOther}
+var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorInvalid, ErrorBlocked, ErrorOther}
 
 func errorIndex(k ErrorKind) int {
 	for i, e := range errorKinds {

@@ -127,6 +127,7 @@ func (l *lease) respond(resp *http.Response) *http.Response {
 	t.reached(p.exit, p.key)
 	p.sc.response(resp.StatusCode, l.state, l.wait+o.ttfb)
 	p.learnFrom(resp, l)
+	p.noteBlocks(resp)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		o.upgrade = true
 		l.end(o)

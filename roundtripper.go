@@ -113,6 +113,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError(hostname, ErrorProxy)
 		return nil, err
 	}
+	if set, err = t.blockedRoute(key, set); err != nil {
+		closeReqBody(req)
+		t.countError(hostname, ErrorBlocked)
+		return nil, err
+	}
 	r := tries{out: req, set: set, session: sessionOf(req.Context()), attempt: 1, g: giveUpOf(req)}
 	for {
 		resp, f := t.try(req, key, hostname, &r)

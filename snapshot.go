@@ -158,6 +158,10 @@ type Snapshot struct {
 	// protocol its sockets spoke, the limits warmpool applies and where
 	// they came from (configured, announced by the server, or observed).
 	Policies map[PolicyKey]HostPolicy
+	// Blocks lists, for each target and exit with blocks (Config.Blocks),
+	// how many, and whether the target's requests avoid the exit now,
+	// sorted by target and exit.
+	Blocks []BlockStats
 	// Concurrency lists the adaptive limit of each exit and host (target
 	// host:port), when Config.Concurrency is on.
 	Concurrency []ConcurrencyStats
@@ -264,6 +268,11 @@ func (t *Transport) Snapshot() Snapshot {
 	t.addSocketGauges(&s)
 	s.Policies = t.policySnapshot()
 	s.Concurrency = t.concurrencySnapshot()
+	names := make([]string, len(t.exits))
+	for i, e := range t.exits {
+		names[i] = e.name
+	}
+	s.Blocks = t.blocks.stats(names, now)
 	s.TransportsCreated = recentTransports(now)
 	s.Status, s.StatusRule = s.status()
 	return s

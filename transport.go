@@ -37,6 +37,7 @@ type Transport struct {
 	policyMu sync.Mutex // guards policies; taken after no other lock
 	policies map[string]*targetPolicy
 	dead     deadTargets // targets no exit could reach (Health.DeadTargetTTL)
+	blocks   blockKeeper // blocks per exit and target (Config.Blocks)
 
 	idle      atomic.Int64  // sockets open with no request in flight (Config.IdleCap)
 	evict     chan struct{} // asks the sweeper to enforce Config.IdleCap
@@ -83,6 +84,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		ex.health.conf = &t.cfg.Health
 		t.exits = append(t.exits, ex)
 	}
+	t.blocks = newBlockTable(&t.cfg.Blocks, len(t.exits))
 	t.baseSet = exitSet{t: t, shared: true}
 	if cfg.envProxy != nil {
 		for i := range t.exits {

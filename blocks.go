@@ -1,0 +1,334 @@
+package warmpool
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// This file keeps blocks per exit and target: a target that bans one exit's
+// address while the others still work is avoided through that exit only,
+// and only for that target (Config.Blocks).
+
+// ErrBlocked is wrapped by the error of a request whose target blocks
+// every eligible exit, when Blocks.FailFast is set. The error names the
+// target, never an exit's credentials.
+var ErrBlocked = errors.New("warmpool: every exit is blocked by the target")
+
+// Blocks configures blocks per exit and target. The zero value turns them
+// on with the defaults below; they matter only with more than one exit, or
+// with FailFast.
+type Blocks struct {
+	// Disable turns blocks off: responses never count against an exit.
+	Disable bool
+	// IsBlocked decides whether a response through an exit says that the
+	// exit is blocked at the response's target (a captcha page's status or
+	// header, say). Nil means the default rule: a 403 or a 429 from a
+	// target that answered 2xx through another exit (a permission error
+	// that every exit gets is the target's answer, not a block).
+	IsBlocked func(resp *http.Response) bool
+	// After is how many blocks in a row make a target's new requests avoid
+	// the exit. Zero means 3. After a cooldown, one block avoids it again.
+	After int
+	// Cooldown is how long the first avoidance lasts; each one in a row
+	// doubles it, up to MaxCooldown, and each success after a cooldown
+	// halves it back (one request, the probe, re-admits the exit). Zero
+	// means 1 minute.
+	Cooldown time.Duration
+	// MaxCooldown caps Cooldown. Zero means 30 minutes.
+	MaxCooldown time.Duration
+	// FailFast makes a request whose target blocks every eligible exit
+	// fail at once with an error wrapping ErrBlocked, dialing nothing. By
+	// default (false) such requests still go out, through the exit blocked
+	// the longest ago, and their responses come back.
+	FailFast bool
+}
+
+// Blocks defaults.
+const (
+	defaultBlocksAfter   = 3
+	defaultBlockCooldown = time.Minute
+	defaultMaxCooldown   = 30 * time.Minute
+)
+
+func (b *Blocks) normalize(field string) error {
+	switch {
+	case b.After < 0:
+		return configErr(field+".After", "negative value %d (want 0 for the default %d)", b.After, defaultBlocksAfter)
+	case b.Cooldown < 0:
+		return configErr(field+".Cooldown", "negative duration %v", b.Cooldown)
+	case b.MaxCooldown < 0:
+		return configErr(field+".MaxCooldown", "negative duration %v", b.MaxCooldown)
+	}
+	if b.After == 0 {
+		b.After = defaultBlocksAfter
+	}
+	if b.Cooldown == 0 {
+		b.Cooldown = defaultBlockCooldown
+	}
+	if b.MaxCooldown == 0 {
+		b.MaxCooldown = defaultMaxCooldown
+	}
+	if b.MaxCooldown < b.Cooldown {
+		return configErr(field+".MaxCooldown", "%v is below Cooldown %v", b.MaxCooldown, b.Cooldown)
+	}
+	return nil
+}
+
+// BlockStats describe one exit's blocks at one target, in Snapshot.Blocks.
+type BlockStats struct {
+	// Target is "scheme://host:port"; Exit is the exit's name.
+	Target, Exit string
+	// Blocks counts the responses that said the exit is blocked there.
+	Blocks uint64
+	// InARow is the current run of blocks.
+	InARow int
+	// AvoidedUntil is when the current avoidance ends (zero when the
+	// target's requests may use the exit).
+	AvoidedUntil time.Time
+	// Avoidances counts the times the exit was avoided for the target.
+	Avoidances uint64
+}
+
+// blockKeeper is what the rest of warmpool asks about blocks, so that the
+// state can live elsewhere (shared by a fleet of processes) behind it.
+type blockKeeper interface {
+	// observe records a response through exit to target: blocked says it
+	// is a block; otherwise it is a success, which ends a run of blocks
+	// and re-admits an exit after its cooldown.
+	observe(target string, exit int, blocked bool, now time.Time)
+	// avoided returns the exits the target's requests avoid now (bit i
+	// for exit i).
+	avoided(target string, now time.Time) uint64
+	// leastRecentlyBlocked returns the exit of mask blocked the longest
+	// ago.
+	leastRecentlyBlocked(target string, mask uint64) int
+	// stats lists the blocks (exit names from names).
+	stats(names []string, now time.Time) []BlockStats
+	// quiet reports that no target has a block to look at: then a
+	// success needs no observe, and no request an avoided check. It must
+	// take no lock.
+	quiet() bool
+}
+
+func (b *blockTable) quiet() bool { return b.active.Load() == 0 }
+
+// blockTable is the in-memory blockKeeper: per target, per exit. It keeps
+// at most maxHostRows targets (the least recently blocked go first). Safe
+// for concurrent use; mu is taken after no other lock.
+type blockTable struct {
+	conf    *Blocks
+	nexits  int
+	active  atomic.Int32 // targets with blocks in a row, an avoidance or a probe due: "none" costs no lock
+	mu      sync.Mutex
+	targets map[string]*targetBlocks
+}
+
+type targetBlocks struct {
+	exits   []exitBlocks // one per exit
+	touched time.Time
+}
+
+type exitBlocks struct {
+	blocks, avoidances uint64
+	inARow, level      int
+	until, last        time.Time
+	probing            bool
+}
+
+func newBlockTable(conf *Blocks, nexits int) *blockTable {
+	return &blockTable{conf: conf, nexits: min(nexits, 64), targets: make(map[string]*targetBlocks)}
+}
+
+func (b *blockTable) observe(target string, exit int, blocked bool, now time.Time) {
+	if exit >= b.nexits || !blocked && b.active.Load() == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !blocked {
+		tb := b.targets[target]
+		if tb == nil {
+			return
+		}
+		eb := &tb.exits[exit]
+		readmit := eb.probing && !now.Before(eb.until)
+		if eb.inARow == 0 && !readmit {
+			return // nothing changes
+		}
+		eb.inARow = 0
+		if readmit {
+			eb.probing = false
+			eb.level = max(0, eb.level-1)
+		}
+		b.recountLocked(now)
+		return
+	}
+	tb := b.getLocked(target, now)
+	eb := &tb.exits[exit]
+	eb.blocks++
+	eb.inARow++
+	eb.last = now
+	if eb.inARow >= b.conf.After || eb.probing && !now.Before(eb.until) {
+		eb.level++
+		d := b.conf.Cooldown << min(eb.level-1, 30)
+		if d <= 0 || d > b.conf.MaxCooldown {
+			d = b.conf.MaxCooldown
+		}
+		eb.until = now.Add(d)
+		eb.probing = true
+		eb.inARow = 0
+		eb.avoidances++
+	}
+	b.recountLocked(now)
+}
+
+// getLocked returns the target's entry, making room for a new one.
+func (b *blockTable) getLocked(target string, now time.Time) *targetBlocks {
+	if tb, ok := b.targets[target]; ok {
+		tb.touched = now
+		return tb
+	}
+	if len(b.targets) >= maxHostRows {
+		var oldest string
+		var at time.Time
+		for k, tb := range b.targets {
+			if oldest == "" || tb.touched.Before(at) {
+				oldest, at = k, tb.touched
+			}
+		}
+		delete(b.targets, oldest)
+	}
+	tb := &targetBlocks{exits: make([]exitBlocks, b.nexits), touched: now}
+	b.targets[target] = tb
+	return tb
+}
+
+// recountLocked refreshes active: the targets with something to look at.
+func (b *blockTable) recountLocked(now time.Time) {
+	n := 0
+	for _, tb := range b.targets {
+		for i := range tb.exits {
+			if eb := &tb.exits[i]; eb.inARow > 0 || now.Before(eb.until) || eb.probing {
+				n++
+				break
+			}
+		}
+	}
+	b.active.Store(int32(n))
+}
+
+func (b *blockTable) avoided(target string, now time.Time) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tb := b.targets[target]
+	if tb == nil {
+		return 0
+	}
+	var mask uint64
+	for i := range tb.exits {
+		if now.Before(tb.exits[i].until) {
+			mask |= 1 << uint(i)
+		}
+	}
+	return mask
+}
+
+// leastRecentlyBlocked returns the exit of mask blocked the longest ago.
+func (b *blockTable) leastRecentlyBlocked(target string, mask uint64) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tb := b.targets[target]
+	best := -1
+	for i := range b.nexits {
+		if mask&(1<<uint(i)) == 0 {
+			continue
+		}
+		if best < 0 || tb != nil && tb.exits[i].last.Before(tb.exits[best].last) {
+			best = i
+		}
+	}
+	return best
+}
+
+func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []BlockStats
+	for target, tb := range b.targets {
+		for i, name := range names[:min(len(names), len(tb.exits))] {
+			eb := tb.exits[i]
+			if eb.blocks == 0 {
+				continue
+			}
+			bs := BlockStats{Target: target, Exit: name, Blocks: eb.blocks, InARow: eb.inARow, Avoidances: eb.avoidances}
+			if now.Before(eb.until) {
+				bs.AvoidedUntil = eb.until
+			}
+			out = append(out, bs)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Target != out[j].Target {
+			return out[i].Target < out[j].Target
+		}
+		return out[i].Exit < out[j].Exit
+	})
+	return out
+}
+
+// noteBlocks records what a response through p's exit says about blocks.
+func (p *hostPool) noteBlocks(resp *http.Response) {
+	t := p.t
+	if t.cfg.Blocks.Disable || p.exit.idx >= 64 {
+		return
+	}
+	bit := uint64(1) << uint(p.exit.idx)
+	ok := p.policy.ok2xx.Load()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 && ok&bit == 0 {
+		p.policy.ok2xx.Or(bit)
+	}
+	var blocked bool
+	if f := t.cfg.Blocks.IsBlocked; f != nil {
+		blocked = f(resp)
+	} else if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
+		blocked = ok&^bit != 0 // another exit got a 2xx from the target
+	}
+	if blocked || !t.blocks.quiet() {
+		t.blocks.observe(p.policy.name, p.exit.idx, blocked, t.now())
+	}
+}
+
+// blockedRoute narrows a request's exits to those its target does not
+// avoid. When it avoids all of them, the request fails with ErrBlocked
+// (Blocks.FailFast), or goes through the exit blocked the longest ago.
+func (t *Transport) blockedRoute(k hostKey, set *exitSet) (*exitSet, error) {
+	if t.cfg.Blocks.Disable || t.blocks.quiet() {
+		return set, nil
+	}
+	target := k.scheme + "://" + strings.ToLower(k.addr)
+	mask := t.blocks.avoided(target, t.now())
+	if mask == 0 {
+		return set, nil
+	}
+	all := uint64(1)<<uint(min(len(t.exits), 63)) - 1
+	if len(t.exits) >= 64 {
+		all = ^uint64(0)
+	}
+	if free := all &^ mask &^ set.tried; free != 0 {
+		return &exitSet{t: t, tried: set.tried | mask}, nil
+	}
+	if t.cfg.Blocks.FailFast {
+		return nil, fmt.Errorf("%w: %s", ErrBlocked, target)
+	}
+	keep := t.blocks.leastRecentlyBlocked(target, mask&^set.tried)
+	if keep < 0 {
+		return set, nil
+	}
+	return &exitSet{t: t, tried: set.tried | mask&^(1<<uint(keep))}, nil
+}
