@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -93,7 +94,12 @@ func startHosts(n int, rtt time.Duration, h http.Handler, h2 bool) (*hosts, erro
 	hs.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(rtt)
 		h.ServeHTTP(w, r)
-	}), TLSConfig: conf}
+	}), TLSConfig: conf,
+		// Clients that close a half-made connection are expected here.
+		ErrorLog: log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
+		}}
 	if !h2 {
 		hs.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
@@ -110,6 +116,18 @@ func startHosts(n int, rtt time.Duration, h http.Handler, h2 bool) (*hosts, erro
 }
 
 func (hs *hosts) close() { hs.srv.Close(); hs.wg.Wait() }
+
+// connRequestsKey holds a connection's request counter in its context.
+type connRequestsKey struct{}
+
+// requestOnConn returns r's position on its connection, from 1.
+func requestOnConn(r *http.Request) int64 {
+	n, _ := r.Context().Value(connRequestsKey{}).(*atomic.Int64)
+	if n == nil {
+		return 0
+	}
+	return n.Add(1)
+}
 
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 
@@ -286,7 +304,7 @@ func broadCrawl(o crawlOptions) ([]crawlRow, error) {
 // both, in o.Rounds rounds alternating the clients.
 func mixedEndpoints(o crawlOptions) ([]crawlRow, error) {
 	h1, err := startHosts(1, 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, k, ok := target.ConnInfo(r); ok && k >= 100 || r.URL.Path == "/close" {
+		if requestOnConn(r) >= 100 || r.URL.Path == "/close" {
 			w.Header().Set("Connection", "close")
 		}
 		io.WriteString(w, "ok")
