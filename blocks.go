@@ -332,3 +332,22 @@ func (t *Transport) blockedRoute(k hostKey, set *exitSet) (*exitSet, error) {
 	}
 	return &exitSet{t: t, tried: set.tried | mask&^(1<<uint(keep))}, nil
 }
+
+// isBlock reports whether resp, the answer to req through exit, says the
+// exit is blocked at req's target (Blocks.IsBlocked, or the default rule).
+func (t *Transport) isBlock(req *http.Request, exit int, resp *http.Response) bool {
+	if t.cfg.Blocks.Disable {
+		return false
+	}
+	if f := t.cfg.Blocks.IsBlocked; f != nil {
+		return f(resp)
+	}
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests || exit >= 64 {
+		return false
+	}
+	k, hostname, err := targetOf(req)
+	if err != nil {
+		return false
+	}
+	return t.policy(k, hostname).ok2xx.Load()&^(1<<uint(exit)) != 0
+}

@@ -1,0 +1,310 @@
+package warmpool
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// This file is the session pool, in the spirit of crawlee's SessionPool: a
+// session is an identity a site sees, one exit (one address) and one cookie
+// jar, retired when it is old, used up or blocked.
+
+// SessionPoolConfig configures a SessionPool. Every zero value stands for
+// the default given.
+type SessionPoolConfig struct {
+	// MaxSessions bounds the live sessions; beyond it the least recently
+	// used is dropped. Zero means 1,000.
+	MaxSessions int
+	// MaxAge retires a session this long after it began. Zero means 30
+	// minutes; negative means never.
+	MaxAge time.Duration
+	// MaxRequests retires a session after that many requests. Zero means
+	// 100; negative means no limit.
+	MaxRequests int
+	// MaxErrorScore retires a session whose error score reaches it: each
+	// block (see Config.Blocks) raises the score by one, each 2xx lowers it
+	// by a half, down to zero. Zero means 2, so two blocks in a row retire
+	// it.
+	MaxErrorScore float64
+}
+
+// Session pool defaults.
+const (
+	defaultMaxSessions   = 1000
+	defaultSessionAge    = 30 * time.Minute
+	defaultSessionUses   = 100
+	defaultMaxErrorScore = 2
+)
+
+// Reasons a session is retired, the keys of SessionStats.Retired.
+const (
+	SessionRetiredAge      = "max_age"
+	SessionRetiredRequests = "max_requests"
+	SessionRetiredBlocked  = "blocked"
+	SessionRetiredDropped  = "dropped" // least recently used beyond MaxSessions
+)
+
+// SessionStats counts a pool's sessions.
+type SessionStats struct {
+	// Live is the number of sessions in the pool now.
+	Live int
+	// Retired counts the retired sessions by reason.
+	Retired map[string]uint64
+}
+
+// SessionPool hands out sessions: each is bound to one exit of its
+// Transport and has its own cookie jar, so that a site sees one address and
+// one set of cookies per session. A session past its limits
+// (SessionPoolConfig) is retired: its key moves to a fresh exit, another
+// than the one it left, with an empty jar. Make one with
+// Transport.NewSessionPool; it is safe for concurrent use.
+//
+// Sessions are the pool's; warmpool adds no cookie and no header: the jar
+// is the http.Client's, as any client's.
+type SessionPool struct {
+	t    *Transport
+	conf SessionPoolConfig
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	clock    uint64 // for LRU
+	load     []int  // live sessions per exit
+	retired  map[string]uint64
+}
+
+// NewSessionPool returns a session pool over the Transport's exits. A
+// negative MaxSessions or MaxErrorScore is an error naming the field.
+func (t *Transport) NewSessionPool(conf SessionPoolConfig) (*SessionPool, error) {
+	switch {
+	case conf.MaxSessions < 0:
+		return nil, configErr("SessionPoolConfig.MaxSessions", "negative value %d (want 0 for the default %d)", conf.MaxSessions, defaultMaxSessions)
+	case conf.MaxErrorScore < 0:
+		return nil, configErr("SessionPoolConfig.MaxErrorScore", "negative value %v (want 0 for the default %v)", conf.MaxErrorScore, float64(defaultMaxErrorScore))
+	}
+	if conf.MaxSessions == 0 {
+		conf.MaxSessions = defaultMaxSessions
+	}
+	if conf.MaxAge == 0 {
+		conf.MaxAge = defaultSessionAge
+	}
+	if conf.MaxRequests == 0 {
+		conf.MaxRequests = defaultSessionUses
+	}
+	if conf.MaxErrorScore == 0 {
+		conf.MaxErrorScore = defaultMaxErrorScore
+	}
+	return &SessionPool{t: t, conf: conf, sessions: make(map[string]*Session),
+		load: make([]int, len(t.exits)), retired: make(map[string]uint64)}, nil
+}
+
+// Session is one identity of a SessionPool: a key, bound to one exit with
+// one cookie jar at a time. Its Client stays valid across retirements: a
+// retired session's next request leaves from its new exit with its new,
+// empty jar.
+type Session struct {
+	Key  string
+	pool *SessionPool
+	c    *http.Client
+
+	// Guarded by pool.mu.
+	exit     int
+	jar      http.CookieJar
+	born     time.Time
+	requests int
+	score    float64
+	used     uint64
+	gone     bool // dropped from the pool (beyond MaxSessions)
+}
+
+// Get returns the session of key, starting one if the pool has none.
+func (sp *SessionPool) Get(key string) *Session {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.clock++
+	if s, ok := sp.sessions[key]; ok {
+		s.used = sp.clock
+		return s
+	}
+	if len(sp.sessions) >= sp.conf.MaxSessions {
+		var lru *Session
+		for _, s := range sp.sessions {
+			if lru == nil || s.used < lru.used {
+				lru = s
+			}
+		}
+		sp.dropLocked(lru, SessionRetiredDropped)
+		lru.gone = true
+	}
+	s := &Session{Key: key, pool: sp, used: sp.clock}
+	sp.startLocked(s, -1)
+	s.c = &http.Client{Transport: sessionTransport{s}, Jar: sessionJar{s}}
+	sp.sessions[key] = s
+	return s
+}
+
+// startLocked gives s a fresh exit (other than avoid, when it can) and an
+// empty jar. sp.mu must be held.
+func (sp *SessionPool) startLocked(s *Session, avoid int) {
+	now := sp.t.now()
+	best := -1
+	for i, e := range sp.t.exits {
+		if i == avoid && len(sp.t.exits) > 1 {
+			continue
+		}
+		if !e.health.healthy(now) && best >= 0 {
+			continue
+		}
+		if best < 0 || sp.load[i] < sp.load[best] || !sp.t.exits[best].health.healthy(now) {
+			best = i
+		}
+	}
+	jar, _ := cookiejar.New(nil) // never fails with nil options
+	s.exit, s.jar, s.born, s.requests, s.score = best, jar, now, 0, 0
+	sp.load[best]++
+}
+
+// dropLocked ends s's current identity for reason. sp.mu must be held.
+func (sp *SessionPool) dropLocked(s *Session, reason string) {
+	sp.retired[reason]++
+	sp.load[s.exit]--
+	if reason == SessionRetiredDropped {
+		delete(sp.sessions, s.Key)
+	}
+}
+
+// Client returns an http.Client for the session: its requests go out
+// through the session's exit, with the session's cookie jar.
+func (s *Session) Client() *http.Client { return s.c }
+
+// Exit returns the name of the session's exit now.
+func (s *Session) Exit() string {
+	s.pool.mu.Lock()
+	defer s.pool.mu.Unlock()
+	return s.pool.t.exits[s.exit].name
+}
+
+// Stats counts the pool's sessions.
+func (sp *SessionPool) Stats() SessionStats {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	st := SessionStats{Live: len(sp.sessions), Retired: make(map[string]uint64, len(sp.retired))}
+	for k, v := range sp.retired {
+		st.Retired[k] = v
+	}
+	return st
+}
+
+// begin takes one request of s: it retires the session first when it is
+// past its age or request limit, and returns the exit to use.
+func (s *Session) begin() int {
+	sp := s.pool
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.limitsLocked(s)
+	s.requests++
+	return s.exit
+}
+
+// limitsLocked retires s when it is past its age or request limit. It runs
+// before a request takes its cookies (http.Client asks the jar first) and
+// again as it is sent. sp.mu must be held.
+func (sp *SessionPool) limitsLocked(s *Session) {
+	now := sp.t.now()
+	switch {
+	case sp.conf.MaxAge > 0 && now.Sub(s.born) >= sp.conf.MaxAge:
+		sp.retireLocked(s, SessionRetiredAge)
+	case sp.conf.MaxRequests > 0 && s.requests >= sp.conf.MaxRequests:
+		sp.retireLocked(s, SessionRetiredRequests)
+	}
+}
+
+// retireLocked moves s's key to a fresh exit and an empty jar.
+func (sp *SessionPool) retireLocked(s *Session, reason string) {
+	old := s.exit
+	if !s.gone {
+		sp.dropLocked(s, reason)
+	} else {
+		sp.retired[reason]++
+	}
+	sp.startLocked(s, old)
+	if s.gone {
+		sp.load[s.exit]-- // not in the pool: not counted
+	}
+}
+
+// end scores the response to a request of s through exit.
+func (s *Session) end(exit int, resp *http.Response, blocked bool) {
+	sp := s.pool
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if exit != s.exit {
+		return // the session moved meanwhile
+	}
+	switch {
+	case blocked:
+		s.score++
+		if s.score >= sp.conf.MaxErrorScore {
+			sp.retireLocked(s, SessionRetiredBlocked)
+		}
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		s.score = max(0, s.score-0.5)
+	}
+}
+
+// sessionExitKey is the context key pinning a request to an exit.
+type sessionExitKey struct{}
+
+// pinnedExit returns the exit a session pinned ctx's request to, if any.
+func pinnedExit(ctx context.Context) (int, bool) {
+	i, ok := ctx.Value(sessionExitKey{}).(int)
+	return i, ok
+}
+
+// sessionTransport sends a session's requests through its exit and scores
+// their responses.
+type sessionTransport struct{ s *Session }
+
+func (st sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req == nil {
+		return nil, errors.New("warmpool: nil Request")
+	}
+	exit := st.s.begin()
+	r := req.WithContext(context.WithValue(req.Context(), sessionExitKey{}, exit))
+	resp, err := st.s.pool.t.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Request = req
+	st.s.end(exit, resp, st.s.pool.t.isBlock(req, exit, resp))
+	return resp, nil
+}
+
+// sessionJar is the session's current jar: a retirement swaps it.
+type sessionJar struct{ s *Session }
+
+func (j sessionJar) current() http.CookieJar {
+	j.s.pool.mu.Lock()
+	defer j.s.pool.mu.Unlock()
+	return j.s.jar
+}
+
+func (j sessionJar) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	j.current().SetCookies(u, cookies)
+}
+
+// Cookies returns the cookies of the session's jar for u. http.Client asks
+// for them before it sends a request: a session past its limits is retired
+// first, so that the request goes out with the new, empty jar.
+func (j sessionJar) Cookies(u *url.URL) []*http.Cookie {
+	sp := j.s.pool
+	sp.mu.Lock()
+	sp.limitsLocked(j.s)
+	jar := j.s.jar
+	sp.mu.Unlock()
+	return jar.Cookies(u)
+}
