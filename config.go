@@ -127,6 +127,10 @@ type Config struct {
 	// Health configures the ejection of failing exits. The zero value
 	// uses the defaults.
 	Health Health
+	// Politeness paces the requests to each target across all exits: a
+	// minimum delay, per-host crawl-delays, AutoThrottle and Retry-After
+	// holds. The zero value paces nothing.
+	Politeness Politeness
 	// Blocks configures blocks per exit and target: a target that blocks
 	// one exit's address is avoided through that exit only, for a
 	// cooldown. The zero value turns them on with their defaults.
@@ -234,6 +238,9 @@ func (c Config) normalize() (Config, error) {
 		return c, err
 	}
 	if err := c.Blocks.normalize("Config.Blocks"); err != nil {
+		return c, err
+	}
+	if err := c.Politeness.normalize("Config.Politeness"); err != nil {
 		return c, err
 	}
 	if err := c.Concurrency.normalize("Config.Concurrency", c.MaxConnsPerHost); err != nil {

@@ -128,6 +128,7 @@ func (l *lease) respond(resp *http.Response) *http.Response {
 	p.sc.response(resp.StatusCode, l.state, l.wait+o.ttfb)
 	p.learnFrom(resp, l)
 	p.noteBlocks(resp)
+	p.notePoliteness(resp, o.ttfb)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		o.upgrade = true
 		l.end(o)

@@ -178,6 +178,11 @@ type failure struct {
 // r.out on it. It returns the response, or what failed.
 func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *tries) (*http.Response, *failure) {
 	ctx := req.Context()
+	if t.cfg.Politeness.on() {
+		if err := t.waitTurn(key, hostname, r.g); err != nil {
+			return nil, &failure{phase: failedAcquire, err: err}
+		}
+	}
 	e := t.warmExit(key, r)
 	if e == nil {
 		e = t.pickExit(hostname, r.session, r.set)

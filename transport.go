@@ -36,8 +36,9 @@ type Transport struct {
 	pools    poolMap
 	policyMu sync.Mutex // guards policies; taken after no other lock
 	policies map[string]*targetPolicy
-	dead     deadTargets // targets no exit could reach (Health.DeadTargetTTL)
-	blocks   blockKeeper // blocks per exit and target (Config.Blocks)
+	dead     deadTargets  // targets no exit could reach (Health.DeadTargetTTL)
+	blocks   blockKeeper  // blocks per exit and target (Config.Blocks)
+	polite   politeKeeper // pacing per target (Config.Politeness)
 
 	idle      atomic.Int64  // sockets open with no request in flight (Config.IdleCap)
 	evict     chan struct{} // asks the sweeper to enforce Config.IdleCap
@@ -85,6 +86,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		t.exits = append(t.exits, ex)
 	}
 	t.blocks = newBlockTable(&t.cfg.Blocks, len(t.exits))
+	t.polite = newPoliteClocks(&t.cfg.Politeness, t.intN)
 	t.baseSet = exitSet{t: t, shared: true}
 	if cfg.envProxy != nil {
 		for i := range t.exits {

@@ -1,0 +1,299 @@
+package warmpool
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// This file paces requests per target (Config.Politeness): a minimum delay
+// between two requests to one site across every exit, adaptive like
+// Scrapy's AutoThrottle, and Retry-After holds.
+
+// errPoliteQueueFull is wrapped in ErrOverloaded for a target whose queue of
+// requests waiting for their turn is full.
+var errPoliteQueueFull = errors.New("politeness queue full")
+
+// Politeness paces the requests to each target (scheme, host and port),
+// across all exits, since it is one site. It is opt-in: the zero value
+// paces nothing (Retry-After holds included).
+//
+// Each request reserves the target's next turn, one delay after the
+// previous one's, and sleeps until then, once: waiting requests queue per
+// target in arrival order, bounded by MaxQueue, and honour their context,
+// Request.Cancel and Close. This queue is not Concurrency's.
+type Politeness struct {
+	// Delay is the least time between two requests to one target. Zero
+	// means none (with AutoThrottle, the delay starts at zero and follows
+	// the target's latency).
+	Delay time.Duration
+	// HostDelays sets the delay of some targets, keyed like
+	// Config.HostBudgets (a hostname, or host:port, which wins): a site's
+	// crawl-delay. It overrides Delay; AutoThrottle never goes below it.
+	HostDelays map[string]time.Duration
+	// Jitter, in [0, 1), lengthens each delay by a random fraction of up to
+	// Jitter of it, never shortens it, so that the requests form no fixed
+	// rhythm. Zero means none.
+	Jitter float64
+	// AutoThrottle makes each target's delay follow its latency, as
+	// Scrapy's AutoThrottle does: after each response the delay becomes the
+	// mean of the current delay and latency / TargetConcurrency, within
+	// [the target's Delay, MaxDelay]; a non-2xx response never shortens it.
+	AutoThrottle bool
+	// TargetConcurrency is AutoThrottle's average number of requests in
+	// flight to one target. Zero means 1.
+	TargetConcurrency float64
+	// MaxDelay caps AutoThrottle's delay and Retry-After holds. Zero means
+	// 1 minute.
+	MaxDelay time.Duration
+	// RetryAfter makes a 429 or 503 with a Retry-After header hold the
+	// target's requests on every exit until then (at most MaxDelay).
+	RetryAfter bool
+	// MaxQueue bounds the requests waiting for one target's turn; beyond
+	// it RoundTrip returns an error wrapping ErrOverloaded. Zero means 1024.
+	MaxQueue int
+}
+
+// Politeness defaults.
+const (
+	defaultPoliteMaxDelay = time.Minute
+	defaultPoliteQueue    = 1024
+)
+
+// on reports whether pacing applies at all.
+func (pl *Politeness) on() bool {
+	return pl.Delay > 0 || len(pl.HostDelays) > 0 || pl.AutoThrottle || pl.RetryAfter
+}
+
+func (pl *Politeness) normalize(field string) error {
+	switch {
+	case pl.Delay < 0:
+		return configErr(field+".Delay", "negative duration %v", pl.Delay)
+	case pl.Jitter < 0 || pl.Jitter >= 1 || pl.Jitter != pl.Jitter:
+		return configErr(field+".Jitter", "%v out of range (want 0 for none, or a fraction in (0, 1))", pl.Jitter)
+	case pl.TargetConcurrency < 0:
+		return configErr(field+".TargetConcurrency", "negative value %v", pl.TargetConcurrency)
+	case pl.MaxDelay < 0:
+		return configErr(field+".MaxDelay", "negative duration %v", pl.MaxDelay)
+	case pl.MaxQueue < 0:
+		return configErr(field+".MaxQueue", "negative value %d", pl.MaxQueue)
+	}
+	hd := make(map[string]time.Duration, len(pl.HostDelays))
+	for k, d := range pl.HostDelays {
+		if !validHostBudgetKey(k) || d < 0 {
+			return configErr(field+".HostDelays["+k+"]", "want a hostname or host:port and a duration not below zero")
+		}
+		hd[strings.ToLower(k)] = d
+	}
+	pl.HostDelays = hd
+	if pl.TargetConcurrency == 0 {
+		pl.TargetConcurrency = 1
+	}
+	if pl.MaxDelay == 0 {
+		pl.MaxDelay = defaultPoliteMaxDelay
+	}
+	if pl.MaxQueue == 0 {
+		pl.MaxQueue = defaultPoliteQueue
+	}
+	return nil
+}
+
+// politeKeeper is what the rest of warmpool asks about pacing, so that the
+// clocks can live elsewhere (shared by a fleet) behind it.
+type politeKeeper interface {
+	// reserve takes target's next turn for a request arriving at now and
+	// returns when it may go; base is the target's configured delay. It
+	// fails with errPoliteQueueFull when too many wait.
+	reserve(target string, base time.Duration, now time.Time) (time.Time, error)
+	// done says a request that reserved a turn stopped waiting.
+	done(target string)
+	// hold keeps the target's requests until until.
+	hold(target string, until time.Time)
+	// held returns until when the target's requests are held.
+	held(target string) time.Time
+	// observe adapts the target's delay to a response's latency
+	// (AutoThrottle); ok says it was a 2xx.
+	observe(target string, base, latency time.Duration, ok bool)
+}
+
+// politeClocks is the in-memory politeKeeper: one clock per target, at most
+// maxHostRows of them (the least recently used idle one goes first). Safe
+// for concurrent use; mu is taken after no other lock.
+type politeClocks struct {
+	conf  *Politeness
+	intN  func(int) int
+	mu    sync.Mutex
+	clock map[string]*politeClock
+}
+
+type politeClock struct {
+	next    time.Time     // the earliest time of the next turn
+	delay   time.Duration // AutoThrottle's current delay
+	holdTo  time.Time
+	waiting int
+	used    time.Time
+}
+
+func newPoliteClocks(conf *Politeness, intN func(int) int) *politeClocks {
+	return &politeClocks{conf: conf, intN: intN, clock: make(map[string]*politeClock)}
+}
+
+func (pc *politeClocks) getLocked(target string, base time.Duration, now time.Time) *politeClock {
+	if c, ok := pc.clock[target]; ok {
+		c.used = now
+		return c
+	}
+	if len(pc.clock) >= maxHostRows {
+		var old string
+		var at time.Time
+		for k, c := range pc.clock {
+			if c.waiting == 0 && (old == "" || c.used.Before(at)) {
+				old, at = k, c.used
+			}
+		}
+		delete(pc.clock, old)
+	}
+	c := &politeClock{delay: base, used: now}
+	pc.clock[target] = c
+	return c
+}
+
+func (pc *politeClocks) reserve(target string, base time.Duration, now time.Time) (time.Time, error) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	c := pc.getLocked(target, base, now)
+	if c.waiting >= pc.conf.MaxQueue {
+		return time.Time{}, errPoliteQueueFull
+	}
+	d := base
+	if pc.conf.AutoThrottle {
+		d = max(base, c.delay)
+	}
+	if j := pc.conf.Jitter; j > 0 && d > 0 {
+		d += time.Duration(pc.intN(int(float64(d)*j) + 1))
+	}
+	at := now
+	if c.next.After(at) {
+		at = c.next
+	}
+	if c.holdTo.After(at) {
+		at = c.holdTo
+	}
+	c.next = at.Add(d)
+	c.waiting++
+	return at, nil
+}
+
+func (pc *politeClocks) done(target string) {
+	pc.mu.Lock()
+	if c, ok := pc.clock[target]; ok && c.waiting > 0 {
+		c.waiting--
+	}
+	pc.mu.Unlock()
+}
+
+func (pc *politeClocks) hold(target string, until time.Time) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	c := pc.getLocked(target, 0, until)
+	if until.After(c.holdTo) {
+		c.holdTo = until
+	}
+	if until.After(c.next) {
+		c.next = until
+	}
+}
+
+func (pc *politeClocks) held(target string) time.Time {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if c, ok := pc.clock[target]; ok {
+		return c.holdTo
+	}
+	return time.Time{}
+}
+
+func (pc *politeClocks) observe(target string, base, latency time.Duration, ok bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	c, found := pc.clock[target]
+	if !found {
+		return
+	}
+	want := time.Duration(float64(latency) / pc.conf.TargetConcurrency)
+	d := (c.delay + want) / 2
+	if !ok {
+		d = max(d, c.delay) // a failure never shortens the delay
+	}
+	c.delay = min(max(d, base), pc.conf.MaxDelay)
+}
+
+// politeTarget returns the pacing key of k and its configured delay.
+func (t *Transport) politeTarget(k hostKey, hostname string) (string, time.Duration) {
+	pl := &t.cfg.Politeness
+	d, ok := pl.HostDelays[strings.ToLower(k.addr)]
+	if !ok {
+		if d, ok = pl.HostDelays[hostname]; !ok {
+			d = pl.Delay
+		}
+	}
+	return k.scheme + "://" + strings.ToLower(k.addr), d
+}
+
+// waitTurn waits for the target's turn (Config.Politeness). It returns why
+// the caller gave up, ErrClosed, or ErrOverloaded when the target's queue
+// is full.
+func (t *Transport) waitTurn(k hostKey, hostname string, g giveUp) error {
+	target, base := t.politeTarget(k, hostname)
+	at, err := t.polite.reserve(target, base, t.now())
+	if err != nil {
+		return errors.Join(ErrOverloaded, err)
+	}
+	defer t.polite.done(target)
+	for {
+		d := at.Sub(t.now())
+		if d <= 0 {
+			// A Retry-After that came after the turn was taken holds
+			// this request too.
+			if h := t.polite.held(target); h.After(t.now()) {
+				at = h
+				continue
+			}
+			return nil
+		}
+		tm := time.NewTimer(d)
+		select {
+		case <-tm.C:
+		case <-g.done():
+			tm.Stop()
+			return g.err()
+		case <-g.cancel:
+			tm.Stop()
+			return g.err()
+		case <-t.done:
+			tm.Stop()
+			return ErrClosed
+		}
+	}
+}
+
+// notePoliteness adapts the target's pacing to a response: AutoThrottle's
+// delay, and a Retry-After hold.
+func (p *hostPool) notePoliteness(resp *http.Response, latency time.Duration) {
+	t := p.t
+	pl := &t.cfg.Politeness
+	if !pl.on() {
+		return
+	}
+	target, base := t.politeTarget(p.key, p.hostname)
+	if pl.RetryAfter && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if d := retryAfter(resp.Header.Get("Retry-After"), t.now()); d > 0 {
+			t.polite.hold(target, t.now().Add(min(d, pl.MaxDelay)))
+		}
+	}
+	if pl.AutoThrottle {
+		t.polite.observe(target, base, latency, resp.StatusCode >= 200 && resp.StatusCode < 300)
+	}
+}
