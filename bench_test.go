@@ -187,3 +187,43 @@ func BenchmarkTimeoutStyle(b *testing.B) {
 		run(b, &http.Client{Transport: rt}, true)
 	})
 }
+
+// BenchmarkFeatureCost measures what blocks, a session and politeness (at
+// a zero delay: every request still reserves its turn) add to a reused GET
+// on loopback through two exits, against all three off:
+//
+//	go test -run '^$' -bench FeatureCost -count 6 . | benchstat -col /features -
+func BenchmarkFeatureCost(b *testing.B) {
+	tg, err := target.Start(target.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tg.Close()
+	exits := []Exit{{Name: "a"}, {Name: "b", LocalAddr: "127.0.0.2"}}
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[on]
+		for _, par := range []bool{false, true} {
+			mode := map[bool]string{false: "serial", true: "parallel"}[par]
+			b.Run("mode="+mode+"/features="+name, func(b *testing.B) {
+				cfg := Config{TLSClientConfig: tg.TLSConfig(), Exits: exits, Blocks: Blocks{Disable: !on}}
+				if on {
+					cfg.Politeness = Politeness{RetryAfter: true}
+				}
+				rt, err := New(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer rt.Close()
+				c := &http.Client{Transport: rt}
+				if on {
+					sp, err := rt.NewSessionPool(SessionPoolConfig{MaxRequests: -1, MaxAge: -1})
+					if err != nil {
+						b.Fatal(err)
+					}
+					c = sp.Get("bench").Client()
+				}
+				benchRun(b, c, tg.URL(), par)
+			})
+		}
+	}
+}

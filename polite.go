@@ -106,16 +106,16 @@ type politeKeeper interface {
 	// reserve takes target's next turn for a request arriving at now and
 	// returns when it may go; base is the target's configured delay. It
 	// fails with errPoliteQueueFull when too many wait.
-	reserve(target string, base time.Duration, now time.Time) (time.Time, error)
+	reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error)
 	// done says a request that reserved a turn stopped waiting.
-	done(target string)
+	done(target hostKey)
 	// hold keeps the target's requests until until.
-	hold(target string, until time.Time)
+	hold(target hostKey, until time.Time)
 	// held returns until when the target's requests are held.
-	held(target string) time.Time
+	held(target hostKey) time.Time
 	// observe adapts the target's delay to a response's latency
 	// (AutoThrottle); ok says it was a 2xx.
-	observe(target string, base, latency time.Duration, ok bool)
+	observe(target hostKey, base, latency time.Duration, ok bool)
 }
 
 // politeClocks is the in-memory politeKeeper: one clock per target, at most
@@ -125,7 +125,7 @@ type politeClocks struct {
 	conf  *Politeness
 	intN  func(int) int
 	mu    sync.Mutex
-	clock map[string]*politeClock
+	clock map[hostKey]*politeClock
 }
 
 type politeClock struct {
@@ -137,20 +137,21 @@ type politeClock struct {
 }
 
 func newPoliteClocks(conf *Politeness, intN func(int) int) *politeClocks {
-	return &politeClocks{conf: conf, intN: intN, clock: make(map[string]*politeClock)}
+	return &politeClocks{conf: conf, intN: intN, clock: make(map[hostKey]*politeClock)}
 }
 
-func (pc *politeClocks) getLocked(target string, base time.Duration, now time.Time) *politeClock {
+func (pc *politeClocks) getLocked(target hostKey, base time.Duration, now time.Time) *politeClock {
 	if c, ok := pc.clock[target]; ok {
 		c.used = now
 		return c
 	}
 	if len(pc.clock) >= maxHostRows {
-		var old string
+		var old hostKey
 		var at time.Time
+		found := false
 		for k, c := range pc.clock {
-			if c.waiting == 0 && (old == "" || c.used.Before(at)) {
-				old, at = k, c.used
+			if c.waiting == 0 && (!found || c.used.Before(at)) {
+				old, at, found = k, c.used, true
 			}
 		}
 		delete(pc.clock, old)
@@ -160,7 +161,7 @@ func (pc *politeClocks) getLocked(target string, base time.Duration, now time.Ti
 	return c
 }
 
-func (pc *politeClocks) reserve(target string, base time.Duration, now time.Time) (time.Time, error) {
+func (pc *politeClocks) reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	c := pc.getLocked(target, base, now)
@@ -186,7 +187,7 @@ func (pc *politeClocks) reserve(target string, base time.Duration, now time.Time
 	return at, nil
 }
 
-func (pc *politeClocks) done(target string) {
+func (pc *politeClocks) done(target hostKey) {
 	pc.mu.Lock()
 	if c, ok := pc.clock[target]; ok && c.waiting > 0 {
 		c.waiting--
@@ -194,7 +195,7 @@ func (pc *politeClocks) done(target string) {
 	pc.mu.Unlock()
 }
 
-func (pc *politeClocks) hold(target string, until time.Time) {
+func (pc *politeClocks) hold(target hostKey, until time.Time) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	c := pc.getLocked(target, 0, until)
@@ -206,7 +207,7 @@ func (pc *politeClocks) hold(target string, until time.Time) {
 	}
 }
 
-func (pc *politeClocks) held(target string) time.Time {
+func (pc *politeClocks) held(target hostKey) time.Time {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if c, ok := pc.clock[target]; ok {
@@ -215,7 +216,7 @@ func (pc *politeClocks) held(target string) time.Time {
 	return time.Time{}
 }
 
-func (pc *politeClocks) observe(target string, base, latency time.Duration, ok bool) {
+func (pc *politeClocks) observe(target hostKey, base, latency time.Duration, ok bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	c, found := pc.clock[target]
@@ -230,8 +231,9 @@ func (pc *politeClocks) observe(target string, base, latency time.Duration, ok b
 	c.delay = min(max(d, base), pc.conf.MaxDelay)
 }
 
-// politeTarget returns the pacing key of k and its configured delay.
-func (t *Transport) politeTarget(k hostKey, hostname string) (string, time.Duration) {
+// politeTarget returns the pacing key of k (its scheme and lower-case
+// host:port) and its configured delay.
+func (t *Transport) politeTarget(k hostKey, hostname string) (hostKey, time.Duration) {
 	pl := &t.cfg.Politeness
 	d, ok := pl.HostDelays[strings.ToLower(k.addr)]
 	if !ok {
@@ -239,7 +241,7 @@ func (t *Transport) politeTarget(k hostKey, hostname string) (string, time.Durat
 			d = pl.Delay
 		}
 	}
-	return k.scheme + "://" + strings.ToLower(k.addr), d
+	return hostKey{scheme: k.scheme, addr: strings.ToLower(k.addr)}, d
 }
 
 // waitTurn waits for the target's turn (Config.Politeness). It returns why

@@ -19,7 +19,10 @@ const recreationThreshold = 10
 type Killer struct {
 	// Name is a stable identifier: "client_recreation",
 	// "server_idle_timeout", "proxy_termination", "waf_resets",
-	// "other_resets", "server_close", "http10", "budget" or "idle".
+	// "other_resets", "server_close", "http10", "budget", "idle" or
+	// "blocked_exits" (its Handshakes count the times a site's requests
+	// had to avoid an exit, and its Advice names the exits each site
+	// blocks).
 	Name string
 	// Handshakes is how many handshakes it cost: each socket it ended had
 	// to be replaced by a new one.
@@ -94,6 +97,31 @@ func Killers(s warmpool.Snapshot) []Killer {
 		"warmpool retired sockets at their budget, on purpose: raise Budget.MaxRequests if the target allows more")
 	add("idle", c[warmpool.CloseIdle],
 		"warmpool closed idle sockets: requests came too seldom to keep them; raise Config.IdleConnTimeout if the server allows it")
+	// Blocks: each avoidance sends a site's requests to another exit,
+	// whose socket there is a new handshake; the advice names the exits
+	// each site blocks.
+	var avoid uint64
+	bySite := map[string][]string{}
+	var sites []string
+	for _, b := range s.Blocks {
+		if b.Avoidances == 0 {
+			continue
+		}
+		avoid += b.Avoidances
+		if bySite[b.Target] == nil {
+			sites = append(sites, b.Target)
+		}
+		bySite[b.Target] = append(bySite[b.Target], b.Exit)
+	}
+	if avoid > 0 {
+		sort.Strings(sites)
+		var parts []string
+		for _, site := range sites {
+			parts = append(parts, site+" blocks "+strings.Join(bySite[site], ", "))
+		}
+		add("blocked_exits", avoid, "sites blocked some exits, which their requests now avoid for a while: "+
+			strings.Join(parts, "; ")+"; use SessionPool or other exits for them")
+	}
 	sort.SliceStable(ks, func(i, j int) bool { return ks[i].Handshakes > ks[j].Handshakes })
 	return ks
 }

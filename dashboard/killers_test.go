@@ -177,3 +177,18 @@ func TestKillersFromTotalCloses(t *testing.T) {
 	}, handshakes(byName))
 	assert.Equal(t, []string{"budget", "http10", "server_close", "server_idle_timeout", "idle"}, killerNames(Killers(s)))
 }
+
+// TestKillersBlockedExits: the report names the exits each site blocks.
+func TestKillersBlockedExits(t *testing.T) {
+	s := warmpool.Snapshot{Blocks: []warmpool.BlockStats{
+		{Target: "https://a.example:443", Exit: "px1", Blocks: 3, Avoidances: 1},
+		{Target: "https://a.example:443", Exit: "px2", Blocks: 6, Avoidances: 2},
+		{Target: "https://b.example:443", Exit: "px0", Blocks: 1}, // not avoided
+	}}
+	ks := Killers(s)
+	require.Len(t, ks, 1)
+	assert.Equal(t, "blocked_exits", ks[0].Name)
+	assert.Equal(t, uint64(3), ks[0].Handshakes)
+	assert.Contains(t, ks[0].Advice, "https://a.example:443 blocks px1, px2")
+	assert.NotContains(t, ks[0].Advice, "b.example")
+}
