@@ -1,6 +1,7 @@
 package warmpool
 
 import (
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -305,4 +306,98 @@ func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
 		return out[i].Host < out[j].Host
 	})
 	return out
+}
+
+// Concurrency configures adaptive limits on the requests in flight per exit
+// and target host, learned the way TCP learns a window (AIMD): the limit
+// grows by one for each limit's worth of healthy responses while at least
+// half of it is in use, and shrinks by Backoff on a drop (by default a 429, a
+// 503 or a reset). Growth slows down twentyfold just below the level of the
+// last drop, so that a target with a fixed threshold is probed rarely
+// instead of on every cycle; a probe that passes raises that level. A 429 or
+// 503 with Retry-After also pauses new requests to that exit and host until
+// then. Requests beyond the limit wait in a bounded FIFO queue, honouring
+// their context and Close. The zero value leaves concurrency unlimited (only
+// MaxConnsPerHost applies).
+type Concurrency struct {
+	// Enable turns adaptive limits on.
+	Enable bool
+	// Initial is the starting limit. Zero means 8.
+	Initial int
+	// Min and Max bound the limit. Zero means 1 and MaxConnsPerHost.
+	Min, Max int
+	// Backoff is the factor applied to the limit on a drop, in (0, 1).
+	// Zero means 0.75.
+	Backoff float64
+	// MaxQueue bounds the requests waiting for a slot per exit and host;
+	// beyond it RoundTrip returns ErrOverloaded. Zero means 1024.
+	MaxQueue int
+	// MaxPause caps a Retry-After pause. Zero means 5 minutes.
+	MaxPause time.Duration
+	// IsDrop decides whether a response (or an error, with resp nil)
+	// means the target is overloaded. Nil means DefaultIsDrop.
+	IsDrop func(resp *http.Response, err error) bool
+}
+
+// Concurrency defaults.
+const (
+	defaultInitialLimit = 8
+	defaultBackoff      = 0.75
+	defaultMaxQueue     = 1024
+	defaultMaxPause     = 5 * time.Minute
+)
+
+// DefaultIsDrop counts 429 Too Many Requests, 503 Service Unavailable and
+// failed requests (resets) as drops. It is the default Concurrency.IsDrop.
+func DefaultIsDrop(resp *http.Response, err error) bool {
+	if err != nil {
+		return true
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
+}
+
+// normalize validates the limits when they are on; maxConns is
+// Config.MaxConnsPerHost, the default Max.
+func (c *Concurrency) normalize(field string, maxConns int) error {
+	if !c.Enable {
+		return nil
+	}
+	switch {
+	case c.Initial < 0:
+		return configErr(field+".Initial", "negative value %d", c.Initial)
+	case c.Min < 0 || c.Max < 0:
+		return configErr(field+".Min", "negative bound (Min %d, Max %d)", c.Min, c.Max)
+	case c.Backoff < 0 || c.Backoff >= 1 || math.IsNaN(c.Backoff):
+		return configErr(field+".Backoff", "%v out of range (want 0 for the default %v, or a factor in (0, 1))", c.Backoff, defaultBackoff)
+	case c.MaxQueue < 0:
+		return configErr(field+".MaxQueue", "negative value %d", c.MaxQueue)
+	case c.MaxPause < 0:
+		return configErr(field+".MaxPause", "negative duration %v", c.MaxPause)
+	}
+	if c.Min == 0 {
+		c.Min = 1
+	}
+	if c.Max == 0 {
+		c.Max = maxConns
+	}
+	if c.Min > c.Max {
+		return configErr(field+".Min", "%d is above Max %d", c.Min, c.Max)
+	}
+	if c.Initial == 0 {
+		c.Initial = defaultInitialLimit
+	}
+	c.Initial = min(max(c.Initial, c.Min), c.Max)
+	if c.Backoff == 0 {
+		c.Backoff = defaultBackoff
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = defaultMaxQueue
+	}
+	if c.MaxPause == 0 {
+		c.MaxPause = defaultMaxPause
+	}
+	if c.IsDrop == nil {
+		c.IsDrop = DefaultIsDrop
+	}
+	return nil
 }

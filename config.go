@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -14,8 +13,9 @@ import (
 	"golang.org/x/net/http/httpproxy"
 )
 
-// This file holds every configuration type, its defaults and its
-// validation. The convention: each type has a normalize method that checks
+// This file holds the configuration types, their defaults and their
+// validation (Concurrency, Health, Blocks and Politeness live with their
+// concerns). The convention: each type has a normalize method that checks
 // it, names the offending field in a *ConfigError (its field argument is the
 // path of the value, such as "Config.Budget") and fills in the defaults that
 // its zero values stand for, in place. Config.normalize calls them in turn.
@@ -131,6 +131,20 @@ type Config struct {
 	// minimum delay, per-host crawl-delays, AutoThrottle and Retry-After
 	// holds. The zero value paces nothing.
 	Politeness Politeness
+	// Store, if not nil, shares what the Transport learns about targets
+	// and exits (limits, ejections, blocks) with later runs
+	// (NewFileStore) or a fleet (the redisstore module), and takes what
+	// the others learned; a Store that is also a Pacer holds
+	// Config.Politeness's delays across the fleet. Nil keeps everything in
+	// memory. See Store.
+	Store Store
+	// StoreTimeout bounds each call to Store. Zero means 50 ms: one round
+	// trip to a nearby Redis with room, and the most a paced request waits
+	// for a store that does not answer.
+	StoreTimeout time.Duration
+	// StoreID names this process to a Pacer's heartbeat (Pacer.Heartbeat).
+	// Empty means the host name, the process id and a random suffix.
+	StoreID string
 	// Blocks configures blocks per exit and target: a target that blocks
 	// one exit's address is avoided through that exit only, for a
 	// cooldown. The zero value turns them on with their defaults.
@@ -242,6 +256,12 @@ func (c Config) normalize() (Config, error) {
 	}
 	if err := c.Politeness.normalize("Config.Politeness"); err != nil {
 		return c, err
+	}
+	switch {
+	case c.StoreTimeout < 0:
+		return c, configErr("Config.StoreTimeout", "negative duration %v (want 0 for the default %v)", c.StoreTimeout, defaultStoreTimeout)
+	case c.StoreTimeout == 0:
+		c.StoreTimeout = defaultStoreTimeout
 	}
 	if err := c.Concurrency.normalize("Config.Concurrency", c.MaxConnsPerHost); err != nil {
 		return c, err
@@ -503,190 +523,6 @@ func (pw *Prewarm) normalize(field string) error {
 	}
 	if pw.MaxDials == 0 {
 		pw.MaxDials = defaultMaxPrewarmDials
-	}
-	return nil
-}
-
-// Concurrency configures adaptive limits on the requests in flight per exit
-// and target host, learned the way TCP learns a window (AIMD): the limit
-// grows by one for each limit's worth of healthy responses while at least
-// half of it is in use, and shrinks by Backoff on a drop (by default a 429, a
-// 503 or a reset). Growth slows down twentyfold just below the level of the
-// last drop, so that a target with a fixed threshold is probed rarely
-// instead of on every cycle; a probe that passes raises that level. A 429 or
-// 503 with Retry-After also pauses new requests to that exit and host until
-// then. Requests beyond the limit wait in a bounded FIFO queue, honouring
-// their context and Close. The zero value leaves concurrency unlimited (only
-// MaxConnsPerHost applies).
-type Concurrency struct {
-	// Enable turns adaptive limits on.
-	Enable bool
-	// Initial is the starting limit. Zero means 8.
-	Initial int
-	// Min and Max bound the limit. Zero means 1 and MaxConnsPerHost.
-	Min, Max int
-	// Backoff is the factor applied to the limit on a drop, in (0, 1).
-	// Zero means 0.75.
-	Backoff float64
-	// MaxQueue bounds the requests waiting for a slot per exit and host;
-	// beyond it RoundTrip returns ErrOverloaded. Zero means 1024.
-	MaxQueue int
-	// MaxPause caps a Retry-After pause. Zero means 5 minutes.
-	MaxPause time.Duration
-	// IsDrop decides whether a response (or an error, with resp nil)
-	// means the target is overloaded. Nil means DefaultIsDrop.
-	IsDrop func(resp *http.Response, err error) bool
-}
-
-// Concurrency defaults.
-const (
-	defaultInitialLimit = 8
-	defaultBackoff      = 0.75
-	defaultMaxQueue     = 1024
-	defaultMaxPause     = 5 * time.Minute
-)
-
-// DefaultIsDrop counts 429 Too Many Requests, 503 Service Unavailable and
-// failed requests (resets) as drops. It is the default Concurrency.IsDrop.
-func DefaultIsDrop(resp *http.Response, err error) bool {
-	if err != nil {
-		return true
-	}
-	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
-}
-
-// normalize validates the limits when they are on; maxConns is
-// Config.MaxConnsPerHost, the default Max.
-func (c *Concurrency) normalize(field string, maxConns int) error {
-	if !c.Enable {
-		return nil
-	}
-	switch {
-	case c.Initial < 0:
-		return configErr(field+".Initial", "negative value %d", c.Initial)
-	case c.Min < 0 || c.Max < 0:
-		return configErr(field+".Min", "negative bound (Min %d, Max %d)", c.Min, c.Max)
-	case c.Backoff < 0 || c.Backoff >= 1 || math.IsNaN(c.Backoff):
-		return configErr(field+".Backoff", "%v out of range (want 0 for the default %v, or a factor in (0, 1))", c.Backoff, defaultBackoff)
-	case c.MaxQueue < 0:
-		return configErr(field+".MaxQueue", "negative value %d", c.MaxQueue)
-	case c.MaxPause < 0:
-		return configErr(field+".MaxPause", "negative duration %v", c.MaxPause)
-	}
-	if c.Min == 0 {
-		c.Min = 1
-	}
-	if c.Max == 0 {
-		c.Max = maxConns
-	}
-	if c.Min > c.Max {
-		return configErr(field+".Min", "%d is above Max %d", c.Min, c.Max)
-	}
-	if c.Initial == 0 {
-		c.Initial = defaultInitialLimit
-	}
-	c.Initial = min(max(c.Initial, c.Min), c.Max)
-	if c.Backoff == 0 {
-		c.Backoff = defaultBackoff
-	}
-	if c.MaxQueue == 0 {
-		c.MaxQueue = defaultMaxQueue
-	}
-	if c.MaxPause == 0 {
-		c.MaxPause = defaultMaxPause
-	}
-	if c.IsDrop == nil {
-		c.IsDrop = DefaultIsDrop
-	}
-	return nil
-}
-
-// Health configures exit health: exits that fail are ejected for a
-// cooldown, as in Envoy's outlier detection. The zero value uses the
-// defaults below.
-//
-// A failure that belongs to the target never ejects an exit on its own:
-// a refused or timed-out dial, a name that does not resolve, a TLS error
-// with the target, a proxy's answer that it cannot reach the target (a
-// CONNECT 502, 503 or 504, a SOCKS "host unreachable"), a reset or a
-// timeout after the request was sent. Dead links are everyday crawl
-// weather. An exit is ejected when its proxy fails (it cannot be reached,
-// refuses the exit's credentials, or breaks its own protocol) that many
-// times in a row (ConsecutiveFailures), or when it fails to reach
-// DistinctTargets targets within TargetWindow that another exit reached:
-// then the exit, not the targets, is at fault (a blocked IP, a broken
-// route). A target that no exit could reach is remembered as unreachable
-// for DeadTargetTTL, so that a host that never answers does not cost a dial
-// per exit on every request.
-type Health struct {
-	// ConsecutiveFailures is how many proxy failures in a row eject an
-	// exit. Zero means 3. After a cooldown, a single failure ejects it
-	// again.
-	ConsecutiveFailures int
-	// DistinctTargets is how many distinct targets (scheme, host and
-	// port) an exit may fail to reach, within TargetWindow, while another
-	// exit reached each of them, before it is ejected. Zero means 3.
-	DistinctTargets int
-	// TargetWindow is how long such failures count. Zero means 1 minute.
-	TargetWindow time.Duration
-	// DeadTargetTTL is how long a target that every eligible exit failed
-	// to reach is remembered: requests to it within that time fail at once
-	// with the last dial's error (wrapped), dialing nothing. Zero means 10
-	// seconds; negative means never remembered.
-	DeadTargetTTL time.Duration
-	// BaseEjection is the first cooldown. Each ejection in a row doubles
-	// it; each success after a cooldown halves it back. Zero means 5
-	// seconds.
-	BaseEjection time.Duration
-	// MaxEjection caps the cooldown. Zero means 5 minutes.
-	MaxEjection time.Duration
-}
-
-// Health defaults.
-const (
-	defaultConsecutiveFailures = 3
-	defaultDistinctTargets     = 3
-	defaultTargetWindow        = time.Minute
-	defaultDeadTargetTTL       = 10 * time.Second
-	defaultBaseEjection        = 5 * time.Second
-	defaultMaxEjection         = 5 * time.Minute
-)
-
-func (h *Health) normalize(field string) error {
-	switch {
-	case h.ConsecutiveFailures < 0:
-		return configErr(field+".ConsecutiveFailures", "negative value %d (want 0 for the default %d)", h.ConsecutiveFailures, defaultConsecutiveFailures)
-	case h.BaseEjection < 0:
-		return configErr(field+".BaseEjection", "negative duration %v", h.BaseEjection)
-	case h.MaxEjection < 0:
-		return configErr(field+".MaxEjection", "negative duration %v", h.MaxEjection)
-	case h.DistinctTargets < 0:
-		return configErr(field+".DistinctTargets", "negative value %d (want 0 for the default %d)", h.DistinctTargets, defaultDistinctTargets)
-	case h.TargetWindow < 0:
-		return configErr(field+".TargetWindow", "negative duration %v", h.TargetWindow)
-	}
-	if h.ConsecutiveFailures == 0 {
-		h.ConsecutiveFailures = defaultConsecutiveFailures
-	}
-	if h.DistinctTargets == 0 {
-		h.DistinctTargets = defaultDistinctTargets
-	}
-	if h.TargetWindow == 0 {
-		h.TargetWindow = defaultTargetWindow
-	}
-	if h.DeadTargetTTL == 0 {
-		h.DeadTargetTTL = defaultDeadTargetTTL
-	} else if h.DeadTargetTTL < 0 {
-		h.DeadTargetTTL = 0
-	}
-	if h.BaseEjection == 0 {
-		h.BaseEjection = defaultBaseEjection
-	}
-	if h.MaxEjection == 0 {
-		h.MaxEjection = defaultMaxEjection
-	}
-	if h.MaxEjection < h.BaseEjection {
-		return configErr(field+".MaxEjection", "%v is below BaseEjection %v", h.MaxEjection, h.BaseEjection)
 	}
 	return nil
 }

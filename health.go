@@ -225,3 +225,93 @@ func (d *deadTargets) remember(k hostKey, until, now time.Time, err error) {
 	d.m[k] = deadTarget{until: until, err: err}
 	d.n.Store(int32(len(d.m)))
 }
+
+// Health configures exit health: exits that fail are ejected for a
+// cooldown, as in Envoy's outlier detection. The zero value uses the
+// defaults below.
+//
+// A failure that belongs to the target never ejects an exit on its own:
+// a refused or timed-out dial, a name that does not resolve, a TLS error
+// with the target, a proxy's answer that it cannot reach the target (a
+// CONNECT 502, 503 or 504, a SOCKS "host unreachable"), a reset or a
+// timeout after the request was sent. Dead links are everyday crawl
+// weather. An exit is ejected when its proxy fails (it cannot be reached,
+// refuses the exit's credentials, or breaks its own protocol) that many
+// times in a row (ConsecutiveFailures), or when it fails to reach
+// DistinctTargets targets within TargetWindow that another exit reached:
+// then the exit, not the targets, is at fault (a blocked IP, a broken
+// route). A target that no exit could reach is remembered as unreachable
+// for DeadTargetTTL, so that a host that never answers does not cost a dial
+// per exit on every request.
+type Health struct {
+	// ConsecutiveFailures is how many proxy failures in a row eject an
+	// exit. Zero means 3. After a cooldown, a single failure ejects it
+	// again.
+	ConsecutiveFailures int
+	// DistinctTargets is how many distinct targets (scheme, host and
+	// port) an exit may fail to reach, within TargetWindow, while another
+	// exit reached each of them, before it is ejected. Zero means 3.
+	DistinctTargets int
+	// TargetWindow is how long such failures count. Zero means 1 minute.
+	TargetWindow time.Duration
+	// DeadTargetTTL is how long a target that every eligible exit failed
+	// to reach is remembered: requests to it within that time fail at once
+	// with the last dial's error (wrapped), dialing nothing. Zero means 10
+	// seconds; negative means never remembered.
+	DeadTargetTTL time.Duration
+	// BaseEjection is the first cooldown. Each ejection in a row doubles
+	// it; each success after a cooldown halves it back. Zero means 5
+	// seconds.
+	BaseEjection time.Duration
+	// MaxEjection caps the cooldown. Zero means 5 minutes.
+	MaxEjection time.Duration
+}
+
+// Health defaults.
+const (
+	defaultConsecutiveFailures = 3
+	defaultDistinctTargets     = 3
+	defaultTargetWindow        = time.Minute
+	defaultDeadTargetTTL       = 10 * time.Second
+	defaultBaseEjection        = 5 * time.Second
+	defaultMaxEjection         = 5 * time.Minute
+)
+
+func (h *Health) normalize(field string) error {
+	switch {
+	case h.ConsecutiveFailures < 0:
+		return configErr(field+".ConsecutiveFailures", "negative value %d (want 0 for the default %d)", h.ConsecutiveFailures, defaultConsecutiveFailures)
+	case h.BaseEjection < 0:
+		return configErr(field+".BaseEjection", "negative duration %v", h.BaseEjection)
+	case h.MaxEjection < 0:
+		return configErr(field+".MaxEjection", "negative duration %v", h.MaxEjection)
+	case h.DistinctTargets < 0:
+		return configErr(field+".DistinctTargets", "negative value %d (want 0 for the default %d)", h.DistinctTargets, defaultDistinctTargets)
+	case h.TargetWindow < 0:
+		return configErr(field+".TargetWindow", "negative duration %v", h.TargetWindow)
+	}
+	if h.ConsecutiveFailures == 0 {
+		h.ConsecutiveFailures = defaultConsecutiveFailures
+	}
+	if h.DistinctTargets == 0 {
+		h.DistinctTargets = defaultDistinctTargets
+	}
+	if h.TargetWindow == 0 {
+		h.TargetWindow = defaultTargetWindow
+	}
+	if h.DeadTargetTTL == 0 {
+		h.DeadTargetTTL = defaultDeadTargetTTL
+	} else if h.DeadTargetTTL < 0 {
+		h.DeadTargetTTL = 0
+	}
+	if h.BaseEjection == 0 {
+		h.BaseEjection = defaultBaseEjection
+	}
+	if h.MaxEjection == 0 {
+		h.MaxEjection = defaultMaxEjection
+	}
+	if h.MaxEjection < h.BaseEjection {
+		return configErr(field+".MaxEjection", "%v is below BaseEjection %v", h.MaxEjection, h.BaseEjection)
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package warmpool
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// A Store keeps the state that belongs to a target or an exit rather than
+// to a socket, so that what one Transport learned is known to others: in
+// later runs of one process (NewFileStore) or across a fleet of processes
+// (the redisstore module). It holds three kinds of Record: a target's
+// learned limits, an exit's ejection, and an exit's blocks on a target.
+//
+// The Transport works on its own in-memory state and shares it in the
+// background: it puts the records it changed and reads the changes of
+// others about four times a second, each call bounded by Config.StoreTimeout.
+// Nothing of the store is on the path of a request, except a Pacer's
+// reservation when Config.Politeness asks for one. A store that fails or
+// is slow never fails a request: the Transport goes on with what it knows,
+// Snapshot().Store says the store is degraded, and the records are put
+// again once it answers.
+//
+// The Transport never closes its Store; close it after the Transports that
+// use it. Implementations must be safe for concurrent use.
+type Store interface {
+	// Put writes recs. Per kind and key, a record replaces the stored one
+	// only when its Version is higher: an older or equal version is
+	// dropped without an error, so that a stale writer never overwrites
+	// newer knowledge. A record is kept for its TTL from when the store
+	// takes it.
+	Put(ctx context.Context, recs []Record) error
+	// Changes returns the records written since cursor (0 for every record
+	// held) and the cursor to ask with next time. A store that lost its
+	// state (restarted empty, flushed) returns every record it holds
+	// again. Each record's Age says how long ago the store took it, by the
+	// store's own clock: a Transport never compares its clock with
+	// another machine's.
+	Changes(ctx context.Context, cursor uint64) (recs []Record, next uint64, err error)
+	// Close stops what the store started (a writer, a connection it
+	// owns). Its records stay where they are kept.
+	Close() error
+}
+
+// A Pacer is a Store that also paces requests across processes, for
+// Config.Politeness: every process that shares the Pacer keeps one clock per
+// target, so a fleet of polite processes is as polite as one.
+type Pacer interface {
+	Store
+	// Reserve takes key's next turn for a request and the turn after it
+	// an interval later, and returns how long the request must wait for
+	// its turn (one round trip: the caller sleeps once, never polls).
+	Reserve(ctx context.Context, key string, interval time.Duration) (wait time.Duration, err error)
+	// Hold keeps key's turns for d from now (a Retry-After).
+	Hold(ctx context.Context, key string, d time.Duration) error
+	// Heartbeat says process id is alive for ttl and returns how many
+	// processes are alive (id included). The Transport divides the
+	// fleet's pace among them when the Pacer fails.
+	Heartbeat(ctx context.Context, id string, ttl time.Duration) (alive int, err error)
+}
+
+// RecordKind is the kind of a Record.
+type RecordKind string
+
+// Record kinds.
+const (
+	// RecordLimit is a target's learned limits over one protocol (request
+	// limit, idle timeout, and where each came from). Key:
+	// "https://host:port HTTP/1.1".
+	RecordLimit RecordKind = "limit"
+	// RecordHealth is a proxy exit's ejection. Key: the proxy's scheme
+	// and address, "socks5://10.0.0.7:1080" (never its credentials). The
+	// direct exit's health is never shared: each process has its own
+	// address.
+	RecordHealth RecordKind = "health"
+	// RecordBlock is a proxy exit's blocks on a target. Key: the target
+	// and the proxy's address, "https://host:port socks5://10.0.0.7:1080".
+	RecordBlock RecordKind = "block"
+)
+
+// A Record is one item of shared state.
+type Record struct {
+	Kind RecordKind
+	Key  string
+	// Version is logical: each writer puts the version it last saw plus
+	// one, and a store keeps the highest. Versions never come from a
+	// clock.
+	Version uint64
+	// TTL is how long the store keeps the record after it takes it.
+	TTL time.Duration
+	// Age is set by Changes: how long ago the store took the record, by
+	// the store's clock.
+	Age time.Duration
+	// Value is warmpool's encoding of the state; a store keeps it as it
+	// is.
+	Value []byte
+}
+
+// ErrStoreClosed is returned by a Store's methods after its Close.
+var ErrStoreClosed = errors.New("warmpool: store closed")
+
+// Store defaults.
+const (
+	// defaultStoreTimeout bounds each store call: about one loopback or
+	// same-zone round trip to Redis with room, so that a slow store costs
+	// a paced request at most this.
+	defaultStoreTimeout = 50 * time.Millisecond
+	// storeSyncEvery is how often the Transport puts its changes and reads
+	// the others'.
+	storeSyncEvery = 250 * time.Millisecond
+	// heartbeatEvery and heartbeatTTL: how often a Transport with a Pacer
+	// says it is alive, and for how long each beat counts.
+	heartbeatEvery = time.Second
+	heartbeatTTL   = 3 * time.Second
+)
