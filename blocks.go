@@ -100,8 +100,16 @@ type BlockStats struct {
 type blockKeeper interface {
 	// observe records a response through exit to target: blocked says it
 	// is a block; otherwise it is a success, which ends a run of blocks
-	// and re-admits an exit after its cooldown.
-	observe(target string, exit int, blocked bool, now time.Time)
+	// and re-admits an exit after its cooldown. It reports whether an
+	// avoidance began or ended (what Config.Store shares).
+	observe(target string, exit int, blocked bool, now time.Time) (changed bool)
+	// export returns exit's avoidance of target for Config.Store: its
+	// level (avoidances in a row) and how long it lasts from now.
+	export(target string, exit int, now time.Time) (level int, left time.Duration, ok bool)
+	// adopt takes an avoidance another Transport shared: the target's
+	// requests avoid exit for left from now (none when left <= 0: a
+	// re-admission), at least at level.
+	adopt(target string, exit, level int, left time.Duration, now time.Time)
 	// avoided returns the exits the target's requests avoid now (bit i
 	// for exit i).
 	avoided(target string, now time.Time) uint64
@@ -145,21 +153,21 @@ func newBlockTable(conf *Blocks, nexits int) *blockTable {
 	return &blockTable{conf: conf, nexits: min(nexits, 64), targets: make(map[string]*targetBlocks)}
 }
 
-func (b *blockTable) observe(target string, exit int, blocked bool, now time.Time) {
+func (b *blockTable) observe(target string, exit int, blocked bool, now time.Time) bool {
 	if exit >= b.nexits || !blocked && b.active.Load() == 0 {
-		return
+		return false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !blocked {
 		tb := b.targets[target]
 		if tb == nil {
-			return
+			return false
 		}
 		eb := &tb.exits[exit]
 		readmit := eb.probing && !now.Before(eb.until)
 		if eb.inARow == 0 && !readmit {
-			return // nothing changes
+			return false // nothing changes
 		}
 		eb.inARow = 0
 		if readmit {
@@ -167,14 +175,15 @@ func (b *blockTable) observe(target string, exit int, blocked bool, now time.Tim
 			eb.level = max(0, eb.level-1)
 		}
 		b.recountLocked(now)
-		return
+		return readmit
 	}
 	tb := b.getLocked(target, now)
 	eb := &tb.exits[exit]
 	eb.blocks++
 	eb.inARow++
 	eb.last = now
-	if eb.inARow >= b.conf.After || eb.probing && !now.Before(eb.until) {
+	avoid := eb.inARow >= b.conf.After || eb.probing && !now.Before(eb.until)
+	if avoid {
 		eb.level++
 		d := b.conf.Cooldown << min(eb.level-1, 30)
 		if d <= 0 || d > b.conf.MaxCooldown {
@@ -184,6 +193,41 @@ func (b *blockTable) observe(target string, exit int, blocked bool, now time.Tim
 		eb.probing = true
 		eb.inARow = 0
 		eb.avoidances++
+	}
+	b.recountLocked(now)
+	return avoid
+}
+
+func (b *blockTable) export(target string, exit int, now time.Time) (int, time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tb := b.targets[target]
+	if tb == nil || exit >= b.nexits {
+		return 0, 0, false
+	}
+	eb := &tb.exits[exit]
+	return eb.level, max(0, eb.until.Sub(now)), true
+}
+
+func (b *blockTable) adopt(target string, exit, level int, left time.Duration, now time.Time) {
+	if exit >= b.nexits {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	eb := &b.getLocked(target, now).exits[exit]
+	eb.level = max(eb.level, level)
+	if left <= 0 {
+		// Re-admitted elsewhere: the probe succeeded there.
+		if eb.probing && now.Before(eb.until) {
+			eb.until, eb.probing = now, false
+		}
+	} else if until := now.Add(left); until.After(eb.until) {
+		eb.until, eb.probing, eb.inARow = until, true, 0
+		eb.avoidances++
+		if eb.last.IsZero() {
+			eb.last = now
+		}
 	}
 	b.recountLocked(now)
 }
@@ -263,7 +307,7 @@ func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
 	for target, tb := range b.targets {
 		for i, name := range names[:min(len(names), len(tb.exits))] {
 			eb := tb.exits[i]
-			if eb.blocks == 0 {
+			if eb.blocks == 0 && eb.avoidances == 0 {
 				continue
 			}
 			bs := BlockStats{Target: target, Exit: name, Blocks: eb.blocks, InARow: eb.inARow, Avoidances: eb.avoidances}
@@ -299,8 +343,8 @@ func (p *hostPool) noteBlocks(resp *http.Response) {
 	} else if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
 		blocked = ok&^bit != 0 // another exit got a 2xx from the target
 	}
-	if blocked || !t.blocks.quiet() {
-		t.blocks.observe(p.policy.name, p.exit.idx, blocked, t.now())
+	if (blocked || !t.blocks.quiet()) && t.blocks.observe(p.policy.name, p.exit.idx, blocked, t.now()) {
+		t.store.changedBlock(p.policy.name, p.exit)
 	}
 }
 

@@ -24,6 +24,9 @@ const (
 	// SourceObserved: warmpool saw the server close or reset sockets at
 	// the same point more than once.
 	SourceObserved Source = "observed"
+	// SourceShared: another Transport learned it (announced or observed)
+	// and shared it through Config.Store.
+	SourceShared Source = "shared"
 )
 
 // HostPolicy is what warmpool applies to, and has learned about, one target
@@ -160,6 +163,10 @@ type hostPolicy struct {
 	dialed      int       // sockets dialed since, for probeEvery
 	disproved   int       // a count disproved as a limit, until disprovedAt+disproofTTL
 	disprovedAt time.Time
+	// maxShared and idleShared say the server limit and idle timeout
+	// came from Config.Store (Snapshot shows SourceShared); local learning
+	// clears them.
+	maxShared, idleShared bool
 }
 
 // ring is a tiny fixed ring of recent integer observations.
@@ -232,7 +239,14 @@ func (hp *hostPolicy) snapshot() HostPolicy {
 	if hp.fromResets && hp.now().Sub(hp.learnedAt) >= resetLimitTTL {
 		hp.forgetLimitLocked()
 	}
-	return hp.view
+	v := hp.view
+	if hp.maxShared && v.MaxRequestsSource != SourceConfigured {
+		v.MaxRequestsSource = SourceShared
+	}
+	if hp.idleShared && v.IdleTimeoutSource != SourceConfigured {
+		v.IdleTimeoutSource = SourceShared
+	}
+	return v
 }
 
 // newSocket returns the budget of a socket being dialed and whether it is a
@@ -258,6 +272,7 @@ func (hp *hostPolicy) setServerMaxLocked(n int, src Source, headroom float64) {
 		lim = max(1, int(math.Floor(float64(n)*(1-headroom))))
 	}
 	hp.view.ServerMaxRequests = n
+	hp.maxShared = false
 	hp.fromResets = src == SourceObserved && headroom > 0
 	hp.learnedAt = hp.now()
 	hp.dialed = 0
@@ -281,6 +296,7 @@ func (hp *hostPolicy) forgetLimitLocked() {
 	hp.eff.MaxRequests = hp.conf.MaxRequests
 	hp.view.MaxRequests, hp.view.MaxRequestsSource, hp.view.ServerMaxRequests = cv.MaxRequests, cv.MaxRequestsSource, 0
 	hp.fromResets = false
+	hp.maxShared = false
 	hp.limit.Store(0)
 	hp.resets.reset()
 	hp.closes.reset()
@@ -290,6 +306,7 @@ func (hp *hostPolicy) forgetLimitLocked() {
 // sockets a margin below it.
 func (hp *hostPolicy) setServerIdleLocked(t time.Duration, src Source) {
 	hp.view.ServerIdleTimeout = t
+	hp.idleShared = false
 	idle := idleMargin(t)
 	if idle <= 0 || (hp.conf.IdleTimeout > 0 && hp.conf.IdleTimeout <= idle) {
 		return
@@ -453,7 +470,7 @@ func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 	t := p.t
 	pol := p.policy.of(l.s.h2)
 	if pol.observeAnswer(l.n, !resp.Close) {
-		t.logLearned(pol)
+		t.learned(pol)
 	}
 	if resp.Close {
 		r := CloseServerClose
@@ -466,13 +483,13 @@ func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 		}
 		p.mu.Unlock()
 		if !l.last && !l.callerClose && pol.observeServerClose(l.n, r == CloseHTTP10) {
-			t.logLearned(pol)
+			t.learned(pol)
 		}
 	}
 	if !l.s.h2 {
 		if v := resp.Header["Keep-Alive"]; len(v) > 0 {
 			if ka, ok := parseKeepAlive(v[0]); ok && pol.observeKeepAlive(l.n, ka) {
-				t.logLearned(pol)
+				t.learned(pol)
 			}
 		}
 	}

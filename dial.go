@@ -139,7 +139,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
 		byProxy := p.exit.proxy != nil && proxyFault(err, targetTLS)
 		if byProxy {
 			if p.exit.health.failure(t.now(), err) {
-				t.logEjected(p.exit)
+				t.ejected(p.exit)
 			}
 		} else {
 			p.exit.health.missedTarget(t.now(), p.key, err)

@@ -168,7 +168,7 @@ func (t *Transport) reached(e *exit, target hostKey) {
 	now := t.now()
 	for _, o := range t.exits {
 		if o.health.blame(now, target, o != e) {
-			t.logEjected(o)
+			t.ejected(o)
 		}
 	}
 }
@@ -314,4 +314,29 @@ func (h *Health) normalize(field string) error {
 		return configErr(field+".MaxEjection", "%v is below BaseEjection %v", h.MaxEjection, h.BaseEjection)
 	}
 	return nil
+}
+
+// export returns the exit's ejection for Config.Store: its level and how
+// long it lasts from now.
+func (h *health) export(now time.Time) (level int, left time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.level, max(0, time.Duration(h.until.Load()-now.UnixNano()))
+}
+
+// adopt takes an ejection another Transport shared: the exit is ejected
+// for left from now, at least at level, and probed when it comes back.
+func (h *health) adopt(level int, left time.Duration, now time.Time, why string) {
+	if left <= 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.level = max(h.level, level)
+	if until := now.Add(left).UnixNano(); until > h.until.Load() {
+		h.until.Store(until)
+		h.probing.Store(true)
+		h.consecutive.Store(0)
+		h.lastErr = why
+	}
 }

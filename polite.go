@@ -168,13 +168,7 @@ func (pc *politeClocks) reserve(target hostKey, base time.Duration, now time.Tim
 	if c.waiting >= pc.conf.MaxQueue {
 		return time.Time{}, errPoliteQueueFull
 	}
-	d := base
-	if pc.conf.AutoThrottle {
-		d = max(base, c.delay)
-	}
-	if j := pc.conf.Jitter; j > 0 && d > 0 {
-		d += time.Duration(pc.intN(int(float64(d)*j) + 1))
-	}
+	d := pc.intervalLocked(c, base)
 	at := now
 	if c.next.After(at) {
 		at = c.next
@@ -185,6 +179,19 @@ func (pc *politeClocks) reserve(target hostKey, base time.Duration, now time.Tim
 	c.next = at.Add(d)
 	c.waiting++
 	return at, nil
+}
+
+// intervalLocked returns the delay after c's next turn: base, or
+// AutoThrottle's delay, lengthened by Jitter. pc.mu must be held.
+func (pc *politeClocks) intervalLocked(c *politeClock, base time.Duration) time.Duration {
+	d := base
+	if pc.conf.AutoThrottle {
+		d = max(base, c.delay)
+	}
+	if j := pc.conf.Jitter; j > 0 && d > 0 {
+		d += time.Duration(pc.intN(int(float64(d)*j) + 1))
+	}
+	return d
 }
 
 func (pc *politeClocks) done(target hostKey) {

@@ -169,6 +169,9 @@ type Snapshot struct {
 	// last minute. More than 10 is client recreation, which wastes every
 	// handshake (New then warns through Config.Logger, once).
 	TransportsCreated int
+	// Store is the state of Config.Store (degraded or not, records put
+	// and taken); nil without a store.
+	Store *StoreStats `json:",omitempty"`
 }
 
 // PairKey is the key of Snapshot.Pairs: an exit's name and a target's
@@ -274,6 +277,7 @@ func (t *Transport) Snapshot() Snapshot {
 	}
 	s.Blocks = t.blocks.stats(names, now)
 	s.TransportsCreated = recentTransports(now)
+	s.Store = t.store.stats()
 	s.Status, s.StatusRule = s.status()
 	return s
 }

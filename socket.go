@@ -206,14 +206,14 @@ func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duratio
 	switch r {
 	case CloseReset:
 		if pol := p.policy.of(s.h2); served > 0 && pol.observeReset(served) {
-			t.logLearned(pol)
+			t.learned(pol)
 		}
 		// A reset after the request was sent is the target's doing (a
 		// WAF, a limit), or a network's: it never counts against the
 		// exit. A proxy that dies also fails its next dials, which do.
 	case CloseServerIdleTimeout:
 		if pol := p.policy.of(s.h2); pol.observeIdleClose(idle) {
-			t.logLearned(pol)
+			t.learned(pol)
 		}
 	}
 	t.socketEvent(p, s, SocketClosed, r)

@@ -113,3 +113,7 @@ const (
 	heartbeatEvery = time.Second
 	heartbeatTTL   = 3 * time.Second
 )
+
+// errStoreSkipped stands for a Pacer call not made (nothing to pace, or a
+// Pacer that failed lately).
+var errStoreSkipped = errors.New("store call skipped")

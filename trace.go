@@ -206,12 +206,20 @@ func (t *Transport) Events() []SocketEvent {
 	return out
 }
 
-// logEjected logs an exit's ejection at Info.
-func (t *Transport) logEjected(e *exit) {
+// ejected logs an exit's ejection at Info and shares it (Config.Store).
+func (t *Transport) ejected(e *exit) {
+	t.store.changedEjection(e)
 	if lg := t.cfg.Logger; lg != nil {
 		es := e.snapshot(t.now())
 		lg.Info("warmpool: exit ejected", "exit", e.name, "until", es.EjectedUntil, "ejections", es.Ejections, "last_error", es.LastError)
 	}
+}
+
+// learned logs a policy that this Transport's sockets changed, at Info,
+// and shares it (Config.Store).
+func (t *Transport) learned(hp *hostPolicy) {
+	t.store.changedLimit(hp)
+	t.logLearned(hp)
 }
 
 // logLearned logs a policy that changed at Info.

@@ -39,6 +39,7 @@ type Transport struct {
 	dead     deadTargets  // targets no exit could reach (Health.DeadTargetTTL)
 	blocks   blockKeeper  // blocks per exit and target (Config.Blocks)
 	polite   politeKeeper // pacing per target (Config.Politeness)
+	store    *storeSync   // sharing through Config.Store; nil without one
 
 	idle      atomic.Int64  // sockets open with no request in flight (Config.IdleCap)
 	evict     chan struct{} // asks the sweeper to enforce Config.IdleCap
@@ -60,7 +61,9 @@ const defaultSweepInterval = 250 * time.Millisecond
 
 // New validates cfg and returns a Transport. Invalid configuration returns
 // a *ConfigError naming the field. The Transport starts one background
-// goroutine that expires idle sockets; Close stops it.
+// goroutine that expires idle sockets, and one more that shares state with
+// Config.Store when it is set (New first takes what the store holds, within
+// Config.StoreTimeout); Close stops them.
 func New(cfg Config) (*Transport, error) {
 	return newWithClock(cfg, time.Now)
 }
@@ -103,6 +106,13 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.done = t.ctx.Done()
+	if cfg.Store != nil {
+		t.store = newStoreSync(t)
+		if t.store.pacer != nil {
+			t.polite = &fleetClocks{politeClocks: t.polite.(*politeClocks), s: t.store}
+		}
+		t.store.start()
+	}
 	t.wg.Add(1)
 	go t.sweeper(defaultSweepInterval)
 	return t, nil

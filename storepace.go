@@ -1,0 +1,72 @@
+package warmpool
+
+import "time"
+
+// fleetClocks is the politeKeeper of a Transport whose Config.Store is a
+// Pacer: each turn is reserved from the Pacer, so that the delay holds
+// across every process that shares it. The local clocks keep the queue
+// bound, AutoThrottle's delay and the holds, and pace alone while the
+// Pacer fails: at the delay times the processes last seen alive, so that
+// the fleet stays at or under its pace.
+type fleetClocks struct {
+	*politeClocks
+	s *storeSync
+}
+
+func (f *fleetClocks) reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error) {
+	pc := f.politeClocks
+	pc.mu.Lock()
+	c := pc.getLocked(target, base, now)
+	if c.waiting >= pc.conf.MaxQueue {
+		pc.mu.Unlock()
+		return time.Time{}, errPoliteQueueFull
+	}
+	d := pc.intervalLocked(c, base)
+	c.waiting++ // c stays in pc.clock while it has waiters
+	pc.mu.Unlock()
+
+	var wait time.Duration
+	err := errStoreSkipped
+	// While the Pacer fails, ask it again only once in a while: a store
+	// that does not answer would cost every request StoreTimeout.
+	if d > 0 && (!f.s.degraded.Load() || now.UnixNano() >= f.s.retryAt.Load()) {
+		ctx, cancel := f.s.ctx()
+		wait, err = f.s.pacer.Reserve(ctx, target.scheme+"://"+target.addr, d)
+		cancel()
+		if err != nil {
+			f.s.failed(err)
+		} else {
+			f.s.ok()
+		}
+	}
+	n := time.Duration(max(1, f.s.alive.Load()))
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	var at time.Time
+	if err == nil {
+		f.s.fleet.Add(1)
+		at = f.s.t.now().Add(wait)
+		// Should the Pacer fail, the local clock goes on from here.
+		if next := at.Add(d * n); next.After(c.next) {
+			c.next = next
+		}
+	} else {
+		if d > 0 {
+			f.s.local.Add(1)
+		}
+		at = now
+		if c.next.After(at) {
+			at = c.next
+		}
+		c.next = at.Add(d * n)
+	}
+	if c.holdTo.After(at) {
+		at = c.holdTo
+	}
+	return at, nil
+}
+
+func (f *fleetClocks) hold(target hostKey, until time.Time) {
+	f.politeClocks.hold(target, until)
+	f.s.hold(target.scheme+"://"+target.addr, until)
+}
