@@ -215,6 +215,7 @@ type Target struct {
 	host      string
 	port      string
 	pool      *x509.CertPool
+	certPEM   []byte
 	serverTLS *tls.Config // nil with PlainHTTP
 	srv       *http.Server
 	ln        *listener
@@ -318,13 +319,14 @@ func Start(cfg Config) (*Target, error) {
 		t.handler = http.HandlerFunc(t.defaultHandler)
 	}
 
-	cert, pool, err := selfSignedCert()
+	tc, err := testcert.New("warmpool target", 7*24*time.Hour)
 	if err != nil {
 		rawLn.Close()
 		cancel()
 		return nil, err
 	}
-	t.pool = pool
+	cert := tc.TLS
+	t.pool, t.certPEM = tc.Pool, tc.CertPEM
 	if !cfg.PlainHTTP {
 		protos := []string{"http/1.1"}
 		if cfg.HTTP2 {
@@ -401,6 +403,10 @@ func (t *Target) Config() Config { return t.cfg }
 // CertPool returns a pool trusting the target's certificate, which is valid
 // for 127.0.0.1, ::1 and localhost.
 func (t *Target) CertPool() *x509.CertPool { return t.pool }
+
+// CertPEM returns the target's certificate in PEM, for another process to
+// trust (an SSL_CERT_FILE).
+func (t *Target) CertPEM() []byte { return t.certPEM }
 
 // TLSConfig returns a new client tls.Config trusting the target. NextProtos
 // and ServerName are left empty.
@@ -967,13 +973,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// selfSignedCert creates an ECDSA P-256 certificate for 127.0.0.1, ::1 and
-// localhost, and a pool trusting it.
-func selfSignedCert() (tls.Certificate, *x509.CertPool, error) {
-	c, err := testcert.New("warmpool target", 7*24*time.Hour)
-	return c.TLS, c.Pool, err
 }
 
 // recorder buffers a handler's response (used by HTTP10).
