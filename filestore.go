@@ -16,12 +16,13 @@ import (
 	"time"
 )
 
-// fileStoreFormat is the version of the file store's document; a file of
-// another version is ignored like a corrupt one.
-const fileStoreFormat = 1
-
-// defaultFileStoreEvery is how often, at most, a file store writes its file.
-const defaultFileStoreEvery = time.Second
+const (
+	// fileStoreFormat is the version of the file store's document; a file
+	// of another version is ignored like a corrupt one.
+	fileStoreFormat = 1
+	// defaultFileStoreEvery is how often, at most, a file store writes.
+	defaultFileStoreEvery = time.Second
+)
 
 // fileStore is the Store of NewFileStore: the records in memory, written
 // whole to one file in the background.
@@ -36,17 +37,19 @@ type fileStore struct {
 	dirty  bool   // something changed since the last written document
 	closed bool
 
-	stop   chan struct{}
-	done   chan struct{}
-	writes atomic.Int64 // documents written (for tests)
+	closeOnce  sync.Once
+	stop, done chan struct{} // the writer's
+	writes     atomic.Int64  // documents written (for tests)
 }
 
 // fileRecord is one record held by a fileStore.
 type fileRecord struct {
+	kind             RecordKind
+	key              string
 	version          uint64
 	value            []byte // never modified: replaced whole
 	written, expires time.Time
-	seq              uint64
+	seq              uint64 // when it was accepted
 }
 
 // fileDoc is the file store's document.
@@ -63,7 +66,6 @@ type fileDocItem struct {
 	Value   []byte     `json:"value"`
 	Written int64      `json:"written"`
 	Expires int64      `json:"expires"`
-	seq     uint64
 }
 
 // NewFileStore returns a Store that keeps the state in the file at path, so
@@ -93,11 +95,11 @@ func NewFileStore(path string) (Store, error) {
 
 // newFileStore is NewFileStore with its write interval and clock.
 func newFileStore(path string, every time.Duration, now func() time.Time) (*fileStore, error) {
-	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil {
+	if path == "" {
+		return nil, errors.New("warmpool: file store: empty path")
+	}
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("warmpool: file store %s: %w", path, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("warmpool: file store %s: %s is not a directory", path, dir)
 	}
 	s := &fileStore{
 		path: path, every: every, now: now,
@@ -130,106 +132,104 @@ func (s *fileStore) load(b []byte) error {
 	}
 	now := s.now()
 	for _, it := range doc.Records {
-		expires := time.Unix(0, it.Expires)
-		if !now.Before(expires) {
-			continue
-		}
-		s.putLocked(it.Kind, it.Key, &fileRecord{
-			version: it.Version, value: it.Value,
-			written: time.Unix(0, it.Written), expires: expires,
+		s.putLocked(&fileRecord{
+			kind: it.Kind, key: it.Key, version: it.Version, value: it.Value,
+			written: time.Unix(0, it.Written), expires: time.Unix(0, it.Expires),
 		}, now)
 	}
-	for kind := range s.kinds {
-		s.boundLocked(kind, now)
-	}
+	s.boundLocked(now)
 	s.dirty = false
 	return nil
 }
 
 // Put keeps each record whose version is higher than the one held for its
-// kind and key (or whose key holds none, or an expired one).
-func (s *fileStore) Put(ctx context.Context, recs []Record) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// kind and key (or whose key holds none, or an expired one). It works in
+// memory: ctx is not needed.
+func (s *fileStore) Put(_ context.Context, recs []Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return s.closedErr()
 	}
 	now := s.now()
-	touched := make(map[RecordKind]bool, 3)
 	for _, r := range recs {
-		fr := &fileRecord{
-			version: r.Version, value: slices.Clone(r.Value),
+		s.putLocked(&fileRecord{
+			kind: r.Kind, key: r.Key, version: r.Version, value: slices.Clone(r.Value),
 			written: now, expires: now.Add(r.TTL),
-		}
-		if s.putLocked(r.Kind, r.Key, fr, now) {
-			touched[r.Kind] = true
-		}
+		}, now)
 	}
-	for kind := range touched {
-		s.boundLocked(kind, now)
-	}
+	s.boundLocked(now)
 	return nil
 }
 
-// putLocked keeps fr for kind and key when its version is higher than the
-// live one held, numbering it with the next sequence; it reports whether fr
-// was accepted. A record that is already expired (TTL ≤ 0) replaces and so
-// removes an older one.
-func (s *fileStore) putLocked(kind RecordKind, key string, fr *fileRecord, now time.Time) bool {
-	m := s.kinds[kind]
+// putLocked keeps fr when its version is higher than the live one held for
+// its kind and key, numbering it with the next sequence. A record already
+// expired (TTL ≤ 0) replaces and so removes an older one.
+func (s *fileStore) putLocked(fr *fileRecord, now time.Time) {
+	m := s.kinds[fr.kind]
 	if m == nil {
 		m = make(map[string]*fileRecord)
-		s.kinds[kind] = m
+		s.kinds[fr.kind] = m
 	}
-	if old := m[key]; old != nil && now.Before(old.expires) && fr.version <= old.version {
-		return false
+	if old := m[fr.key]; old != nil && now.Before(old.expires) && fr.version <= old.version {
+		return
 	}
 	s.dirty = true
 	if !now.Before(fr.expires) {
-		delete(m, key)
-		return false
+		delete(m, fr.key)
+		return
 	}
 	s.seq++
 	fr.seq = s.seq
-	m[key] = fr
-	return true
+	m[fr.key] = fr
 }
 
-// boundLocked drops kind's expired records when it holds more than
-// maxHostRows, then the least recently written ones beyond maxHostRows.
-func (s *fileStore) boundLocked(kind RecordKind, now time.Time) {
-	m := s.kinds[kind]
-	if len(m) <= maxHostRows {
-		return
+// boundLocked keeps at most maxHostRows records of each kind: the expired
+// ones go first, then the least recently written.
+func (s *fileStore) boundLocked(now time.Time) {
+	for _, m := range s.kinds {
+		if len(m) > maxHostRows {
+			live := bySeq(appendLiveLocked(nil, m, 0, now))
+			for _, fr := range live[:max(0, len(live)-maxHostRows)] {
+				delete(m, fr.key)
+			}
+		}
 	}
+}
+
+// appendLiveLocked appends m's records accepted after cursor to live, and
+// drops m's expired records.
+func appendLiveLocked(live []*fileRecord, m map[string]*fileRecord, cursor uint64, now time.Time) []*fileRecord {
 	for key, fr := range m {
 		if !now.Before(fr.expires) {
 			delete(m, key)
+		} else if fr.seq > cursor {
+			live = append(live, fr)
 		}
 	}
-	if len(m) <= maxHostRows {
-		return
+	return live
+}
+
+// allLiveLocked is appendLiveLocked over every kind, in the order the records
+// were accepted.
+func (s *fileStore) allLiveLocked(cursor uint64, now time.Time) []*fileRecord {
+	var live []*fileRecord
+	for _, m := range s.kinds {
+		live = appendLiveLocked(live, m, cursor, now)
 	}
-	keys := make([]string, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
-	}
-	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(m[a].seq, m[b].seq) })
-	for _, key := range keys[:len(keys)-maxHostRows] {
-		delete(m, key)
-	}
+	return bySeq(live)
+}
+
+// bySeq sorts recs in the order they were accepted.
+func bySeq(recs []*fileRecord) []*fileRecord {
+	slices.SortFunc(recs, func(a, b *fileRecord) int { return cmp.Compare(a.seq, b.seq) })
+	return recs
 }
 
 // Changes returns the live records accepted after cursor, in the order they
 // were accepted. A cursor beyond the store's sequence (from another life of
 // the store) counts as 0.
-func (s *fileStore) Changes(ctx context.Context, cursor uint64) ([]Record, uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, cursor, err
-	}
+func (s *fileStore) Changes(_ context.Context, cursor uint64) ([]Record, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -239,27 +239,14 @@ func (s *fileStore) Changes(ctx context.Context, cursor uint64) ([]Record, uint6
 		cursor = 0
 	}
 	now := s.now()
-	type change struct {
-		seq uint64
-		rec Record
-	}
-	var changes []change
-	for kind, m := range s.kinds {
-		for key, fr := range m {
-			if fr.seq <= cursor || !now.Before(fr.expires) {
-				continue
-			}
-			changes = append(changes, change{fr.seq, Record{
-				Kind: kind, Key: key, Version: fr.version,
-				TTL: fr.expires.Sub(now), Age: max(0, now.Sub(fr.written)),
-				Value: slices.Clone(fr.value),
-			}})
+	live := s.allLiveLocked(cursor, now)
+	recs := make([]Record, len(live))
+	for i, fr := range live {
+		recs[i] = Record{
+			Kind: fr.kind, Key: fr.key, Version: fr.version,
+			TTL: fr.expires.Sub(now), Age: max(0, now.Sub(fr.written)),
+			Value: slices.Clone(fr.value),
 		}
-	}
-	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.seq, b.seq) })
-	recs := make([]Record, len(changes))
-	for i, c := range changes {
-		recs[i] = c.rec
 	}
 	return recs, s.seq, nil
 }
@@ -268,19 +255,18 @@ func (s *fileStore) closedErr() error {
 	return fmt.Errorf("%w: %s", ErrStoreClosed, s.path)
 }
 
-// Close writes what changed since the last write, and stops the writer. It
-// returns the error of that last write; a second Close does nothing.
-func (s *fileStore) Close() error {
-	s.mu.Lock()
-	if s.closed {
+// Close stops the writer and writes what changed since its last write. It
+// returns the error of that write; a later Close does nothing.
+func (s *fileStore) Close() (err error) {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
 		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	close(s.stop)
-	<-s.done
-	return s.flush()
+		close(s.stop)
+		<-s.done
+		err = s.flush()
+	})
+	return err
 }
 
 // run writes the file every interval when something changed, until Close.
@@ -294,7 +280,7 @@ func (s *fileStore) run() {
 			return
 		case <-tick.C:
 			if err := s.flush(); err != nil {
-				slog.Warn("warmpool: writing store file", "path", s.path, "err", err)
+				slog.Warn("warmpool: cannot write store file", "path", s.path, "err", err)
 			}
 		}
 	}
@@ -310,24 +296,16 @@ func (s *fileStore) flush() error {
 		return nil
 	}
 	s.dirty = false
-	now := s.now()
-	doc := fileDoc{Format: fileStoreFormat, Records: []fileDocItem{}}
-	for kind, m := range s.kinds {
-		for key, fr := range m {
-			if !now.Before(fr.expires) {
-				delete(m, key)
-				continue
-			}
-			doc.Records = append(doc.Records, fileDocItem{
-				Kind: kind, Key: key, Version: fr.version, Value: fr.value,
-				Written: fr.written.UnixNano(), Expires: fr.expires.UnixNano(), seq: fr.seq,
-			})
+	live := s.allLiveLocked(0, s.now())
+	s.mu.Unlock()
+	doc := fileDoc{Format: fileStoreFormat, Records: make([]fileDocItem, len(live))}
+	for i, fr := range live { // fr is not modified once held
+		doc.Records[i] = fileDocItem{
+			Kind: fr.kind, Key: fr.key, Version: fr.version, Value: fr.value,
+			Written: fr.written.UnixNano(), Expires: fr.expires.UnixNano(),
 		}
 	}
-	s.mu.Unlock()
-	slices.SortFunc(doc.Records, func(a, b fileDocItem) int { return cmp.Compare(a.seq, b.seq) })
-	err := s.write(&doc)
-	if err != nil {
+	if err := s.write(&doc); err != nil {
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()
@@ -344,27 +322,22 @@ func (s *fileStore) write(doc *fileDoc) error {
 	if err != nil {
 		return err
 	}
-	dir, base := filepath.Split(s.path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp*")
+	dir := filepath.Dir(s.path)
+	f, err := os.CreateTemp(dir, filepath.Base(s.path)+".tmp*")
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
+	if _, err = f.Write(b); err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, s.path)
+		err = os.Rename(f.Name(), s.path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(f.Name())
 		return err
 	}
 	if d, err := os.Open(dir); err == nil { // make the rename durable

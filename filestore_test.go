@@ -251,6 +251,9 @@ func TestFileStoreMissing(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path)
 
+	_, err = NewFileStore("")
+	require.Error(t, err)
+
 	_, err = NewFileStore(dir) // a directory is no file
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), dir)
@@ -444,7 +447,11 @@ func TestFileStoreClose(t *testing.T) {
 	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 1, "v", time.Hour)}))
 	require.NoError(t, s.Close())
 	assert.Len(t, readFileStoreDoc(t, path).Records, 1, "Close wrote the pending change")
-	require.NoError(t, s.Close())
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { assert.NoError(t, s.Close()) })
+	}
+	wg.Wait()
 
 	err = s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 2, "v", time.Hour)})
 	require.ErrorIs(t, err, ErrStoreClosed)
@@ -465,7 +472,7 @@ func TestFileStoreWriteFailure(t *testing.T) {
 	require.NoError(t, os.Remove(dir))
 	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 1, "v", time.Hour)}))
 	require.Eventually(t, func() bool {
-		return bytes.Contains([]byte(logs.String()), []byte("warmpool: writing store file"))
+		return bytes.Contains([]byte(logs.String()), []byte("warmpool: cannot write store file"))
 	}, 10*time.Second, time.Millisecond)
 	assert.Contains(t, logs.String(), path)
 
