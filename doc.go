@@ -37,8 +37,9 @@
 //
 // One file per concern (this is a map for readers of the source):
 //
-//   - config.go: Config and every type in it (Exit, Budget, Prewarm,
-//     Concurrency, Health), their defaults and their validation; errors.go:
+//   - config.go: Config and the types in it (Exit, Budget, Prewarm), their
+//     defaults and their validation (Concurrency, Health, Blocks and
+//     Politeness are validated in their own files); errors.go:
 //     the sentinel errors, ConfigError, DialError and the ErrorKind of a
 //     failure.
 //   - transport.go: Transport, New, Close, the sweeper, the pools and host
@@ -61,6 +62,12 @@
 //     idle.go: the cap on idle sockets; concurrency.go: the adaptive
 //     limiter; rotation.go: exit choice (warm sockets first), sessions and
 //     the proxy environment's routes.
+//   - blocks.go: blocks per exit and target; session.go: the session
+//     pool; polite.go: politeness clocks per target.
+//   - store.go: the Store and Pacer interfaces; storesync.go: sharing
+//     through Config.Store in the background; storerecords.go: what each
+//     shared record holds and how it is taken; storepace.go: politeness
+//     turns reserved from a Pacer; filestore.go: NewFileStore.
 //   - metrics.go: lock-free counters and bounded rows; snapshot.go: Stats and
 //     Snapshot; trace.go: request classification, events, logging and the
 //     caller's httptrace; histogram.go: fixed-size latency histograms.
