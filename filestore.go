@@ -82,9 +82,11 @@ type fileDocItem struct {
 //
 // A missing file starts the store empty; path's directory must exist. A file
 // that cannot be parsed (corrupt, truncated, another format) is ignored with
-// a warning through slog.Default and replaced at the next write, as is a
-// failed write retried. The store keeps at most 1024 records of each kind,
-// dropping the least recently written first.
+// a warning through slog.Default and replaced at the next write. A failed
+// write is logged the same way and retried a second later. The store keeps
+// at most 1024 records of each kind, dropping the least recently written
+// first. Close it after the Transports that use it: it writes the last
+// changes and stops the writer.
 func NewFileStore(path string) (Store, error) {
 	s, err := newFileStore(path, defaultFileStoreEvery, time.Now)
 	if err != nil {
