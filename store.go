@@ -21,21 +21,25 @@ import (
 // Snapshot().Store says the store is degraded, and the records are put
 // again once it answers.
 //
-// The Transport never closes its Store; close it after the Transports that
-// use it. Implementations must be safe for concurrent use.
+// The Transport never closes its Store (several may share one): close it
+// after the Transports that use it, or the last changes may not be kept.
+// Implementations must be safe for concurrent use.
 type Store interface {
 	// Put writes recs. Per kind and key, a record replaces the stored one
 	// only when its Version is higher: an older or equal version is
 	// dropped without an error, so that a stale writer never overwrites
 	// newer knowledge. A record is kept for its TTL from when the store
-	// takes it.
+	// takes it (a TTL <= 0: already expired). A stored record that has
+	// expired is absent: any version replaces it.
 	Put(ctx context.Context, recs []Record) error
 	// Changes returns the records written since cursor (0 for every record
 	// held) and the cursor to ask with next time. A store that lost its
-	// state (restarted empty, flushed) returns every record it holds
-	// again. Each record's Age says how long ago the store took it, by the
-	// store's own clock: a Transport never compares its clock with
-	// another machine's.
+	// state (restarted empty, flushed) returns a next cursor below the one
+	// asked with, and every record it holds: the Transport then forgets
+	// the versions it saw and puts what it knows again. Each record's TTL
+	// is the time it has left, and its Age how long ago the store took
+	// it, by the store's own clock: a Transport never compares its clock
+	// with another machine's. Records that expired are not returned.
 	Changes(ctx context.Context, cursor uint64) (recs []Record, next uint64, err error)
 	// Close stops what the store started (a writer, a connection it
 	// owns). Its records stay where they are kept.
@@ -86,7 +90,8 @@ type Record struct {
 	// one, and a store keeps the highest. Versions never come from a
 	// clock.
 	Version uint64
-	// TTL is how long the store keeps the record after it takes it.
+	// TTL is how long the store keeps the record after it takes it; in
+	// Changes, the time it has left.
 	TTL time.Duration
 	// Age is set by Changes: how long ago the store took the record, by
 	// the store's clock.
