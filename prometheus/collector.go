@@ -69,6 +69,8 @@ type collector struct {
 	closes, sockets, inFlight, keepAlive, poolEfficiency *prometheus.Desc
 	concurrencyLimit                                     *prometheus.Desc
 	exitHealthy, exitEjections, latency, up              *prometheus.Desc
+	blockedTargets, unusedPrewarms                       *prometheus.Desc
+	storeDegraded, storeErrors, storeRecords, storeTurns *prometheus.Desc
 	allDescs                                             []*prometheus.Desc
 }
 
@@ -142,6 +144,24 @@ func newCollector(snapshot func() warmpool.Snapshot, opts ...Option) *collector 
 	c.latency = desc("request_latency_seconds",
 		"Time from asking for a socket to the response headers, by class: warm (reused or prewarmed socket) or cold.",
 		[]string{"exit", "class"})
+	c.blockedTargets = desc("exit_blocked_targets",
+		"Targets whose requests avoid the exit now because it was blocked there (Config.Blocks).",
+		[]string{"exit"})
+	c.unusedPrewarms = desc("unused_prewarms_total",
+		"Sockets dialed in the background that closed without carrying a request.",
+		nil)
+	c.storeDegraded = desc("store_degraded",
+		"1 while Config.Store fails or does not answer in time (the Transport goes on with what it knows).",
+		nil)
+	c.storeErrors = desc("store_errors_total",
+		"Failed calls to Config.Store.",
+		nil)
+	c.storeRecords = desc("store_records_total",
+		"Records shared through Config.Store, by direction: put (learned here) or adopted (learned by others).",
+		[]string{"direction"})
+	c.storeTurns = desc("store_politeness_turns_total",
+		"Politeness turns, by source: fleet (reserved from the store) or local (the store failed).",
+		[]string{"source"})
 	c.up = desc("up",
 		"1: the warmpool Transport is being scraped.",
 		nil)
@@ -179,6 +199,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	c.collectConcurrency(ch, snap.Concurrency)
+	emit(ch, c.unusedPrewarms, prometheus.CounterValue, float64(snap.Total.UnusedPrewarms))
+
+	blocked := map[string]int{}
+	for _, bs := range snap.Blocks {
+		if !bs.AvoidedUntil.IsZero() && bs.AvoidedUntil.After(snap.Taken) {
+			blocked[bs.Exit]++
+		}
+	}
+	for name := range snap.Exits {
+		emit(ch, c.blockedTargets, prometheus.GaugeValue, float64(blocked[name]), label(name))
+	}
+	if st := snap.Store; st != nil {
+		emit(ch, c.storeDegraded, prometheus.GaugeValue, boolFloat(st.Degraded))
+		emit(ch, c.storeErrors, prometheus.CounterValue, float64(st.Errors))
+		emit(ch, c.storeRecords, prometheus.CounterValue, float64(st.Put), "put")
+		emit(ch, c.storeRecords, prometheus.CounterValue, float64(st.Adopted), "adopted")
+		emit(ch, c.storeTurns, prometheus.CounterValue, float64(st.FleetTurns), "fleet")
+		emit(ch, c.storeTurns, prometheus.CounterValue, float64(st.LocalTurns), "local")
+	}
 }
 
 // collectStats sends the metrics of one pool: lvs are its exit (and host)

@@ -390,6 +390,13 @@ func TestCollectSnapshot(t *testing.T) {
 			{Exit: "a|b", Host: "[::1]:443", Limit: 1},
 		},
 	}
+	snap.Taken = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	snap.Total.UnusedPrewarms = 3
+	snap.Blocks = []warmpool.BlockStats{
+		{Target: "https://example.com:443", Exit: "a|b", Blocks: 4, AvoidedUntil: snap.Taken.Add(time.Minute)},
+		{Target: "https://other.example:443", Exit: "a|b", Blocks: 1}, // not avoided
+	}
+	snap.Store = &warmpool.StoreStats{Degraded: true, Errors: 2, Put: 5, Adopted: 7, FleetTurns: 11, LocalTurns: 1}
 	c := newCollector(func() warmpool.Snapshot { return snap })
 
 	const want = `
@@ -403,6 +410,9 @@ warmpool_dial_errors_total{exit="a|b",host="example.com"} 1
 # HELP warmpool_errors_total Failed request attempts (retried ones included), by kind.
 # TYPE warmpool_errors_total counter
 warmpool_errors_total{exit="a|b",host="example.com",kind="reset"} 2
+# HELP warmpool_exit_blocked_targets Targets whose requests avoid the exit now because it was blocked there (Config.Blocks).
+# TYPE warmpool_exit_blocked_targets gauge
+warmpool_exit_blocked_targets{exit="a|b"} 1
 # HELP warmpool_exit_ejections_total Ejections of the exit for repeated failures.
 # TYPE warmpool_exit_ejections_total counter
 warmpool_exit_ejections_total{exit="a|b"} 2
@@ -460,9 +470,26 @@ warmpool_sockets{exit="a|b",host="example.com",state="busy"} 1
 warmpool_sockets{exit="a|b",host="example.com",state="idle"} 1
 warmpool_sockets{exit="a|b",host="example.com",state="retiring"} 1
 warmpool_sockets{exit="a|b",host="example.com",state="spare"} 1
+# HELP warmpool_store_degraded 1 while Config.Store fails or does not answer in time (the Transport goes on with what it knows).
+# TYPE warmpool_store_degraded gauge
+warmpool_store_degraded 1
+# HELP warmpool_store_errors_total Failed calls to Config.Store.
+# TYPE warmpool_store_errors_total counter
+warmpool_store_errors_total 2
+# HELP warmpool_store_politeness_turns_total Politeness turns, by source: fleet (reserved from the store) or local (the store failed).
+# TYPE warmpool_store_politeness_turns_total counter
+warmpool_store_politeness_turns_total{source="fleet"} 11
+warmpool_store_politeness_turns_total{source="local"} 1
+# HELP warmpool_store_records_total Records shared through Config.Store, by direction: put (learned here) or adopted (learned by others).
+# TYPE warmpool_store_records_total counter
+warmpool_store_records_total{direction="adopted"} 7
+warmpool_store_records_total{direction="put"} 5
 # HELP warmpool_tls_resumed_total Handshakes that resumed an earlier TLS session.
 # TYPE warmpool_tls_resumed_total counter
 warmpool_tls_resumed_total{exit="a|b",host="example.com"} 4
+# HELP warmpool_unused_prewarms_total Sockets dialed in the background that closed without carrying a request.
+# TYPE warmpool_unused_prewarms_total counter
+warmpool_unused_prewarms_total 3
 # HELP warmpool_up 1: the warmpool Transport is being scraped.
 # TYPE warmpool_up gauge
 warmpool_up 1
