@@ -134,6 +134,10 @@ type politeClock struct {
 	holdTo  time.Time
 	waiting int
 	used    time.Time
+	// fleetAhead is how far ahead the last turn reserved from a Pacer
+	// was (fleetClocks); the first local turn after it fails waits as
+	// long, for the turns other processes booked.
+	fleetAhead time.Duration
 }
 
 func newPoliteClocks(conf *Politeness, intN func(int) int) *politeClocks {

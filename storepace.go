@@ -6,8 +6,8 @@ import "time"
 // Pacer: each turn is reserved from the Pacer, so that the delay holds
 // across every process that shares it. The local clocks keep the queue
 // bound, AutoThrottle's delay and the holds, and pace alone while the
-// Pacer fails: at the delay times the processes last seen alive, so that
-// the fleet stays at or under its pace.
+// Pacer fails: at the delay times the processes last seen alive (and up to
+// a tenth more), so that the fleet stays under its pace.
 type fleetClocks struct {
 	*politeClocks
 	s *storeSync
@@ -46,19 +46,26 @@ func (f *fleetClocks) reserve(target hostKey, base time.Duration, now time.Time)
 	if err == nil {
 		f.s.fleet.Add(1)
 		at = f.s.t.now().Add(wait)
-		// Should the Pacer fail, the local clock goes on from here.
+		// Should the Pacer fail, the local clock goes on from here, and
+		// after the turns the fleet booked by then: as far ahead as this
+		// turn was (fleetAhead).
 		if next := at.Add(d * n); next.After(c.next) {
 			c.next = next
 		}
+		c.fleetAhead = wait
 	} else {
 		if d > 0 {
 			f.s.local.Add(1)
 		}
-		at = now
+		at = now.Add(c.fleetAhead)
+		c.fleetAhead = 0
 		if c.next.After(at) {
 			at = c.next
 		}
-		c.next = at.Add(d * n)
+		// Each process paces alone at n times the delay, lengthened by up
+		// to a tenth at random: processes whose turns fell together drift
+		// apart instead of sending in pairs.
+		c.next = at.Add(d*n + time.Duration(pc.intN(int(d*n/10)+1)))
 	}
 	if c.holdTo.After(at) {
 		at = c.holdTo

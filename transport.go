@@ -177,8 +177,13 @@ func (t *Transport) policySnapshot() map[PolicyKey]HostPolicy {
 	for _, tp := range tps {
 		none := !tp.h1.used.Load() && !tp.h2.used.Load()
 		for _, hp := range []*hostPolicy{tp.h1, tp.h2} {
-			if hp.used.Load() || none && hp.view != (HostPolicy{}) {
-				out[PolicyKey{Target: tp.name, Proto: hp.proto}] = hp.snapshot()
+			if !hp.used.Load() && !none {
+				continue
+			}
+			// A policy no socket used yet is listed when it has something
+			// to show: configured, or adopted from Config.Store.
+			if v := hp.snapshot(); hp.used.Load() || v != (HostPolicy{}) {
+				out[PolicyKey{Target: tp.name, Proto: hp.proto}] = v
 			}
 		}
 	}

@@ -28,6 +28,7 @@ declare -A PROGRAMS=(
 	[basic_ncsa_auth]=squid
 	[microsocks]=microsocks
 	[chromium]=chromium
+	[redis-server]=redis-server
 )
 have() {
 	command -v "$1" >/dev/null 2>&1 && return 0
@@ -54,7 +55,7 @@ if ((${#need[@]})); then
 		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 		# The packages' own services are not wanted: the tests start
 		# their own instances on 127.0.0.1.
-		for s in nginx apache2 squid; do
+		for s in nginx apache2 squid redis-server; do
 			service "$s" stop >/dev/null 2>&1 || true
 		done
 	fi

@@ -47,6 +47,7 @@ var packages = map[string]string{
 	"squid":           "squid",
 	"basic_ncsa_auth": "squid",
 	"microsocks":      "microsocks",
+	"redis-server":    "redis-server",
 }
 
 // searchDirs are searched after $PATH: a non-root user's PATH often lacks the

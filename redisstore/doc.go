@@ -1,0 +1,26 @@
+// Package redisstore shares what warmpool Transports learn through Redis, so
+// that a fleet of processes (cron jobs, pods behind the same proxy exits)
+// learns once: a WAF's request limit, a dead proxy, a ban of one exit on one
+// site, and one politeness clock per site for the whole fleet.
+//
+//	client := redis.NewClient(&redis.Options{Addr: "redis:6379"})
+//	st, err := redisstore.New(client, redisstore.Options{Prefix: "crawler:"})
+//	if err != nil { ... }
+//	defer st.Close()
+//	rt, err := warmpool.New(warmpool.Config{Store: st,
+//		Politeness: warmpool.Politeness{Delay: 50 * time.Millisecond}}) // 20 req/s per site, fleet-wide
+//
+// Keys (under the hash tag "{prefix}"): r:<kind>:<key> (a record: version,
+// value, write time by Redis's clock; it expires with its TTL), seq and
+// changes (the change index: one member per record, scored by a sequence
+// number), p:<target> (a target's next politeness turn) and alive (the
+// processes' heart beats). Versions are logical and times are Redis's own
+// (TIME in the scripts): no two machines' clocks are ever compared. Record
+// keys never hold credentials: warmpool keys a proxy exit by its scheme and
+// address.
+//
+// Redis that is down, slow or flushed never fails a request: warmpool bounds
+// each call (Config.StoreTimeout), goes on with local state, paces at the
+// fleet's delay times the processes last seen alive, and puts everything
+// again when Redis answers.
+package redisstore

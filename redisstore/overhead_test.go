@@ -1,0 +1,72 @@
+package redisstore_test
+
+import (
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/warmpool/warmpool"
+	"github.com/warmpool/warmpool/internal/realserver"
+	"github.com/warmpool/warmpool/internal/target"
+	"github.com/warmpool/warmpool/redisstore"
+)
+
+// BenchmarkStoreOverhead measures a reused GET with no store, with the Redis
+// store and politeness off (nothing of the store is on the request's path),
+// and with a fleet-wide politeness delay of 1 µs (one Reserve round trip per
+// request, never a wait at this rate):
+//
+//	go test -run '^$' -bench StoreOverhead -count 6 . | benchstat -col /store -
+func BenchmarkStoreOverhead(b *testing.B) {
+	tg, err := target.Start(target.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tg.Close()
+	r := realserver.StartRedis(b)
+	for _, mode := range []string{"none", "redis", "redis-polite"} {
+		b.Run("store="+mode, func(b *testing.B) {
+			cfg := warmpool.Config{TLSClientConfig: tg.TLSConfig()}
+			if mode != "none" {
+				client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+				defer client.Close()
+				st, err := redisstore.New(client, redisstore.Options{Prefix: "bench-" + mode + ":"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				cfg.Store = st
+			}
+			if mode == "redis-polite" {
+				cfg.Politeness.Delay = time.Microsecond
+			}
+			rt, err := warmpool.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Close()
+			c := &http.Client{Transport: rt}
+			get := func() {
+				resp, err := c.Get(tg.URL())
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			get() // the socket's handshake is not measured
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				get()
+			}
+			b.StopTimer()
+			if s := rt.Snapshot(); mode == "redis-polite" && s.Store.FleetTurns < uint64(b.N) {
+				b.Fatalf("only %d of %d turns were reserved from Redis", s.Store.FleetTurns, b.N)
+			}
+		})
+	}
+}

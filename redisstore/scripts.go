@@ -1,0 +1,112 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts run with Redis's own clock (TIME), never the caller's: the
+// machines of a fleet disagree about the time, and a version or a turn must
+// mean the same to all of them. Times are microseconds of Redis time.
+
+// putScript keeps a record when its version is above the stored one.
+//
+// KEYS[1] record hash, KEYS[2] sequence, KEYS[3] change index (zset)
+// ARGV[1] version, ARGV[2] value, ARGV[3] TTL in ms, ARGV[4] index member,
+// ARGV[5] TTL in ms of the sequence and the index
+var putScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'v')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then
+	return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 't', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[3], seq, ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+return 1
+`)
+
+// changesScript returns the records changed since a cursor: the sequence
+// now, then for each record its index member, version, value, TTL left (ms)
+// and age (µs). A cursor above the sequence (the keys were lost) counts as
+// 0; members whose record expired are dropped from the index.
+//
+// KEYS[1] sequence, KEYS[2] change index; ARGV[1] cursor, ARGV[2] batch
+// size, ARGV[3] record key prefix
+var changesScript = redis.NewScript(`
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local cursor = tonumber(ARGV[1])
+if seq < cursor then
+	cursor = 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local members = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {seq}
+local last = cursor
+for i = 1, #members, 2 do
+	local m = members[i]
+	local key = ARGV[3] .. m
+	local rec = redis.call('HMGET', key, 'v', 'd', 't')
+	local ttl = redis.call('PTTL', key)
+	last = tonumber(members[i + 1])
+	if rec[1] and ttl > 0 then
+		table.insert(out, m)
+		table.insert(out, rec[1])
+		table.insert(out, rec[2])
+		table.insert(out, ttl)
+		table.insert(out, now - tonumber(rec[3]))
+	else
+		redis.call('ZREM', KEYS[2], m)
+	end
+end
+if #members == 0 then
+	last = seq
+end
+table.insert(out, 2, last)
+return out
+`)
+
+// reserveScript takes the next turn of a paced key (a GCRA with no burst):
+// the turn is at the key's theoretical arrival time, or now if that has
+// passed, and the next one an interval later. It returns the wait in µs.
+//
+// KEYS[1] pace key; ARGV[1] interval in µs
+var reserveScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then
+	tat = now
+end
+local nxt = tat + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], nxt, 'PX', math.floor((nxt - now) / 1000) + 60000)
+return tat - now
+`)
+
+// holdScript holds a paced key's turns for a while (a Retry-After).
+//
+// KEYS[1] pace key; ARGV[1] hold in µs
+var holdScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local hold = now + tonumber(ARGV[1])
+if hold > tat then
+	redis.call('SET', KEYS[1], hold, 'PX', math.floor(tonumber(ARGV[1]) / 1000) + 60000)
+end
+return 0
+`)
+
+// heartbeatScript records a process as alive and counts the living.
+//
+// KEYS[1] alive index (zset); ARGV[1] process id, ARGV[2] TTL in µs
+var heartbeatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], math.floor(tonumber(ARGV[2]) / 1000) + 1000)
+return redis.call('ZCARD', KEYS[1])
+`)

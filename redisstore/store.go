@@ -1,0 +1,220 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/warmpool/warmpool"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Prefix namespaces every key the Store writes; empty means
+	// "warmpool:". Transports that must not share what they learn (two
+	// crawls behind different exits, a test) use different prefixes. The
+	// keys carry the prefix as a Redis Cluster hash tag ("{warmpool:}..."),
+	// so that each script's keys are in one slot.
+	Prefix string
+	// IndexTTL is how long the change index and its sequence outlive the
+	// last write; zero means 7 days. A record itself lives for its own
+	// TTL.
+	IndexTTL time.Duration
+}
+
+// DefaultPrefix is the Prefix of the zero Options.
+const DefaultPrefix = "warmpool:"
+
+// changesBatch is the most records one Changes call returns; the next call
+// continues from its cursor.
+const changesBatch = 1000
+
+// Store keeps warmpool's shared state in Redis: learned limits, proxy exits'
+// ejections and blocks as versioned records that expire, politeness turns
+// as one clock per target (GCRA, in Redis time), and the processes' heart
+// beats. It implements warmpool.Pacer: give it to warmpool.Config.Store.
+// Every method is one round trip (Put: one pipeline). It is safe for
+// concurrent use.
+type Store struct {
+	client   redis.UniversalClient
+	base     string // "{prefix}"
+	indexTTL time.Duration
+	closed   atomic.Bool
+}
+
+var _ warmpool.Pacer = (*Store)(nil)
+
+// New returns a Store that keeps warmpool's shared state in Redis through
+// client. It does not contact Redis: a fleet starts (on local state) while
+// Redis is down. The caller keeps the client: Close does not close it.
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redisstore: New: nil client")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("redisstore: Options.Prefix %q holds a brace (the Store adds its own hash tag)", opts.Prefix)
+	}
+	if opts.IndexTTL < 0 {
+		return nil, fmt.Errorf("redisstore: Options.IndexTTL: negative duration %v", opts.IndexTTL)
+	}
+	if opts.IndexTTL == 0 {
+		opts.IndexTTL = 7 * 24 * time.Hour
+	}
+	return &Store{client: client, base: "{" + opts.Prefix + "}", indexTTL: opts.IndexTTL}, nil
+}
+
+func (s *Store) key(parts ...string) string { return s.base + strings.Join(parts, "") }
+
+func (s *Store) check(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("redisstore: %s: %w", op, warmpool.ErrStoreClosed)
+	}
+	return nil
+}
+
+// Put writes recs in one pipeline; per kind and key, a record replaces the
+// stored one only when its version is higher.
+func (s *Store) Put(ctx context.Context, recs []warmpool.Record) error {
+	if err := s.check("put"); err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	err := s.put(ctx, recs)
+	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+		// A pipeline cannot fall back from EVALSHA to EVAL: load the
+		// script (Redis restarted, or never saw it) and try again.
+		if err = putScript.Load(ctx, s.client).Err(); err == nil {
+			err = s.put(ctx, recs)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: put: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, recs []warmpool.Record) error {
+	pipe := s.client.Pipeline()
+	seq, index := s.key("seq"), s.key("changes")
+	for _, r := range recs {
+		if r.TTL <= 0 {
+			continue // already expired
+		}
+		member := string(r.Kind) + ":" + r.Key
+		putScript.EvalSha(ctx, pipe, []string{s.key("r:", member), seq, index},
+			r.Version, r.Value, max(1, r.TTL.Milliseconds()), member, s.indexTTL.Milliseconds())
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	return nil
+}
+
+// Changes returns the records written since cursor, at most 1,000 at a
+// time, and the cursor to ask with next. After Redis lost its keys
+// (restarted empty, flushed) the next cursor is below the one asked with
+// and every record held is returned.
+func (s *Store) Changes(ctx context.Context, cursor uint64) ([]warmpool.Record, uint64, error) {
+	if err := s.check("changes"); err != nil {
+		return nil, cursor, err
+	}
+	v, err := changesScript.Run(ctx, s.client, []string{s.key("seq"), s.key("changes")},
+		cursor, changesBatch, s.key("r:")).Slice()
+	if err != nil {
+		return nil, cursor, fmt.Errorf("redisstore: changes: %w", err)
+	}
+	if len(v) < 2 || (len(v)-2)%5 != 0 {
+		return nil, cursor, fmt.Errorf("redisstore: changes: unexpected reply of %d items", len(v))
+	}
+	seq, next := toUint(v[0]), toUint(v[1])
+	if seq < cursor {
+		next = min(next, seq) // lost: tell the caller by going back
+	}
+	recs := make([]warmpool.Record, 0, (len(v)-2)/5)
+	for i := 2; i+4 < len(v); i += 5 {
+		member, _ := v[i].(string)
+		kind, key, ok := strings.Cut(member, ":")
+		if !ok {
+			continue
+		}
+		val, _ := v[i+2].(string)
+		recs = append(recs, warmpool.Record{
+			Kind: warmpool.RecordKind(kind), Key: key, Version: toUint(v[i+1]), Value: []byte(val),
+			TTL: time.Duration(toUint(v[i+3])) * time.Millisecond,
+			Age: time.Duration(toUint(v[i+4])) * time.Microsecond,
+		})
+	}
+	return recs, next, nil
+}
+
+// Reserve takes key's next politeness turn and the turn after it interval
+// later, and returns how long to wait for the turn.
+func (s *Store) Reserve(ctx context.Context, key string, interval time.Duration) (time.Duration, error) {
+	if err := s.check("reserve"); err != nil {
+		return 0, err
+	}
+	us, err := reserveScript.Run(ctx, s.client, []string{s.key("p:", key)}, max(0, interval.Microseconds())).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: reserve: %w", err)
+	}
+	return time.Duration(max(0, us)) * time.Microsecond, nil
+}
+
+// Hold keeps key's turns for d from now.
+func (s *Store) Hold(ctx context.Context, key string, d time.Duration) error {
+	if err := s.check("hold"); err != nil {
+		return err
+	}
+	if d <= 0 {
+		return nil
+	}
+	if err := holdScript.Run(ctx, s.client, []string{s.key("p:", key)}, d.Microseconds()).Err(); err != nil {
+		return fmt.Errorf("redisstore: hold: %w", err)
+	}
+	return nil
+}
+
+// Heartbeat records process id as alive for ttl and returns how many
+// processes are alive.
+func (s *Store) Heartbeat(ctx context.Context, id string, ttl time.Duration) (int, error) {
+	if err := s.check("heartbeat"); err != nil {
+		return 0, err
+	}
+	n, err := heartbeatScript.Run(ctx, s.client, []string{s.key("alive")}, id, max(1, ttl.Microseconds())).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: heartbeat: %w", err)
+	}
+	return int(n), nil
+}
+
+// Close makes later calls fail with an error wrapping
+// warmpool.ErrStoreClosed. The Store starts nothing of its own, and the
+// client is the caller's: Close does not close it. It is idempotent.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// toUint reads an integer of a script's reply (Redis gives integers as
+// int64 and bulk strings as string).
+func toUint(v any) uint64 {
+	switch x := v.(type) {
+	case int64:
+		return uint64(max(0, x))
+	case string:
+		n, _ := strconv.ParseUint(x, 10, 64)
+		return n
+	}
+	return 0
+}
