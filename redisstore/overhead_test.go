@@ -16,8 +16,9 @@ import (
 
 // BenchmarkStoreOverhead measures a reused GET with no store, with the Redis
 // store and politeness off (nothing of the store is on the request's path),
-// and with a fleet-wide politeness delay of 1 µs (one Reserve round trip per
-// request, never a wait at this rate):
+// with a fleet-wide politeness delay of 1 µs (one Reserve round trip per
+// request, never a wait at this rate), and with that delay and no store
+// (local politeness):
 //
 //	go test -run '^$' -bench StoreOverhead -count 6 . | benchstat -col /store -
 func BenchmarkStoreOverhead(b *testing.B) {
@@ -27,10 +28,10 @@ func BenchmarkStoreOverhead(b *testing.B) {
 	}
 	defer tg.Close()
 	r := realserver.StartRedis(b)
-	for _, mode := range []string{"none", "redis", "redis-polite"} {
+	for _, mode := range []string{"none", "redis", "redis-polite", "polite"} {
 		b.Run("store="+mode, func(b *testing.B) {
 			cfg := warmpool.Config{TLSClientConfig: tg.TLSConfig()}
-			if mode != "none" {
+			if mode == "redis" || mode == "redis-polite" {
 				client := redis.NewClient(&redis.Options{Addr: r.Addr()})
 				defer client.Close()
 				st, err := redisstore.New(client, redisstore.Options{Prefix: "bench-" + mode + ":"})
@@ -40,7 +41,7 @@ func BenchmarkStoreOverhead(b *testing.B) {
 				defer st.Close()
 				cfg.Store = st
 			}
-			if mode == "redis-polite" {
+			if mode == "redis-polite" || mode == "polite" {
 				cfg.Politeness.Delay = time.Microsecond
 			}
 			rt, err := warmpool.New(cfg)
@@ -68,5 +69,37 @@ func BenchmarkStoreOverhead(b *testing.B) {
 				b.Fatalf("only %d of %d turns were reserved from Redis", s.Store.FleetTurns, b.N)
 			}
 		})
+	}
+}
+
+// BenchmarkReserve is one politeness reservation: one round trip to Redis
+// running the GCRA script.
+func BenchmarkReserve(b *testing.B) {
+	r := realserver.StartRedis(b)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer client.Close()
+	st, err := redisstore.New(client, redisstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Reserve(ctx, "https://a:443", time.Nanosecond); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPing is the round trip alone, for comparison.
+func BenchmarkPing(b *testing.B) {
+	r := realserver.StartRedis(b)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer client.Close()
+	ctx := b.Context()
+	for b.Loop() {
+		if err := client.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
