@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,8 +140,13 @@ func (job *fleetJob) run() (*fleetResult, error) {
 			}
 		}
 	})
+	if err := one(job.URL); err != nil {
+		return nil, fmt.Errorf("first request: %w", err)
+	}
+	fmt.Println("ready") // the parent may start breaking things
 	var wg sync.WaitGroup
 	var sent atomic.Int64
+	sent.Add(1)
 	deadline := time.Now().Add(job.For)
 	for range workers {
 		wg.Go(func() {
@@ -233,6 +239,16 @@ func waitChild(cmd *exec.Cmd, out *syncBuffer) (*fleetResult, error) {
 		return nil, fmt.Errorf("fleet child printed no result:\n%s", text)
 	}
 	return &res, nil
+}
+
+// waitReady waits until a child has sent its first request.
+func waitReady(out *syncBuffer) error {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(out.String(), "ready\n") {
+			return nil
+		}
+	}
+	return fmt.Errorf("fleet child never got ready:\n%s", out.String())
 }
 
 // runChild runs one child to its end.

@@ -59,6 +59,7 @@ func startProxy(t *testing.T, cfg testproxy.Config) *testproxy.Proxy {
 // 2 resets); process B, started after, sends 2,000 GETs to it with no
 // reset, and its Snapshot shows the limit as shared.
 func TestFleetSharesResetLimit(t *testing.T) {
+	t.Parallel()
 	tg := startTarget(t, target.Config{ResetAfter: 100})
 	env := newFleetEnv(t, tg)
 	job := env.job
@@ -108,6 +109,7 @@ func refusingProxy(t *testing.T) (addr string, accepted *atomic.Int64) {
 // TestFleetSharesEjection: a proxy that refuses connections is ejected by
 // process A; process B, started right after, never dials it.
 func TestFleetSharesEjection(t *testing.T) {
+	t.Parallel()
 	tg := startTarget(t, target.Config{})
 	bad, accepted := refusingProxy(t)
 	good := startProxy(t, testproxy.Config{})
@@ -134,6 +136,7 @@ func TestFleetSharesEjection(t *testing.T) {
 // TestFleetSharesBlocks: a target bans one exit's address; the block process
 // A learned is honoured by process B: none of B's requests leave through it.
 func TestFleetSharesBlocks(t *testing.T) {
+	t.Parallel()
 	const banned = "127.0.0.3"
 	tg := startTarget(t, target.Config{LogArrivals: true, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ip, _, _ := net.SplitHostPort(r.RemoteAddr); ip == banned {
@@ -232,6 +235,7 @@ func fleetRate(t *testing.T, during func(*fleetEnv)) ([]target.Arrival, time.Tim
 // 20 requests a second to one host for 10 s: the target sees 18 to 22 a
 // second on average and no second above 26.
 func TestFleetPoliteness(t *testing.T) {
+	t.Parallel()
 	arr, _ := fleetRate(t, nil)
 	counts, mean := perSecond(arr, time.Time{}, time.Now())
 	t.Logf("%d requests, %.2f/s on average, per second %v", len(arr), mean, counts)
@@ -245,6 +249,7 @@ func TestFleetPoliteness(t *testing.T) {
 // each process falls back to the fleet's delay times the processes last
 // seen alive, so the target's rate stays at or under the limit.
 func TestFleetPolitenessRedisStopped(t *testing.T) {
+	t.Parallel()
 	arr, half := fleetRate(t, func(env *fleetEnv) { env.redis.Stop() })
 	before, meanBefore := perSecond(arr, time.Time{}, half)
 	after, meanAfter := perSecond(arr, half, time.Now())
@@ -269,18 +274,21 @@ func TestFleetPolitenessRedisStopped(t *testing.T) {
 // recovered, and a limit learned by A after the restart reaches B (which
 // then pays no reset).
 func TestFleetStoreOutage(t *testing.T) {
+	t.Parallel()
 	plain := startTarget(t, target.Config{})
 	waf := startTarget(t, target.Config{ResetAfter: 50})
 	env := newFleetEnv(t, plain, waf)
 	job := env.job
-	job.URL, job.For, job.Workers, job.LearnURL, job.Requests = plain.URL(), 3*time.Second, 2, waf.URL(), 300
+	job.URL, job.For, job.Workers, job.LearnURL, job.Requests = plain.URL(), 5*time.Second, 2, waf.URL(), 300
 	learner, lout, err := startChild(job)
 	require.NoError(t, err)
 	job.Follower = true
 	follower, fout, err := startChild(job)
 	require.NoError(t, err)
-	time.Sleep(time.Second)
-	env.redis.Stop()
+	require.NoError(t, waitReady(lout))
+	require.NoError(t, waitReady(fout))
+	time.Sleep(500 * time.Millisecond)
+	env.redis.Stop() // while both send requests
 	time.Sleep(time.Second)
 	env.redis.Restart(t)
 
