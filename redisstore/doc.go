@@ -13,8 +13,10 @@
 // Keys (under the hash tag "{prefix}"): r:<kind>:<key> (a record: version,
 // value, write time by Redis's clock; it expires with its TTL), seq and
 // changes (the change index: one member per record, scored by a sequence
-// number), p:<target> (a target's next politeness turn) and alive (the
-// processes' heart beats). Versions are logical and times are Redis's own
+// number), expiry (the same members scored by when their record expires:
+// each put drops a few expired ones from both indexes, so they hold about
+// the records alive), p:<target> (a target's next politeness turn) and
+// alive (the processes' heart beats). Versions are logical and times are Redis's own
 // (TIME in the scripts): no two machines' clocks are ever compared. Record
 // keys never hold credentials: warmpool keys a proxy exit by its scheme and
 // address.

@@ -6,24 +6,40 @@ import "github.com/redis/go-redis/v9"
 // machines of a fleet disagree about the time, and a version or a turn must
 // mean the same to all of them. Times are microseconds of Redis time.
 
-// putScript keeps a record when its version is above the stored one.
+// putScript keeps a record when its version is above the stored one, and
+// drops from the change index a few members whose record expired (those
+// due first by the expiry index), so that the index stays bounded by the
+// records alive even when every reader asks with its latest cursor (and so
+// never walks past the old members).
 //
-// KEYS[1] record hash, KEYS[2] sequence, KEYS[3] change index (zset)
+// KEYS[1] record hash, KEYS[2] sequence, KEYS[3] change index (zset),
+// KEYS[4] expiry index (zset: member by expiry time, ms of Redis time)
 // ARGV[1] version, ARGV[2] value, ARGV[3] TTL in ms, ARGV[4] index member,
-// ARGV[5] TTL in ms of the sequence and the index
+// ARGV[5] TTL in ms of the sequence and the indexes, ARGV[6] record key
+// prefix, ARGV[7] most expired members to drop
 var putScript = redis.NewScript(`
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', nowms, 'LIMIT', 0, tonumber(ARGV[7]))
+for _, m in ipairs(old) do
+	if m ~= ARGV[4] and redis.call('EXISTS', ARGV[6] .. m) == 0 then
+		redis.call('ZREM', KEYS[3], m)
+		redis.call('ZREM', KEYS[4], m)
+	end
+end
 local cur = redis.call('HGET', KEYS[1], 'v')
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then
 	return 0
 end
-local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 't', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[3], seq, ARGV[4])
+redis.call('ZADD', KEYS[4], nowms + tonumber(ARGV[3]), ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('PEXPIRE', KEYS[4], ARGV[5])
 return 1
 `)
 
@@ -32,8 +48,8 @@ return 1
 // and age (µs). A cursor above the sequence (the keys were lost) counts as
 // 0; members whose record expired are dropped from the index.
 //
-// KEYS[1] sequence, KEYS[2] change index; ARGV[1] cursor, ARGV[2] batch
-// size, ARGV[3] record key prefix
+// KEYS[1] sequence, KEYS[2] change index, KEYS[3] expiry index; ARGV[1]
+// cursor, ARGV[2] batch size, ARGV[3] record key prefix
 var changesScript = redis.NewScript(`
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local cursor = tonumber(ARGV[1])
@@ -59,6 +75,7 @@ for i = 1, #members, 2 do
 		table.insert(out, now - tonumber(rec[3]))
 	else
 		redis.call('ZREM', KEYS[2], m)
+		redis.call('ZREM', KEYS[3], m)
 	end
 end
 if #members == 0 then

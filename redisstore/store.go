@@ -35,6 +35,11 @@ const DefaultPrefix = "warmpool:"
 // continues from its cursor.
 const changesBatch = 1000
 
+// purgePerPut is the most expired members each record put drops from the
+// change index: more than the one member a put adds, so that the index
+// shrinks back to the records alive, and few enough to keep a put cheap.
+const purgePerPut = 4
+
 // Store keeps warmpool's shared state in Redis: learned limits, proxy exits'
 // ejections and blocks as versioned records that expire, politeness turns
 // as one clock per target (GCRA, in Redis time), and the processes' heart
@@ -106,14 +111,15 @@ func (s *Store) Put(ctx context.Context, recs []warmpool.Record) error {
 
 func (s *Store) put(ctx context.Context, recs []warmpool.Record) error {
 	pipe := s.client.Pipeline()
-	seq, index := s.key("seq"), s.key("changes")
+	seq, index, expiry, recPrefix := s.key("seq"), s.key("changes"), s.key("expiry"), s.key("r:")
 	for _, r := range recs {
 		if r.TTL <= 0 {
 			continue // already expired
 		}
 		member := string(r.Kind) + ":" + r.Key
-		putScript.EvalSha(ctx, pipe, []string{s.key("r:", member), seq, index},
-			r.Version, r.Value, max(1, r.TTL.Milliseconds()), member, s.indexTTL.Milliseconds())
+		putScript.EvalSha(ctx, pipe, []string{s.key("r:", member), seq, index, expiry},
+			r.Version, r.Value, max(1, r.TTL.Milliseconds()), member, s.indexTTL.Milliseconds(),
+			recPrefix, purgePerPut)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return err
@@ -129,7 +135,7 @@ func (s *Store) Changes(ctx context.Context, cursor uint64) ([]warmpool.Record, 
 	if err := s.check("changes"); err != nil {
 		return nil, cursor, err
 	}
-	v, err := changesScript.Run(ctx, s.client, []string{s.key("seq"), s.key("changes")},
+	v, err := changesScript.Run(ctx, s.client, []string{s.key("seq"), s.key("changes"), s.key("expiry")},
 		cursor, changesBatch, s.key("r:")).Slice()
 	if err != nil {
 		return nil, cursor, fmt.Errorf("redisstore: changes: %w", err)

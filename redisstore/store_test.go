@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sort"
 	"sync"
@@ -112,6 +113,38 @@ func TestRecordsExpire(t *testing.T) {
 	n, err := client.ZCard(ctx, "{exp:}changes").Result()
 	require.NoError(t, err)
 	assert.Zero(t, n, "the expired record's index member was not removed")
+	n, err = client.ZCard(ctx, "{exp:}expiry").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the expired record's expiry member was not removed")
+}
+
+// TestIndexStaysBounded: members of expired records that no reader walks
+// past again (every reader asks with its latest cursor) are dropped by
+// later puts, so the change index holds about the records alive.
+func TestIndexStaysBounded(t *testing.T) {
+	ctx := context.Background()
+	st, client, _ := newStore(t, nil, "bound:")
+	var short []warmpool.Record
+	for i := range 20 {
+		short = append(short, rec(warmpool.RecordBlock, fmt.Sprintf("https://t%d:443 http://p:1", i), 1, "x", 100*time.Millisecond))
+	}
+	require.NoError(t, st.Put(ctx, short))
+	_, cursor, err := st.Changes(ctx, 0)
+	require.NoError(t, err)
+	live := rec(warmpool.RecordLimit, "https://a:443 HTTP/1.1", 0, "live", time.Hour)
+	require.Eventually(t, func() bool {
+		live.Version++
+		if err := st.Put(ctx, []warmpool.Record{live}); err != nil {
+			return false
+		}
+		n, err := client.ZCard(ctx, "{bound:}changes").Result()
+		m, err2 := client.ZCard(ctx, "{bound:}expiry").Result()
+		return err == nil && err2 == nil && n == 1 && m == 1
+	}, 10*time.Second, 20*time.Millisecond, "the expired records' members stayed in the index")
+	recs, _, err := st.Changes(ctx, cursor)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Equal(t, "live", string(recs[0].Value))
 }
 
 // TestFlushedStore: after Redis lost its keys, Changes goes back (a cursor
