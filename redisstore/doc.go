@@ -15,9 +15,11 @@
 // changes (the change index: one member per record, scored by a sequence
 // number), expiry (the same members scored by when their record expires:
 // each put drops a few expired ones from both indexes, so they hold about
-// the records alive), p:<target> (a target's next politeness turn) and
-// alive (the processes' heart beats). Versions are logical and times are Redis's own
-// (TIME in the scripts): no two machines' clocks are ever compared. Record
+// the records alive), epoch (drawn when the sequence starts, so that a
+// reader whose cursor predates a flush or an empty restart is told so),
+// p:<target> (a target's next politeness turn) and alive (the processes'
+// heart beats). Versions are logical and times are Redis's own (TIME in
+// the scripts): no two machines' clocks are ever compared. Record
 // keys never hold credentials: warmpool keys a proxy exit by its scheme and
 // address.
 //

@@ -16,9 +16,15 @@ import "github.com/redis/go-redis/v9"
 // KEYS[4] expiry index (zset: member by expiry time, ms of Redis time)
 // ARGV[1] version, ARGV[2] value, ARGV[3] TTL in ms, ARGV[4] index member,
 // ARGV[5] TTL in ms of the sequence and the indexes, ARGV[6] record key
-// prefix, ARGV[7] most expired members to drop
+// prefix, ARGV[7] most expired members to drop; KEYS[5] the epoch: a number
+// drawn when the sequence starts (again, after Redis lost its keys), so
+// that a reader's cursor from before is told apart from the new sequence
 var putScript = redis.NewScript(`
 local t = redis.call('TIME')
+if redis.call('EXISTS', KEYS[5]) == 0 then
+	redis.call('SET', KEYS[5], (tonumber(t[2]) % 65535) + 1)
+end
+redis.call('PEXPIRE', KEYS[5], ARGV[5])
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', nowms, 'LIMIT', 0, tonumber(ARGV[7]))
 for _, m in ipairs(old) do
@@ -48,10 +54,13 @@ return 1
 // and age (µs). A cursor above the sequence (the keys were lost) counts as
 // 0; members whose record expired are dropped from the index.
 //
-// KEYS[1] sequence, KEYS[2] change index, KEYS[3] expiry index; ARGV[1]
-// cursor, ARGV[2] batch size, ARGV[3] record key prefix
+// KEYS[1] sequence, KEYS[2] change index, KEYS[3] expiry index, KEYS[4]
+// epoch; ARGV[1] cursor, ARGV[2] batch size, ARGV[3] record key prefix. The
+// reply starts with the sequence, the last score read and the epoch (0: no
+// record was ever put).
 var changesScript = redis.NewScript(`
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local epoch = tonumber(redis.call('GET', KEYS[4]) or '0')
 local cursor = tonumber(ARGV[1])
 if seq < cursor then
 	cursor = 0
@@ -82,6 +91,7 @@ if #members == 0 then
 	last = seq
 end
 table.insert(out, 2, last)
+table.insert(out, 3, epoch)
 return out
 `)
 

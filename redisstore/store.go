@@ -35,6 +35,12 @@ const DefaultPrefix = "warmpool:"
 // continues from its cursor.
 const changesBatch = 1000
 
+// A Changes cursor holds the epoch above seqBits and the sequence below.
+const (
+	seqBits = 48
+	seqMask = 1<<seqBits - 1
+)
+
 // purgePerPut is the most expired members each record put drops from the
 // change index: more than the one member a put adds, so that the index
 // shrinks back to the records alive, and few enough to keep a put cheap.
@@ -117,7 +123,7 @@ func (s *Store) put(ctx context.Context, recs []warmpool.Record) error {
 			continue // already expired
 		}
 		member := string(r.Kind) + ":" + r.Key
-		putScript.EvalSha(ctx, pipe, []string{s.key("r:", member), seq, index, expiry},
+		putScript.EvalSha(ctx, pipe, []string{s.key("r:", member), seq, index, expiry, s.key("epoch")},
 			r.Version, r.Value, max(1, r.TTL.Milliseconds()), member, s.indexTTL.Milliseconds(),
 			recPrefix, purgePerPut)
 	}
@@ -135,20 +141,29 @@ func (s *Store) Changes(ctx context.Context, cursor uint64) ([]warmpool.Record, 
 	if err := s.check("changes"); err != nil {
 		return nil, cursor, err
 	}
-	v, err := changesScript.Run(ctx, s.client, []string{s.key("seq"), s.key("changes"), s.key("expiry")},
-		cursor, changesBatch, s.key("r:")).Slice()
+	// A cursor is the epoch (high bits) and a sequence number. Redis that
+	// lost its keys draws a new epoch: a cursor from before is then read
+	// from the start, and the caller is told by a next cursor of 0.
+	epoch, at := cursor>>seqBits, cursor&seqMask
+	v, err := changesScript.Run(ctx, s.client, []string{s.key("seq"), s.key("changes"), s.key("expiry"), s.key("epoch")},
+		at, changesBatch, s.key("r:")).Slice()
 	if err != nil {
 		return nil, cursor, fmt.Errorf("redisstore: changes: %w", err)
 	}
-	if len(v) < 2 || (len(v)-2)%5 != 0 {
+	if len(v) < 3 || (len(v)-3)%5 != 0 {
 		return nil, cursor, fmt.Errorf("redisstore: changes: unexpected reply of %d items", len(v))
 	}
-	seq, next := toUint(v[0]), toUint(v[1])
-	if seq < cursor {
-		next = min(next, seq) // lost: tell the caller by going back
+	seq, last, now := toUint(v[0]), toUint(v[1]), toUint(v[2])
+	if epoch != 0 && epoch != now && at != 0 {
+		recs, _, err := s.Changes(ctx, 0)
+		return recs, 0, err
 	}
-	recs := make([]warmpool.Record, 0, (len(v)-2)/5)
-	for i := 2; i+4 < len(v); i += 5 {
+	next := now<<seqBits | last&seqMask
+	if seq < at {
+		next = now<<seqBits | min(last, seq)&seqMask // lost: tell the caller by going back
+	}
+	recs := make([]warmpool.Record, 0, (len(v)-3)/5)
+	for i := 3; i+4 < len(v); i += 5 {
 		member, _ := v[i].(string)
 		kind, key, ok := strings.Cut(member, ":")
 		if !ok {

@@ -157,7 +157,7 @@ func TestFlushedStore(t *testing.T) {
 	}
 	_, cursor, err := st.Changes(ctx, 0)
 	require.NoError(t, err)
-	require.Equal(t, uint64(5), cursor)
+	require.Equal(t, uint64(5), cursor&(1<<48-1), "the sequence is the low 48 bits")
 	require.NoError(t, client.FlushAll(ctx).Err())
 	require.NoError(t, st.Put(ctx, []warmpool.Record{rec(warmpool.RecordHealth, "http://p:1", 1, "new", time.Hour)}))
 	recs, next, err := st.Changes(ctx, cursor)
@@ -165,6 +165,31 @@ func TestFlushedStore(t *testing.T) {
 	assert.Less(t, next, cursor)
 	require.Len(t, recs, 1)
 	assert.Equal(t, "new", string(recs[0].Value))
+}
+
+// TestFlushedStoreBusy: after a flush, other writers push the new sequence
+// past a reader's old cursor before it asks: the new epoch still tells it
+// (a next cursor of 0), and it gets every record.
+func TestFlushedStoreBusy(t *testing.T) {
+	ctx := context.Background()
+	st, client, _ := newStore(t, nil, "")
+	require.NoError(t, st.Put(ctx, []warmpool.Record{rec(warmpool.RecordLimit, "https://a:443 HTTP/1.1", 1, "x", time.Hour)}))
+	_, cursor, err := st.Changes(ctx, 0)
+	require.NoError(t, err)
+	require.NoError(t, client.FlushAll(ctx).Err())
+	for i := range 5 {
+		require.NoError(t, st.Put(ctx, []warmpool.Record{rec(warmpool.RecordHealth, fmt.Sprintf("http://p:%d", i), 1, "new", time.Hour)}))
+	}
+	recs, next, err := st.Changes(ctx, cursor)
+	require.NoError(t, err)
+	assert.Less(t, next, cursor, "the reader was not told the store lost its state")
+	assert.Len(t, recs, 5)
+	recs, next, err = st.Changes(ctx, next)
+	require.NoError(t, err)
+	assert.Len(t, recs, 5, "read again from the start")
+	recs, _, err = st.Changes(ctx, next)
+	require.NoError(t, err)
+	assert.Empty(t, recs)
 }
 
 // TestPrefixesIsolate: two prefixes share neither records nor clocks.
