@@ -3,11 +3,11 @@ package warmpool
 import (
 	"math"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/keepalive"
 )
 
 // Source says where a host's limit came from.
@@ -363,16 +363,16 @@ func (hp *hostPolicy) observeKeepAlive(n int, ka keepAlive) (changed bool) {
 	defer hp.mu.Unlock()
 	before := hp.view
 	defer func() { changed = hp.view != before }()
-	if ka.max >= 0 {
+	if ka.Max >= 0 {
 		// A fresh socket's first response states the server's whole
 		// limit; later ones can only lower it.
-		total, cur := n+ka.max, hp.view.ServerMaxRequests
+		total, cur := n+ka.Max, hp.view.ServerMaxRequests
 		if hp.view.MaxRequestsSource != SourceHeader || (total != cur && (n == 1 || total < cur)) {
 			hp.setServerMaxLocked(total, SourceHeader, 0)
 		}
 	}
-	if ka.timeout > 0 && ka.timeout != hp.view.ServerIdleTimeout {
-		hp.setServerIdleLocked(ka.timeout, SourceHeader)
+	if ka.Timeout > 0 && ka.Timeout != hp.view.ServerIdleTimeout {
+		hp.setServerIdleLocked(ka.Timeout, SourceHeader)
 	}
 	return
 }
@@ -496,46 +496,11 @@ func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 }
 
 // keepAlive is a parsed Keep-Alive response header; -1 means absent.
-type keepAlive struct {
-	timeout time.Duration
-	max     int
-}
+type keepAlive = keepalive.Header
 
 // parseKeepAlive parses a Keep-Alive header value such as
-// "timeout=5, max=100". Unknown parameters are ignored; so is any value
-// that is not a plain non-negative decimal. ok is false when the header has
-// neither a timeout nor a max.
-func parseKeepAlive(v string) (ka keepAlive, ok bool) {
-	ka = keepAlive{timeout: -1, max: -1}
-	for part := range strings.SplitSeq(v, ",") {
-		name, val, found := strings.Cut(strings.TrimSpace(part), "=")
-		if !found {
-			continue
-		}
-		name = strings.ToLower(strings.TrimSpace(name))
-		val = strings.Trim(strings.TrimSpace(val), `"`)
-		if val == "" || len(val) > 9 || strings.TrimLeft(val, "0123456789") != "" {
-			continue
-		}
-		n, err := strconv.Atoi(val)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "timeout":
-			if ka.timeout < 0 && n > 0 {
-				ka.timeout = time.Duration(n) * time.Second
-				ok = true
-			}
-		case "max":
-			if ka.max < 0 {
-				ka.max = n
-				ok = true
-			}
-		}
-	}
-	return ka, ok
-}
+// "timeout=5, max=100" (see keepalive.Parse).
+func parseKeepAlive(v string) (keepAlive, bool) { return keepalive.Parse(v) }
 
 // socketBudget is the budget state of one socket. It is guarded by the
 // owning hostPool's mutex.

@@ -39,8 +39,8 @@ func TestParseKeepAlive(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			ka, ok := parseKeepAlive(tt.in)
 			assert.Equal(t, tt.ok, ok)
-			assert.Equal(t, tt.timeout, ka.timeout)
-			assert.Equal(t, tt.max, ka.max)
+			assert.Equal(t, tt.timeout, ka.Timeout)
+			assert.Equal(t, tt.max, ka.Max)
 		})
 	}
 }
@@ -52,18 +52,18 @@ func FuzzParseKeepAlive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		ka, ok := parseKeepAlive(v)
 		if !ok {
-			if ka.timeout != -1 || ka.max != -1 {
+			if ka.Timeout != -1 || ka.Max != -1 {
 				t.Fatalf("not ok but parsed %+v", ka)
 			}
 			return
 		}
-		if ka.timeout != -1 && (ka.timeout <= 0 || ka.timeout > 1e9*time.Second) {
-			t.Fatalf("timeout out of range: %v", ka.timeout)
+		if ka.Timeout != -1 && (ka.Timeout <= 0 || ka.Timeout > 1e9*time.Second) {
+			t.Fatalf("timeout out of range: %v", ka.Timeout)
 		}
-		if ka.max < -1 || ka.max > 999999999 {
-			t.Fatalf("max out of range: %d", ka.max)
+		if ka.Max < -1 || ka.Max > 999999999 {
+			t.Fatalf("max out of range: %d", ka.Max)
 		}
-		if !strings.Contains(strings.ToLower(v), "timeout") && ka.timeout != -1 {
+		if !strings.Contains(strings.ToLower(v), "timeout") && ka.Timeout != -1 {
 			t.Fatal("timeout from nowhere")
 		}
 	})
@@ -72,20 +72,20 @@ func FuzzParseKeepAlive(f *testing.F) {
 func TestHostPolicyLearning(t *testing.T) {
 	t.Run("keep-alive header sets the limit and idle timeout", func(t *testing.T) {
 		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{}, true, 0.05, time.Now)
-		hp.observeKeepAlive(1, keepAlive{timeout: 5 * time.Second, max: 100})
+		hp.observeKeepAlive(1, keepAlive{Timeout: 5 * time.Second, Max: 100})
 		v := hp.snapshot()
 		assert.Equal(t, HostPolicy{MaxRequests: 101, MaxRequestsSource: SourceHeader, ServerMaxRequests: 101,
 			IdleTimeout: 4 * time.Second, IdleTimeoutSource: SourceHeader, ServerIdleTimeout: 5 * time.Second}, v)
 		// Later responses count down: same total, nothing changes.
-		hp.observeKeepAlive(50, keepAlive{timeout: 5 * time.Second, max: 51})
+		hp.observeKeepAlive(50, keepAlive{Timeout: 5 * time.Second, Max: 51})
 		assert.Equal(t, v, hp.snapshot())
 		// A lower total on a later response lowers the limit.
-		hp.observeKeepAlive(50, keepAlive{timeout: -1, max: 10})
+		hp.observeKeepAlive(50, keepAlive{Timeout: -1, Max: 10})
 		assert.Equal(t, 60, hp.current().MaxRequests)
 	})
 	t.Run("configured limit below the server's wins", func(t *testing.T) {
 		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{MaxRequests: 20, IdleTimeout: time.Second}, true, 0.05, time.Now)
-		hp.observeKeepAlive(1, keepAlive{timeout: 5 * time.Second, max: 100})
+		hp.observeKeepAlive(1, keepAlive{Timeout: 5 * time.Second, Max: 100})
 		v := hp.snapshot()
 		assert.Equal(t, 20, v.MaxRequests)
 		assert.Equal(t, SourceConfigured, v.MaxRequestsSource)
@@ -126,7 +126,7 @@ func TestHostPolicyLearning(t *testing.T) {
 	})
 	t.Run("learning off", func(t *testing.T) {
 		hp := newHostPolicy("https://h:443", "HTTP/1.1", Budget{}, false, 0.05, time.Now)
-		hp.observeKeepAlive(1, keepAlive{timeout: 5 * time.Second, max: 100})
+		hp.observeKeepAlive(1, keepAlive{Timeout: 5 * time.Second, Max: 100})
 		hp.observeReset(100)
 		hp.observeReset(100)
 		assert.Equal(t, HostPolicy{}, hp.snapshot())
