@@ -31,7 +31,9 @@
 //
 // A Transport is safe for concurrent use. Close it when done: it stops its
 // goroutines and closes its sockets. Package dashboard serves its Snapshot as
-// a page or JSON; the prometheus submodule exports it.
+// a page or JSON; the prometheus submodule exports it; the redisstore
+// submodule shares what it learns across a fleet; the command warmpool
+// (cmd/warmpool) probes a target's keep-alive policy before a crawl.
 //
 // # Where things are
 //
