@@ -45,7 +45,11 @@ func TestEndpointCloseTeachesNoBudget(t *testing.T) {
 	pol := onlyPolicy(t, s)
 	assert.Zero(t, pol.MaxRequests, "an endpoint's closes taught a budget: %+v", pol)
 	assert.Equal(t, closes.Load()+1, int64(tg.Stats().Handshakes), "one socket per close, and the first")
-	assert.Equal(t, uint64(closes.Load()), s.Total.Closes[CloseServerClose])
+	// A socket's end is recorded when its ClientConn reports it, which
+	// may come just after the last response: wait for that event.
+	assert.Eventually(t, func() bool {
+		return rt.Snapshot().Total.Closes[CloseServerClose] == uint64(closes.Load())
+	}, 10*time.Second, 5*time.Millisecond, "server closes recorded %d, want %d", rt.Snapshot().Total.Closes[CloseServerClose], closes.Load())
 	t.Logf("closes %d, handshakes %d, policy %+v", closes.Load(), tg.Stats().Handshakes, pol)
 }
 
