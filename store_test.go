@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,27 +69,14 @@ func TestStoreWithoutItForgets(t *testing.T) {
 	assert.Nil(t, b.Snapshot().Store)
 }
 
-// countingListener accepts and closes every connection at once, counting
-// them: a proxy that refuses its clients.
-func countingListener(t *testing.T) (addr string, accepted *atomic.Int64) {
+// countingListener starts a proxy that accepts and closes every connection,
+// counting them.
+func countingListener(t *testing.T) (addr string, accepted func() int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := testproxy.StartRefuser()
 	require.NoError(t, err)
-	accepted = new(atomic.Int64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String(), accepted
+	t.Cleanup(func() { r.Close() })
+	return r.Addr(), r.Accepted
 }
 
 // TestStoreSharesEjection: a proxy that fails is ejected by one Transport;
@@ -116,12 +102,12 @@ func TestStoreSharesEjection(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("the other Transport took the ejection after %v", time.Since(start))
-	before := accepted.Load()
+	before := accepted()
 	cb := &http.Client{Transport: b}
 	for range 20 {
 		require.NoError(t, get(cb, tg.URL()))
 	}
-	assert.Equal(t, before, accepted.Load(), "the other Transport dialed the ejected proxy")
+	assert.Equal(t, before, accepted(), "the other Transport dialed the ejected proxy")
 	assert.Equal(t, 20, int(b.Snapshot().Exits["good"].Requests))
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,26 +83,14 @@ func TestFleetSharesResetLimit(t *testing.T) {
 	t.Logf("A: %d resets learning; B: 2000 GETs, %d resets, policy %+v", learned, tg.Stats().Resets-learned, pol)
 }
 
-// refusingProxy accepts and closes every connection, counting them.
-func refusingProxy(t *testing.T) (addr string, accepted *atomic.Int64) {
+// refusingProxy starts a proxy that accepts and closes every connection,
+// counting them.
+func refusingProxy(t *testing.T) (addr string, accepted func() int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := testproxy.StartRefuser()
 	require.NoError(t, err)
-	accepted = new(atomic.Int64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String(), accepted
+	t.Cleanup(func() { r.Close() })
+	return r.Addr(), r.Accepted
 }
 
 // TestFleetSharesEjection: a proxy that refuses connections is ejected by
@@ -122,15 +109,15 @@ func TestFleetSharesEjection(t *testing.T) {
 	assert.Zero(t, a.Errors, a.FirstError)
 	ejectedAt := time.Now()
 
-	before := accepted.Load()
+	before := accepted()
 	job.UntilEjected, job.Requests = false, 20
 	b, err := runChild(job)
 	require.NoError(t, err)
 	assert.Zero(t, b.Errors, b.FirstError)
-	assert.Equal(t, before, accepted.Load(), "B dialed the proxy A ejected")
+	assert.Equal(t, before, accepted(), "B dialed the proxy A ejected")
 	assert.False(t, b.Snapshot.Exits["px0"].Healthy)
 	assert.Equal(t, uint64(20), b.Snapshot.Exits["px1"].Requests)
-	t.Logf("B started %v after A's ejection and dialed the proxy %d times", time.Since(ejectedAt), accepted.Load()-before)
+	t.Logf("B started %v after A's ejection and dialed the proxy %d times", time.Since(ejectedAt), accepted()-before)
 }
 
 // TestFleetSharesBlocks: a target bans one exit's address; the block process

@@ -68,10 +68,16 @@ func pemOf(t *testing.T, tg *target.Target) string {
 	return p
 }
 
-// squid starts a real squid and returns its proxy URL.
-func squid(t *testing.T) string {
+// exits are the ways each probe test reaches its server.
+var exits = []string{"direct", "squid"}
+
+// via returns args with, for the squid exit, a real squid as -proxy.
+func via(t *testing.T, exit string, args ...string) []string {
 	t.Helper()
-	return realserver.StartSquid(t, realserver.SquidConfig{}).URL()
+	if exit == "squid" {
+		args = append(args, "-proxy", realserver.StartSquid(t, realserver.SquidConfig{}).URL())
+	}
+	return args
 }
 
 // assertIdle checks an idle range against a server's timeout: the range
@@ -91,13 +97,10 @@ func assertIdle(t *testing.T, r report, timeout time.Duration) {
 func TestProbeNginx(t *testing.T) {
 	t.Parallel()
 	ng := realserver.StartNginx(t, realserver.NginxConfig{KeepaliveRequests: 30, KeepaliveTimeout: time.Second})
-	for _, via := range []string{"direct", "squid"} {
-		t.Run(via, func(t *testing.T) {
+	for _, exit := range exits {
+		t.Run(exit, func(t *testing.T) {
 			t.Parallel()
-			var args []string
-			if via == "squid" {
-				args = append(args, "-proxy", squid(t))
-			}
+			args := via(t, exit)
 			r := probeJSON(t, ng.TLS().CertFile, ng.URL()+"/", args...)
 			assert.Equal(t, 30, r.MaxRequests)
 			assert.Equal(t, "close", r.LimitSignal)
@@ -109,7 +112,7 @@ func TestProbeNginx(t *testing.T) {
 			assertIdle(t, r, time.Second)
 			assert.Contains(t, r.Advice, `"127.0.0.1:`)
 			assert.Contains(t, r.Advice, "MaxRequests: 30")
-			if via == "squid" {
+			if exit == "squid" {
 				assert.Positive(t, r.HandshakePhasesMS["proxy"])
 				assert.NotContains(t, r.Exit, "@")
 			}
@@ -122,13 +125,10 @@ func TestProbeNginx(t *testing.T) {
 func TestProbeApache(t *testing.T) {
 	t.Parallel()
 	ap := realserver.StartApache(t, realserver.ApacheConfig{MaxKeepAliveRequests: 30, KeepAliveTimeout: time.Second})
-	for _, via := range []string{"direct", "squid"} {
-		t.Run(via, func(t *testing.T) {
+	for _, exit := range exits {
+		t.Run(exit, func(t *testing.T) {
 			t.Parallel()
-			var args []string
-			if via == "squid" {
-				args = append(args, "-proxy", squid(t))
-			}
+			args := via(t, exit)
 			r := probeJSON(t, ap.TLS().CertFile, ap.URL()+"/", args...)
 			assert.Equal(t, 31, r.MaxRequests)
 			assert.Equal(t, "header", r.LimitSignal)
@@ -147,13 +147,10 @@ func TestProbeResets(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { tg.Close() })
 	ca := pemOf(t, tg)
-	for _, via := range []string{"direct", "squid"} {
-		t.Run(via, func(t *testing.T) {
+	for _, exit := range exits {
+		t.Run(exit, func(t *testing.T) {
 			t.Parallel()
-			args := []string{"-idle-max", "1s"}
-			if via == "squid" {
-				args = append(args, "-proxy", squid(t))
-			}
+			args := via(t, exit, "-idle-max", "1s")
 			r := probeJSON(t, ca, tg.URL(), args...)
 			assert.Equal(t, 40, r.MaxRequests)
 			assert.Equal(t, "reset", r.LimitSignal)
@@ -168,13 +165,10 @@ func TestProbeResets(t *testing.T) {
 func TestProbeHTTP2(t *testing.T) {
 	t.Parallel()
 	ng := realserver.StartNginx(t, realserver.NginxConfig{HTTP2: true, KeepaliveRequests: 20})
-	for _, via := range []string{"direct", "squid"} {
-		t.Run(via, func(t *testing.T) {
+	for _, exit := range exits {
+		t.Run(exit, func(t *testing.T) {
 			t.Parallel()
-			args := []string{"-idle-max", "0"}
-			if via == "squid" {
-				args = append(args, "-proxy", squid(t))
-			}
+			args := via(t, exit, "-idle-max", "0")
 			r := probeJSON(t, ng.TLS().CertFile, ng.URL()+"/", args...)
 			assert.Equal(t, "HTTP/2.0", r.Protocol)
 			require.NotNil(t, r.H2MaxConcurrentStreams)
