@@ -56,8 +56,17 @@ func probeJSON(t *testing.T, ca, url string, args ...string) report {
 	require.Equal(t, 0, code, "stderr:\n%s", errOut)
 	var r report
 	require.NoError(t, json.Unmarshal([]byte(out), &r), "stdout:\n%s", out)
-	t.Logf("%s%v: %+v", url, args, r)
+	t.Logf("%s%v: max_requests %d (%s), idle %d..%v ms, protocol %s, h2 streams %v, resumed %v, status %d",
+		url, args, r.MaxRequests, r.LimitSignal, r.IdleTimeoutMS, deref(r.IdleTimeoutMaxMS), r.Protocol, deref(r.H2MaxConcurrentStreams), r.Resumed, r.Status)
 	return r
+}
+
+// deref shows a JSON number that may be null.
+func deref[T any](p *T) any {
+	if p == nil {
+		return "null"
+	}
+	return *p
 }
 
 // pemOf writes a target's certificate to a file.
@@ -81,14 +90,16 @@ func via(t *testing.T, exit string, args ...string) []string {
 }
 
 // assertIdle checks an idle range against a server's timeout: the range
-// holds it, allowing for the server's own timer (a few hundred ms late at
-// most) and is no wider than the search's resolution below 5 s.
+// holds it, allowing for the server's own timer (it starts when the server
+// has written a response, a little before the client has read it, and may
+// fire a few hundred ms late), and is no wider than the search's resolution
+// below 5 s.
 func assertIdle(t *testing.T, r report, timeout time.Duration) {
 	t.Helper()
 	require.NotNil(t, r.IdleTimeoutMaxMS, "no idle close found: %+v", r)
 	lo, hi := time.Duration(r.IdleTimeoutMS)*time.Millisecond, time.Duration(*r.IdleTimeoutMaxMS)*time.Millisecond
 	assert.LessOrEqual(t, lo, timeout+500*time.Millisecond, "lower bound")
-	assert.GreaterOrEqual(t, hi, timeout, "upper bound")
+	assert.GreaterOrEqual(t, hi, timeout-100*time.Millisecond, "upper bound")
 	assert.LessOrEqual(t, hi-lo, 250*time.Millisecond, "range %v to %v", lo, hi)
 }
 
