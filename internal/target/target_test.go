@@ -280,11 +280,13 @@ func TestResetAfterHTTP2(t *testing.T) {
 	assert.True(t, s.Conns[0].Reset)
 	assert.Equal(t, 3, s.Conns[0].Requests)
 
-	// The client recovers on a new connection.
+	// The client recovers on a new connection. (net/http's HTTP/2
+	// transport may dial more than one after the reset: under a busy core
+	// it was connection 3; which one is net/http's business.)
 	resp, err := post(c, tg.URL())
 	require.NoError(t, err)
-	assert.Equal(t, "2", resp.Header.Get(HeaderConnID))
-	assert.Equal(t, 2, tg.Stats().Accepts)
+	assert.NotEqual(t, "1", resp.Header.Get(HeaderConnID))
+	assert.GreaterOrEqual(t, tg.Stats().Accepts, 2)
 }
 
 func TestIdleTimeoutHTTP1(t *testing.T) {
