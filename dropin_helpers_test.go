@@ -325,11 +325,17 @@ func dropinErrMsg(err error) string {
 }
 
 // dropinErrTypes returns the types of the errors errors.Unwrap finds in
-// err, outermost first: what a type assertion or errors.As sees.
+// err, outermost first: what a type assertion or errors.As sees. crypto/tls's
+// unexported *tls.permanentError is left out: it wraps a failed write and not
+// a failed read, and whether a reset meets the client writing or reading
+// depends on when the RST lands, for net/http as for warmpool (seen once in
+// a stability run: net/http's POST failed writing, warmpool's reading).
 func dropinErrTypes(err error) string {
 	var ts []string
 	for ; err != nil; err = errors.Unwrap(err) {
-		ts = append(ts, fmt.Sprintf("%T", err))
+		if t := fmt.Sprintf("%T", err); t != "*tls.permanentError" {
+			ts = append(ts, t)
+		}
 	}
 	return strings.Join(ts, " > ")
 }
