@@ -264,6 +264,10 @@ func TestHandlerShowsConcurrencyAndEjections(t *testing.T) {
 		Exits:       []warmpool.Exit{{}, {Name: "bad", Proxy: "http://u:" + proxyPassword + "@" + px.Addr()}},
 		Concurrency: warmpool.Concurrency{Enable: true},
 		Health:      warmpool.Health{ConsecutiveFailures: 1, BaseEjection: time.Minute},
+		// Each request picks its exit, so the bad one is tried: with warm
+		// sockets first, a slow second worker could reuse the direct
+		// socket for all 10 (seen once under a busy core).
+		RotateEachRequest: true,
 	})
 	require.Empty(t, hammer(&http.Client{Transport: rt}, tg.URL(), 2, 10))
 	s := rt.Snapshot()
