@@ -155,46 +155,17 @@ func (s *storeSync) changedBlock(target string, e *exit) {
 	}
 }
 
-// markAll marks every record the Transport could share: after the store
-// came back or lost its state, it is given all again.
-func (s *storeSync) markAll() {
-	t := s.t
-	t.policyMu.Lock()
-	tps := make([]*targetPolicy, 0, len(t.policies))
-	for _, tp := range t.policies {
-		tps = append(tps, tp)
-	}
-	t.policyMu.Unlock()
-	for _, tp := range tps {
-		for _, hp := range []*hostPolicy{tp.h1, tp.h2} {
-			if v := hp.snapshot(); v.ServerMaxRequests > 0 || v.ServerIdleTimeout > 0 {
-				s.changedLimit(hp)
-			}
-		}
-	}
-	now := t.now()
-	for _, e := range t.exits {
-		if !e.health.healthy(now) {
-			s.changedEjection(e)
-		}
-	}
-	names := make([]string, len(t.exits))
-	byName := make(map[string]*exit, len(t.exits))
-	for i, e := range t.exits {
-		names[i], byName[e.name] = e.name, e
-	}
-	for _, bs := range t.blocks.stats(names, now) {
-		if !bs.AvoidedUntil.IsZero() {
-			s.changedBlock(bs.Target, byName[bs.Exit])
-		}
-	}
-	s.mu.Lock()
+// markKnownLocked marks every record this Transport put or took, so that a
+// store that came back, or lost its state, is given them all again. (What
+// changed here since is marked already: a failed put marks its records
+// again.) s.mu must be held.
+func (s *storeSync) markKnownLocked() {
 	for ref := range s.known {
-		if ref.kind == RecordBlock && len(s.dirty) < maxStoreRefs {
-			s.dirty[ref] = struct{}{}
+		if len(s.dirty) >= maxStoreRefs {
+			break
 		}
+		s.dirty[ref] = struct{}{}
 	}
-	s.mu.Unlock()
 }
 
 // push puts the records that changed here.
@@ -273,8 +244,9 @@ func (s *storeSync) pull() {
 	lost := next < cursor
 	s.mu.Lock()
 	if lost {
-		// The store lost its state (restarted empty, flushed): versions
-		// start again, and it is given what this Transport knows.
+		// The store lost its state (restarted empty, flushed): it is
+		// given what this Transport knows, and versions start again.
+		s.markKnownLocked()
 		clear(s.known)
 	}
 	s.cursor = next
@@ -291,9 +263,6 @@ func (s *storeSync) pull() {
 		if s.t.adoptRecord(r) {
 			s.adopted.Add(1)
 		}
-	}
-	if lost {
-		s.markAll()
 	}
 }
 
@@ -364,7 +333,7 @@ func (s *storeSync) failed(err error) {
 }
 
 // ok records a store call that worked: after failures, the store is given
-// everything again, since what was put while it failed may be lost.
+// everything again, since what was put before it failed may be lost.
 func (s *storeSync) ok() {
 	if !s.degraded.Load() || !s.degraded.CompareAndSwap(true, false) {
 		return
@@ -372,11 +341,11 @@ func (s *storeSync) ok() {
 	s.mu.Lock()
 	s.status.Degraded, s.status.DegradedSince = false, time.Time{}
 	s.status.Recoveries++
+	s.markKnownLocked()
 	s.mu.Unlock()
 	if lg := s.t.cfg.Logger; lg != nil {
 		lg.Info("warmpool: store recovered")
 	}
-	s.markAll()
 }
 
 // stats returns the store's state for Snapshot.

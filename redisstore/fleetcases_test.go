@@ -1,7 +1,9 @@
 package redisstore_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -301,4 +303,38 @@ func TestFleetStoreOutage(t *testing.T) {
 	pol, _ := b.Snapshot.Policy(waf.URL(), "HTTP/1.1")
 	t.Logf("learner %d and follower %d requests, 0 errors; WAF resets %d; follower's policy %+v; store %+v",
 		a.Requests, b.Requests, resets, pol, b.Snapshot.Store)
+}
+
+// TestStoreGivenBackAfterFlush: Redis loses its keys (FLUSHALL) while a
+// Transport runs: the Transport notices (its cursor goes back) and puts what
+// it had learned again, so that a process started later still finds it.
+func TestStoreGivenBackAfterFlush(t *testing.T) {
+	t.Parallel()
+	tg := startTarget(t, target.Config{ResetAfter: 100})
+	st, client, _ := newStore(t, nil, "flush:")
+	rt, err := warmpool.New(warmpool.Config{Store: st, TLSClientConfig: tg.TLSConfig()})
+	require.NoError(t, err)
+	defer rt.Close()
+	c := &http.Client{Transport: rt}
+	for range 1000 {
+		resp, err := c.Get(tg.URL())
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	key := "https://" + tg.Addr() + " HTTP/1.1"
+	held := func() bool {
+		recs, _, err := st.Changes(context.Background(), 0)
+		require.NoError(t, err)
+		for _, r := range recs {
+			if r.Kind == warmpool.RecordLimit && r.Key == key {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, held, 10*time.Second, 20*time.Millisecond, "the learned limit was never put")
+	require.NoError(t, client.FlushAll(context.Background()).Err())
+	require.False(t, held())
+	assert.Eventually(t, held, 10*time.Second, 20*time.Millisecond, "the limit was not put again after the flush")
 }
