@@ -165,14 +165,25 @@ func (pc *politeClocks) getLocked(target hostKey, base time.Duration, now time.T
 	return c
 }
 
+// takeLocked returns target's clock, counting one more request waiting for
+// a turn there, and the delay after that turn; errPoliteQueueFull when
+// MaxQueue wait already. pc.mu must be held.
+func (pc *politeClocks) takeLocked(target hostKey, base time.Duration, now time.Time) (*politeClock, time.Duration, error) {
+	c := pc.getLocked(target, base, now)
+	if c.waiting >= pc.conf.MaxQueue {
+		return nil, 0, errPoliteQueueFull
+	}
+	c.waiting++ // c stays in pc.clock while it has waiters
+	return c, pc.intervalLocked(c, base), nil
+}
+
 func (pc *politeClocks) reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	c := pc.getLocked(target, base, now)
-	if c.waiting >= pc.conf.MaxQueue {
-		return time.Time{}, errPoliteQueueFull
+	c, d, err := pc.takeLocked(target, base, now)
+	if err != nil {
+		return time.Time{}, err
 	}
-	d := pc.intervalLocked(c, base)
 	at := now
 	if c.next.After(at) {
 		at = c.next
@@ -181,7 +192,6 @@ func (pc *politeClocks) reserve(target hostKey, base time.Duration, now time.Tim
 		at = c.holdTo
 	}
 	c.next = at.Add(d)
-	c.waiting++
 	return at, nil
 }
 

@@ -16,17 +16,14 @@ type fleetClocks struct {
 func (f *fleetClocks) reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error) {
 	pc := f.politeClocks
 	pc.mu.Lock()
-	c := pc.getLocked(target, base, now)
-	if c.waiting >= pc.conf.MaxQueue {
-		pc.mu.Unlock()
-		return time.Time{}, errPoliteQueueFull
-	}
-	d := pc.intervalLocked(c, base)
-	c.waiting++ // c stays in pc.clock while it has waiters
+	c, d, err := pc.takeLocked(target, base, now)
 	pc.mu.Unlock()
+	if err != nil {
+		return time.Time{}, err
+	}
 
 	var wait time.Duration
-	err := errStoreSkipped
+	err = errStoreSkipped
 	// While the Pacer fails, ask it again only once in a while: a store
 	// that does not answer would cost every request StoreTimeout.
 	if d > 0 && (!f.s.degraded.Load() || now.UnixNano() >= f.s.retryAt.Load()) {
