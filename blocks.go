@@ -189,13 +189,17 @@ func (b *blockTable) observe(target string, exit int, blocked bool, now time.Tim
 		if d <= 0 || d > b.conf.MaxCooldown {
 			d = b.conf.MaxCooldown
 		}
-		eb.until = now.Add(d)
-		eb.probing = true
-		eb.inARow = 0
-		eb.avoidances++
+		eb.avoidUntil(now.Add(d))
 	}
 	b.recountLocked(now)
 	return avoid
+}
+
+// avoidUntil starts an avoidance of the exit that lasts until until; the
+// first request after it is the probe.
+func (eb *exitBlocks) avoidUntil(until time.Time) {
+	eb.until, eb.probing, eb.inARow = until, true, 0
+	eb.avoidances++
 }
 
 func (b *blockTable) export(target string, exit int, now time.Time) (int, time.Duration, bool) {
@@ -223,8 +227,7 @@ func (b *blockTable) adopt(target string, exit, level int, left time.Duration, n
 			eb.until, eb.probing = now, false
 		}
 	} else if until := now.Add(left); until.After(eb.until) {
-		eb.until, eb.probing, eb.inARow = until, true, 0
-		eb.avoidances++
+		eb.avoidUntil(until)
 		if eb.last.IsZero() {
 			eb.last = now
 		}
