@@ -85,10 +85,16 @@ func (h *health) ejectLocked(now time.Time) {
 	if d <= 0 || d > h.conf.MaxEjection {
 		d = h.conf.MaxEjection
 	}
-	h.until.Store(now.Add(d).UnixNano())
+	h.ejectUntilLocked(now.Add(d))
+	h.ejections++
+}
+
+// ejectUntilLocked keeps the exit out until until; the first request after
+// it probes the exit. h.mu must be held.
+func (h *health) ejectUntilLocked(until time.Time) {
+	h.until.Store(until.UnixNano())
 	h.probing.Store(true)
 	h.consecutive.Store(0)
-	h.ejections++
 }
 
 // missedTarget records that the exit failed to reach target with the
@@ -333,10 +339,8 @@ func (h *health) adopt(level int, left time.Duration, now time.Time, why string)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.level = max(h.level, level)
-	if until := now.Add(left).UnixNano(); until > h.until.Load() {
-		h.until.Store(until)
-		h.probing.Store(true)
-		h.consecutive.Store(0)
+	if until := now.Add(left); until.UnixNano() > h.until.Load() {
+		h.ejectUntilLocked(until)
 		h.lastErr = why
 	}
 }
