@@ -234,9 +234,15 @@ func waitChild(cmd *exec.Cmd, out *syncBuffer) (*fleetResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet child: %v; output:\n%s", err, text)
 	}
-	lines := splitLines(text)
+	// The result is the last JSON line (go-redis may log to stderr).
+	last := ""
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, "{") {
+			last = line
+		}
+	}
 	var res fleetResult
-	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil {
+	if last == "" || json.Unmarshal([]byte(last), &res) != nil {
 		return nil, fmt.Errorf("fleet child printed no result:\n%s", text)
 	}
 	return &res, nil
@@ -277,22 +283,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
-}
-
-func splitLines(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		if line := s[:i]; len(line) > 0 && line[0] == '{' {
-			out = append(out, line)
-		}
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
-	}
-	return out
 }

@@ -6,12 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/warmpool/warmpool"
 	"github.com/warmpool/warmpool/internal/realserver"
 	"github.com/warmpool/warmpool/internal/target"
-	"github.com/warmpool/warmpool/redisstore"
 )
 
 // BenchmarkStoreOverhead measures a reused GET with no store, with the Redis
@@ -32,14 +29,7 @@ func BenchmarkStoreOverhead(b *testing.B) {
 		b.Run("store="+mode, func(b *testing.B) {
 			cfg := warmpool.Config{TLSClientConfig: tg.TLSConfig()}
 			if mode == "redis" || mode == "redis-polite" {
-				client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-				defer client.Close()
-				st, err := redisstore.New(client, redisstore.Options{Prefix: "bench-" + mode + ":"})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				cfg.Store = st
+				cfg.Store, _, _ = newStore(b, r, "bench-"+mode+":")
 			}
 			if mode == "redis-polite" || mode == "polite" {
 				cfg.Politeness.Delay = time.Microsecond
@@ -75,13 +65,7 @@ func BenchmarkStoreOverhead(b *testing.B) {
 // BenchmarkReserve is one politeness reservation: one round trip to Redis
 // running the GCRA script.
 func BenchmarkReserve(b *testing.B) {
-	r := realserver.StartRedis(b)
-	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer client.Close()
-	st, err := redisstore.New(client, redisstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, _, _ := newStore(b, nil, "")
 	ctx := b.Context()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -93,9 +77,7 @@ func BenchmarkReserve(b *testing.B) {
 
 // BenchmarkPing is the round trip alone, for comparison.
 func BenchmarkPing(b *testing.B) {
-	r := realserver.StartRedis(b)
-	client := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer client.Close()
+	_, client, _ := newStore(b, nil, "")
 	ctx := b.Context()
 	for b.Loop() {
 		if err := client.Ping(ctx).Err(); err != nil {

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 
 // newStore starts a redis-server (unless r is given) and returns a Store on
 // it with prefix, closing both when the test ends.
-func newStore(t *testing.T, r *realserver.Redis, prefix string) (*redisstore.Store, *redis.Client, *realserver.Redis) {
+func newStore(t testing.TB, r *realserver.Redis, prefix string) (*redisstore.Store, *redis.Client, *realserver.Redis) {
 	t.Helper()
 	if r == nil {
 		r = realserver.StartRedis(t)
