@@ -105,6 +105,13 @@ type targetPolicy struct {
 	// ok2xx has bit i set once exit i got a 2xx answer from the target:
 	// a 403 through another exit is then a block (see Blocks).
 	ok2xx atomic.Uint64
+	// prewarming counts the target's background dials in progress, across
+	// exits.
+	prewarming atomic.Int64
+	// busy counts the target's requests in flight, across exits.
+	busy atomic.Int64
+	// rhythm is the target's recent pace (Config.IdleGaps).
+	rhythm rhythm
 }
 
 func newTargetPolicy(name, hostname string, conf Budget, learn bool, headroom float64, now func() time.Time) *targetPolicy {
@@ -568,12 +575,17 @@ func expired(now, born, lastUsed time.Time, bud Budget, idleMax time.Duration) (
 	if bud.MaxAge > 0 && now.Sub(born) >= bud.MaxAge {
 		return CloseMaxAge, true
 	}
-	idle := idleMax
-	if bud.IdleTimeout > 0 && (idle <= 0 || bud.IdleTimeout < idle) {
-		idle = bud.IdleTimeout
-	}
-	if idle > 0 && now.Sub(lastUsed) >= idle {
+	if idle := idleTimeout(bud, idleMax); idle > 0 && now.Sub(lastUsed) >= idle {
 		return CloseIdle, true
 	}
 	return "", false
+}
+
+// idleTimeout returns the idle timeout that applies under budget bud and
+// the transport-wide idle timeout idleMax: the shorter one set (0: none).
+func idleTimeout(bud Budget, idleMax time.Duration) time.Duration {
+	if bud.IdleTimeout > 0 && (idleMax <= 0 || bud.IdleTimeout < idleMax) {
+		return bud.IdleTimeout
+	}
+	return idleMax
 }

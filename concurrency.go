@@ -244,6 +244,13 @@ func (l *limiter) wake() {
 	l.mu.Unlock()
 }
 
+// unused reports whether no request is in flight or waiting under l.
+func (l *limiter) unused() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inflight == 0 && len(l.queue) == 0
+}
+
 // stop stops the pause timer (Close).
 func (l *limiter) stop() {
 	l.mu.Lock()
@@ -287,18 +294,37 @@ func retryAfter(h string, now time.Time) time.Duration {
 	return 0
 }
 
-// concurrencySnapshot lists the limits of every live pool.
+// concurrencySnapshot lists the limits of the live pools: of the
+// maxHostRows most recently used ones, so that the Snapshot, the dashboard
+// and the exporters' series stay bounded however many hosts a crawl meets.
 func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
 	if !t.cfg.Concurrency.Enable {
 		return nil
 	}
 	var out []ConcurrencyStats
+	var used []time.Time
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		cs := p.lim.stats()
 		cs.Exit, cs.Host = p.exit.name, p.key.addr
+		p.mu.Lock()
+		last := p.lastReq
+		p.mu.Unlock()
 		out = append(out, cs)
+		used = append(used, last)
 		return true
 	})
+	if len(out) > maxHostRows {
+		idx := make([]int, len(out))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(a, b int) bool { return used[idx[a]].After(used[idx[b]]) })
+		kept := make([]ConcurrencyStats, maxHostRows)
+		for i := range kept {
+			kept[i] = out[idx[i]]
+		}
+		out = kept
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Exit != out[j].Exit {
 			return out[i].Exit < out[j].Exit

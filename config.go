@@ -56,14 +56,28 @@ type Config struct {
 	// (scheme, host and port), idle, busy and dialing. Requests beyond it
 	// wait for a socket. Zero means 64.
 	MaxConnsPerHost int
-	// IdleCap bounds the sockets that carry no request (idle ones and
-	// spares) across every exit and target: beyond it, the least recently
-	// used idle socket of the least recently used target is closed first
-	// (reason idle), never one with a request in flight. Each open socket
-	// holds a file descriptor, so a crawl of thousands of hosts must not
-	// keep one per host. Unlike http.Transport's MaxIdleConns, zero means
-	// the default, 256; negative means no cap.
-	IdleCap int
+	// IdleGaps closes the idle sockets a crawl stopped using: a socket
+	// that has carried no request for IdleGaps times its target's rhythm
+	// is closed (reason idle), once the Transport holds more than 64 idle
+	// sockets. A target's rhythm is the longer of its recent gap between
+	// requests (on any exit) and its requests' recent duration; a target
+	// with one request so far is taken to be like the other targets that
+	// came back for a second one. The rhythm is never taken below 250 ms
+	// nor the hold above the idle timeout that applies. So the sockets a
+	// crawl uses now stay open however many there are, and the ones it
+	// stopped using go, whatever their number. Zero means 32; negative
+	// turns the rule off (idle sockets then stay until their idle
+	// timeout, or MaxSockets).
+	IdleGaps int
+	// MaxSockets is a hard ceiling on the sockets open or being dialed
+	// across every exit and target: each holds a file descriptor, and a
+	// proxy provider may limit its connections. At the ceiling, a request
+	// that needs a new socket closes the least recently used idle socket
+	// (reason idle) or, when every socket is busy, waits for one to end;
+	// no spare is dialed. Zero means half the process's open-file limit
+	// (RLIMIT_NOFILE) at New, at least 64 (4,096 where the limit cannot
+	// be read); negative means no ceiling.
+	MaxSockets int
 	// IdleConnTimeout closes sockets idle for longer (reason idle), even
 	// when no budget sets an idle timeout: HTTP/1.1 ClientConns have no
 	// idle timer of their own. Zero means 90 seconds; negative means never.
@@ -196,10 +210,16 @@ func (c Config) normalize() (Config, error) {
 		c.MaxConnsPerHost = defaultMaxConnsPerHost
 	}
 	switch {
-	case c.IdleCap == 0:
-		c.IdleCap = defaultIdleCap
-	case c.IdleCap < 0:
-		c.IdleCap = 0 // none
+	case c.IdleGaps == 0:
+		c.IdleGaps = defaultIdleGaps
+	case c.IdleGaps < 0:
+		c.IdleGaps = 0 // off
+	}
+	switch {
+	case c.MaxSockets == 0:
+		c.MaxSockets = defaultMaxSockets()
+	case c.MaxSockets < 0:
+		c.MaxSockets = 0 // none
 	}
 	if c.IdleConnTimeout == 0 {
 		c.IdleConnTimeout = defaultIdleConnTimeout
@@ -493,7 +513,7 @@ type Prewarm struct {
 	// with no HTTP request on it (Stats.KeepWarmDials counts them). A
 	// steady rhythm of handshakes that carry no request is itself visible
 	// to a target: the replacements are jittered by up to a fifth of the
-	// idle timeout, and Config.IdleCap still bounds the idle sockets.
+	// idle timeout, and Config.MaxSockets still bounds the open sockets.
 	KeepWarm time.Duration
 }
 

@@ -100,9 +100,16 @@ func newExitTransports(cfg *Config, proxy *url.URL, local net.IP) (tr, tr1 *http
 }
 
 // dial makes a new socket with the exit's NewClientConn. onPath says
-// whether a request is waiting for it.
-func (p *hostPool) dial(ctx context.Context, onPath bool) (*socket, error) {
+// whether a request is waiting for it. The caller has taken the socket's
+// place under Config.MaxSockets (Transport.slots): the socket's end gives
+// it back, and so does a failed dial.
+func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error) {
 	t := p.t
+	defer func() {
+		if err != nil {
+			t.slots.put()
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(t.ctx, cancel)
 	defer func() {

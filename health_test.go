@@ -24,11 +24,24 @@ import (
 
 // manyHosts serves n live HTTPS targets on n loopback listeners of one
 // server (each its own host:port, so its own pool), and counts the
-// handshakes it completed.
+// handshakes it completed and the connections open (and the most at once).
 type manyHosts struct {
-	urls       []string
-	handshakes atomic.Int64
-	tls        *tls.Config // trusts the server, for the client
+	urls          []string
+	handshakes    atomic.Int64
+	open, maxOpen atomic.Int64
+	tls           *tls.Config // trusts the server, for the client
+}
+
+// connState counts the server's open connections.
+func (mh *manyHosts) connState(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		n := mh.open.Add(1)
+		for m := mh.maxOpen.Load(); n > m && !mh.maxOpen.CompareAndSwap(m, n); m = mh.maxOpen.Load() {
+		}
+	case http.StateClosed, http.StateHijacked:
+		mh.open.Add(-1)
+	}
 }
 
 func startManyHosts(t *testing.T, n int) *manyHosts {
@@ -39,7 +52,7 @@ func startManyHosts(t *testing.T, n int) *manyHosts {
 	srvTLS := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"h2", "http/1.1"},
 		VerifyConnection: func(tls.ConnectionState) error { mh.handshakes.Add(1); return nil }}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
-		TLSConfig: srvTLS}
+		TLSConfig: srvTLS, ConnState: mh.connState}
 	var wg sync.WaitGroup
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

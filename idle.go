@@ -1,102 +1,271 @@
 package warmpool
 
 import (
-	"sort"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// This file bounds the idle sockets of a Transport (Config.IdleCap): every
-// socket that carries no request (idle, spares) holds a file descriptor and
-// two goroutines, so a crawl of thousands of hosts must not keep one per
-// host until its idle timeout.
+// This file decides how many sockets stay open: the ones a crawl uses now
+// (Config.IdleGaps), within a hard ceiling (Config.MaxSockets).
+//
+// A fixed bound on idle sockets, least recently used first, thrashes once a
+// crawl's working set is a little larger than the bound: it closes a socket
+// that would be reused a few milliseconds later, and the prewarmer dials a
+// replacement that the bound closes again (200 hosts under a cap of 256:
+// eight times the handshakes the crawl needed). So the bound follows each
+// target's own rhythm instead: a socket stays open while its target would
+// use it again soon by the target's recent pace, however many such sockets
+// there are, and goes once the target stopped using it, whatever their
+// number. Least-recently-used eviction happens only at the hard ceiling.
 
-// defaultIdleCap is Config.IdleCap's zero value.
-const defaultIdleCap = 256
+// Defaults and bounds of the rhythm rule.
+const (
+	defaultIdleGaps = 32
+	// idleFree is how many idle sockets a Transport keeps without asking
+	// their targets' rhythm: a client of a few hosts keeps its sockets
+	// as net/http would (its default keeps 100).
+	idleFree = 64
+	// minRhythm is the shortest rhythm taken for a target: below it the
+	// sweeper's own period (defaultSweepInterval) would decide.
+	minRhythm = 250 * time.Millisecond
+	// defaultCeiling is MaxSockets where the open-file limit is unknown.
+	defaultCeiling = 4096
+	minCeiling     = 64
+)
 
-// checkIdleCap asks the sweeper to close idle sockets when there are more
-// than Config.IdleCap. It never blocks and takes no lock: the count is an
-// atomic kept where sockets go idle or busy (claimLocked, unclaim, release,
-// addLocked, removeLocked).
-func (t *Transport) checkIdleCap() {
-	if c := t.cfg.IdleCap; c > 0 && t.idle.Load() > int64(c) {
-		select {
-		case t.evict <- struct{}{}:
-		default: // a pass is due already
+// defaultMaxSockets is Config.MaxSockets's zero value: half the open-file
+// limit, leaving the rest to the program's own files and listeners.
+func defaultMaxSockets() int {
+	n, ok := openFileLimit()
+	if !ok {
+		return defaultCeiling
+	}
+	return int(max(minCeiling, min(n/2, 1<<30)))
+}
+
+// rhythm is a target's recent pace, across all its exits: its gap between
+// requests and their duration. It is safe for concurrent use.
+type rhythm struct {
+	mu   sync.Mutex
+	last time.Time     // the target's last request
+	gap  time.Duration // smoothed gap between its requests
+	dur  time.Duration // smoothed duration of its requests
+	n    int           // requests seen, up to 2
+	busy float64       // smoothed requests in flight as each one starts
+}
+
+// arrive records a request at now, which found busy requests in flight at
+// the target (itself included). It returns the target's first gap (the
+// time from its first request to its second) when this is its second
+// request, and 0 otherwise.
+func (r *rhythm) arrive(now time.Time, busy int) (first time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		r.busy = float64(busy)
+	} else {
+		r.busy += (float64(busy) - r.busy) / 8
+	}
+	if r.n > 0 {
+		g := max(0, now.Sub(r.last))
+		if r.n == 1 {
+			first = max(g, 1)
+		}
+		r.gap = ewma(r.gap, g)
+	}
+	r.last = now
+	r.n = min(r.n+1, 2)
+	return first
+}
+
+// done records the duration of a request, from its sending to the end of
+// its response.
+func (r *rhythm) done(d time.Duration) {
+	r.mu.Lock()
+	r.dur = ewma(r.dur, max(d, 1))
+	r.mu.Unlock()
+}
+
+// demand returns how many sockets the target needs at once: its requests
+// in flight as each one starts, smoothed and rounded, at least 1. Random
+// arrivals that sometimes meet (a crawl over many hosts) round to one
+// socket; a target that always has several requests in flight needs as
+// many.
+func (r *rhythm) demand() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(1, int(r.busy+0.5))
+}
+
+// pace returns the target's rhythm: the longer of its gap and its requests'
+// duration, or firstGap for a target with one request so far (0 when that
+// is unknown too).
+func (r *rhythm) pace(firstGap time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.gap
+	if r.n < 2 {
+		g = firstGap
+	}
+	return max(g, r.dur)
+}
+
+// rhythmOn reports whether the rhythm rule applies now (Config.IdleGaps):
+// it is on and the Transport holds more than idleFree idle sockets. A
+// sweep decides it once, so that the rule closes every socket out of its
+// target's rhythm, not an arbitrary part of them.
+func (t *Transport) rhythmOn() bool {
+	return t.cfg.IdleGaps > 0 && t.idle.Load() > idleFree
+}
+
+// hold returns how long an idle socket of target tp stays open under the
+// rhythm rule (Config.IdleGaps), or 0 when the idle timeout that applies to
+// the target anyway (idleMax) comes first.
+func (t *Transport) hold(tp *targetPolicy, idleMax time.Duration) time.Duration {
+	h := time.Duration(t.cfg.IdleGaps) * max(minRhythm, tp.rhythm.pace(time.Duration(t.firstGap.Load())))
+	if idleMax > 0 && h >= idleMax {
+		return 0 // the idle timeout comes first
+	}
+	return h
+}
+
+// noteFirstGap folds a target's first gap into the Transport's estimate,
+// which stands for the rhythm of targets with one request so far.
+func (t *Transport) noteFirstGap(g time.Duration) {
+	for {
+		old := t.firstGap.Load()
+		if t.firstGap.CompareAndSwap(old, int64(ewma(time.Duration(old), g))) {
+			return
 		}
 	}
 }
 
-// idleCandidate is an idle socket and what orders it for eviction.
-type idleCandidate struct {
-	p                *hostPool
-	s                *socket
-	extra            bool // its pool has a more recently used idle socket
-	poolUse, lastUse time.Time
+// outOfRhythmLocked retires the idle sockets of p that carried no request
+// (or, for a spare, none since its dial) for hold, and returns them for
+// closing outside the lock. p.mu must be held.
+func (p *hostPool) outOfRhythmLocked(now time.Time, hold time.Duration) []*socket {
+	if hold <= 0 {
+		return nil
+	}
+	var out []*socket
+	for _, s := range p.sockets {
+		if s.dead || s.retiring || s.inflight > 0 || now.Sub(s.lastUsed) < hold {
+			continue
+		}
+		s.retireLocked(CloseIdle)
+		out = append(out, s)
+	}
+	return out
 }
 
-// enforceIdleCap closes idle sockets until at most Config.IdleCap remain:
-// first the extra idle sockets of pools that keep another, then the least
-// recently used socket of the least recently used target, never a socket
-// in flight. Their close reason is idle. It runs on the
-// sweeper's goroutine; a crawl that keeps reaching the cap asks for a pass
-// per new idle socket, coalesced while one runs.
-func (t *Transport) enforceIdleCap() {
-	c := t.cfg.IdleCap
-	if c <= 0 {
+// ceiling is the hard bound on the sockets open or being dialed
+// (Config.MaxSockets). A socket takes its place before its dial (take or
+// wait) and gives it back when it ends (put).
+type ceiling struct {
+	max int64 // 0: no ceiling
+	n   atomic.Int64
+
+	waiters atomic.Int64 // requests in wait
+	mu      sync.Mutex
+	wake    chan struct{} // closed (and replaced) when a place may be free
+}
+
+// take takes a place if one is free.
+func (c *ceiling) take() bool {
+	for {
+		n := c.n.Load()
+		if c.max > 0 && n >= c.max {
+			return false
+		}
+		if c.n.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// put gives a place back and wakes the requests waiting for one.
+func (c *ceiling) put() {
+	c.n.Add(-1)
+	c.changed()
+}
+
+// changed wakes the requests waiting for a place: one was given back, or
+// a socket went idle (it may be evicted now).
+func (c *ceiling) changed() {
+	if c.waiters.Load() == 0 {
 		return
 	}
-	over := int(t.idle.Load()) - c
-	if over <= 0 {
-		return
+	c.mu.Lock()
+	close(c.wake)
+	c.wake = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// wait takes a place for a socket dialed on a request's path: at the
+// ceiling it closes the least recently used idle socket (evict), or, when
+// none is idle, waits for a socket to end, until ctx ends or the Transport
+// closes.
+func (c *ceiling) wait(ctx context.Context, done <-chan struct{}, evict func() bool) error {
+	for {
+		if c.take() {
+			return nil
+		}
+		c.waiters.Add(1)
+		c.mu.Lock()
+		wake := c.wake
+		c.mu.Unlock()
+		if c.take() || evict() {
+			// A place was taken, or one will be freed by the eviction
+			// (its socket's end puts it back): look again.
+			c.unwait()
+			continue
+		}
+		select {
+		case <-wake:
+			c.unwait()
+		case <-ctx.Done():
+			c.unwait()
+			return fmt.Errorf("warmpool: waiting for a socket under Config.MaxSockets (%d, all busy): %w", c.max, context.Cause(ctx))
+		case <-done:
+			c.unwait()
+			return ErrClosed
+		}
 	}
-	var cands []idleCandidate
+}
+
+func (c *ceiling) unwait() { c.waiters.Add(-1) }
+
+// evictIdle closes the least recently used idle socket of the Transport,
+// at the ceiling (Config.MaxSockets), and reports whether there was one.
+// Its close reason is idle. A socket in flight is never closed.
+func (t *Transport) evictIdle() bool {
+	var lru *socket
+	var lruUse time.Time
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		p.mu.Lock()
-		first := len(cands)
 		for _, s := range p.sockets {
-			if !s.dead && !s.retiring && s.inflight == 0 {
-				cands = append(cands, idleCandidate{p: p, s: s, poolUse: p.lastReq, lastUse: s.lastUsed})
+			if !s.dead && !s.retiring && s.inflight == 0 && (lru == nil || s.lastUsed.Before(lruUse)) {
+				lru, lruUse = s, s.lastUsed
 			}
 		}
 		p.mu.Unlock()
-		// All of the pool's idle sockets but its most recently used
-		// one are extra: closing one costs no handshake while the
-		// other serves the pool's next request.
-		newest := -1
-		for i := first; i < len(cands); i++ {
-			if newest < 0 || cands[i].lastUse.After(cands[newest].lastUse) {
-				newest = i
-			}
-		}
-		for i := first; i < len(cands); i++ {
-			cands[i].extra = i != newest
-		}
 		return true
 	})
-	sort.Slice(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if a.extra != b.extra {
-			return a.extra
-		}
-		if !a.poolUse.Equal(b.poolUse) {
-			return a.poolUse.Before(b.poolUse)
-		}
-		return a.lastUse.Before(b.lastUse)
-	})
-	for _, cd := range cands {
-		if over <= 0 {
-			break
-		}
-		p, s := cd.p, cd.s
-		p.mu.Lock()
-		ok := !s.dead && !s.retiring && s.inflight == 0 // still idle: nothing claimed it meanwhile
-		if ok {
-			s.retireLocked(CloseIdle)
-		}
-		p.mu.Unlock()
-		if ok {
-			p.shut(s)
-			over--
-		}
+	if lru == nil {
+		return false
 	}
+	p := lru.p
+	p.mu.Lock()
+	ok := !lru.dead && !lru.retiring && lru.inflight == 0 // nothing claimed it meanwhile
+	if ok {
+		lru.retireLocked(CloseIdle)
+	}
+	p.mu.Unlock()
+	if ok {
+		p.shut(lru)
+	}
+	return true // if something claimed it, that changed the picture: look again
 }

@@ -1,14 +1,24 @@
 package warmpool
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/warmpool/warmpool/internal/target"
 )
 
 // openIdle counts the open sockets with no request in flight, pool by pool.
@@ -28,64 +38,322 @@ func openIdle(rt *Transport) (idle int, byPool map[string]int) {
 	return idle, byPool
 }
 
-// TestIdleCapBoundsOpenSockets: a crawl of 300 hosts, two GETs each from 8
-// workers, with IdleCap 32: the idle sockets stay within the cap (which a
-// crawl of thousands of hosts at ulimit -n 1,024 needs), the ones kept are
-// the most recently used hosts', no request fails, and the evicted ones end
-// as idle. (Before: one open socket per host until its idle timeout.)
-func TestIdleCapBoundsOpenSockets(t *testing.T) {
-	mh := startManyHosts(t, 300)
-	rt := newTransport(t, nil, Config{TLSClientConfig: mh.tls, IdleCap: 32})
+// TestIdleGapsClosesWhatTheCrawlStoppedUsing: 100 hosts get two GETs each,
+// 10 ms apart (a rhythm of 250 ms, the floor, so a hold of 32 × 250 ms =
+// 8 s by the injected clock), then one host keeps a request a second. When
+// the first host has been idle for 7 s nothing has closed; once the last
+// one has been idle for 8.5 s, the 99 hosts the crawl stopped using have
+// closed (reason idle) and the steady host's socket is still open and
+// reused. No socket was dialed twice. With fewer idle sockets than the
+// free allowance (64), or with IdleGaps negative, nothing closes.
+func TestIdleGapsClosesWhatTheCrawlStoppedUsing(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		hosts      int
+		gaps       int
+		wantClosed int
+	}{
+		{"default", 100, 0, 99},
+		{"few idle sockets", idleFree - 10, 0, 0},
+		{"off", 100, -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			mh := startManyHosts(t, tc.hosts)
+			rt := newTransportClock(t, nil, Config{TLSClientConfig: mh.tls, IdleGaps: tc.gaps}, clk.Now)
+			c := &http.Client{Transport: rt}
+			for _, u := range mh.urls {
+				for range 2 {
+					require.NoError(t, get(c, u))
+					clk.Advance(10 * time.Millisecond)
+				}
+			}
+			awaitNoDials(t, rt)
+			steady := mh.urls[0]
+			crawl := time.Duration(2*tc.hosts) * 10 * time.Millisecond
+			for range 5 {
+				clk.Advance(time.Second)
+				require.NoError(t, get(c, steady))
+				rt.sweep()
+			}
+			assert.Zero(t, rt.Snapshot().Total.Closes[CloseIdle], "closed within the targets' rhythm")
+			for range 2 {
+				clk.Advance(time.Second)
+				require.NoError(t, get(c, steady))
+			}
+			clk.Advance(1500*time.Millisecond + crawl)
+			require.NoError(t, get(c, steady))
+			rt.sweep()
+			s := rt.Snapshot()
+			assert.Equal(t, uint64(tc.wantClosed), s.Total.Closes[CloseIdle])
+			assert.Equal(t, tc.hosts-tc.wantClosed, s.Total.OpenSockets)
+			_, byPool := openIdle(rt)
+			assert.Equal(t, 1, byPool[strings.TrimSuffix(strings.TrimPrefix(steady, "https://"), "/")], "the steady host keeps its socket")
+			assert.Equal(t, int64(tc.hosts), mh.handshakes.Load(), "one handshake per host")
+			assert.Equal(t, uint64(tc.hosts+8), s.Total.Reused, "each host's second GET and the steady host's 8")
+		})
+	}
+}
+
+// TestRhythmOfAFirstVisit: a target with one request so far is taken to be
+// like the targets that came back for a second one (the first gap), and a
+// target's rhythm is the longer of its gap and its requests' duration.
+func TestRhythmOfAFirstVisit(t *testing.T) {
+	rt := newTransport(t, nil, Config{})
+	base := time.Unix(1_800_000_000, 0)
+	var a rhythm
+	a.arrive(base, 1)
+	assert.Zero(t, a.pace(0), "nothing is known yet")
+	assert.Equal(t, 3*time.Second, a.pace(3*time.Second), "a first visit goes by the others' first gaps")
+	first := a.arrive(base.Add(2*time.Second), 1)
+	assert.Equal(t, 2*time.Second, first)
+	rt.noteFirstGap(first)
+	assert.Equal(t, 2*time.Second, time.Duration(rt.firstGap.Load()))
+	assert.Equal(t, 2*time.Second, a.pace(time.Hour), "its own gap, once it has one")
+	b := &targetPolicy{}
+	b.rhythm.arrive(base, 1)
+	b.rhythm.arrive(base.Add(time.Millisecond), 1)
+	b.rhythm.done(5 * time.Second)
+	assert.Equal(t, 5*time.Second, b.rhythm.pace(0), "slow requests set the rhythm")
+	assert.Equal(t, 32*5*time.Second, rt.hold(b, 0))
+	assert.Zero(t, rt.hold(b, time.Minute), "the idle timeout comes first")
+	c := &targetPolicy{}
+	c.rhythm.arrive(base, 1)
+	c.rhythm.arrive(base.Add(time.Millisecond), 1)
+	assert.Equal(t, 32*minRhythm, rt.hold(c, 0), "a rhythm is never taken below 250 ms")
+}
+
+// TestMaxSocketsDialsNoSpareAtTheCeiling: under a ceiling of one socket,
+// a budget of 3 gets no replacement dialed ahead (it would take the place a
+// request needs, or close a socket in use): every socket is dialed on a
+// request's path, each carries exactly its budget, and no socket was ever
+// closed to make room. Without the ceiling, replacements are prewarmed.
+func TestMaxSocketsDialsNoSpareAtTheCeiling(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		max      int
+		prewarms bool
+	}{{"ceiling 1", 1, false}, {"no ceiling", -1, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := startTarget(t, target.Config{})
+			rt := newTransport(t, tg, Config{MaxSockets: tc.max, Budget: Budget{MaxRequests: 3}})
+			c := &http.Client{Transport: rt}
+			for range 30 {
+				require.NoError(t, get(c, tg.URL()))
+			}
+			awaitNoDials(t, rt)
+			s := rt.Snapshot()
+			if tc.prewarms {
+				assert.Positive(t, s.Total.Prewarms)
+				return
+			}
+			assert.Zero(t, s.Total.Prewarms)
+			assert.Equal(t, 10, tg.Stats().Handshakes)
+			assert.Zero(t, s.Total.Closes[CloseIdle])
+			for _, cs := range tg.Stats().Conns {
+				assert.Equal(t, 3, cs.Requests)
+			}
+		})
+	}
+}
+
+// TestMaxSocketsEvictsTheLeastRecentlyUsed: at a ceiling of 2, a request
+// to a third host closes the least recently used idle socket (reason idle)
+// and no other.
+func TestMaxSocketsEvictsTheLeastRecentlyUsed(t *testing.T) {
+	mh := startManyHosts(t, 4)
+	rt := newTransport(t, nil, Config{TLSClientConfig: mh.tls, MaxSockets: 2})
 	c := &http.Client{Transport: rt}
-	jobs := make(chan string)
+	addr := func(i int) string { return strings.TrimSuffix(strings.TrimPrefix(mh.urls[i], "https://"), "/") }
+	open := func() []string {
+		_, byPool := openIdle(rt)
+		var out []string
+		for i := range mh.urls {
+			if byPool[addr(i)] > 0 {
+				out = append(out, fmt.Sprint(i))
+			}
+		}
+		return out
+	}
+	for _, i := range []int{0, 1, 2} {
+		require.NoError(t, get(c, mh.urls[i]))
+	}
+	assert.Equal(t, []string{"1", "2"}, open(), "host 0 was the least recently used")
+	require.NoError(t, get(c, mh.urls[1]))
+	require.NoError(t, get(c, mh.urls[3]))
+	assert.Equal(t, []string{"1", "3"}, open(), "host 2 was the least recently used")
+	s := rt.Snapshot()
+	assert.Equal(t, uint64(2), s.Total.Closes[CloseIdle])
+	assert.Equal(t, int64(4), mh.handshakes.Load())
+	assert.LessOrEqual(t, mh.maxOpen.Load(), int64(3), "the server saw at most the ceiling and one closing")
+}
+
+// TestMaxSocketsWaitsWhenAllAreBusy: at a ceiling of one socket busy with
+// a slow response, a request to another host waits for it: until its own
+// deadline (an error that names the ceiling and wraps the deadline), or
+// until the busy socket is done, and then it goes out.
+func TestMaxSocketsWaitsWhenAllAreBusy(t *testing.T) {
+	release := make(chan struct{}, 1)
+	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "slow")
+	}))
+	t.Cleanup(slow.Close)
+	fast := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fast") }))
+	t.Cleanup(fast.Close)
+	rt := newTransport(t, nil, Config{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxSockets: 1})
+	c := &http.Client{Transport: rt}
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- get(c, slow.URL) }()
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.InFlight == 1 }, faultHang, time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fast.URL, nil)
+	_, err := c.Do(req)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "MaxSockets")
+
+	fastDone := make(chan error, 1)
+	go func() { fastDone <- get(c, fast.URL) }()
+	select {
+	case err := <-fastDone:
+		t.Fatalf("went out past the ceiling: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	release <- struct{}{}
+	require.NoError(t, <-slowDone)
+	require.NoError(t, <-fastDone)
+	s := rt.Snapshot()
+	assert.Equal(t, uint64(1), s.Total.Closes[CloseIdle], "the slow host's socket made room once idle")
+}
+
+// TestRemovedSocketIsUnreachable: a socket removed from its pool is
+// garbage once nothing else holds it; in particular not the pool's slice,
+// whose spare capacity kept the last removed socket (and its ClientConn
+// and buffers) for as long as the pool lived.
+func TestRemovedSocketIsUnreachable(t *testing.T) {
+	tg := startTarget(t, target.Config{ResponseDelay: 20 * time.Millisecond})
+	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
+	c := &http.Client{Transport: rt}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for range 8 {
+	for range 2 {
+		wg.Go(func() { assert.NoError(t, get(c, tg.URL())) })
+	}
+	wg.Wait()
+	var p *hostPool
+	rt.pools.Range(func(_ poolKey, q *hostPool) bool { p = q; return false })
+	require.NotNil(t, p)
+	p.mu.Lock()
+	require.Len(t, p.sockets, 2, "two requests at once: two sockets")
+	last := p.sockets[1]
+	p.mu.Unlock()
+	w := weak.Make(last)
+	p.retire(last, CloseIdle)
+	p.shut(last)
+	last = nil
+	p.mu.Lock()
+	require.Len(t, p.sockets, 1)
+	p.mu.Unlock()
+	assert.Eventually(t, func() bool {
+		runtime.GC()
+		return w.Value() == nil
+	}, faultHang, 10*time.Millisecond, "the removed socket is still reachable")
+	runtime.KeepAlive(p)
+}
+
+// TestChurnFollowsDemand is the churning crawl at a small size: 4 workers
+// send 3,000 GETs to 30 hosts chosen at random through 2 exits, with a
+// budget of 10. Random arrivals sometimes meet at a host; that must not
+// turn into standing spares on each exit: the server never sees more than
+// 2 sockets per host plus the requests in flight, the handshakes stay
+// within 1.3 × (requests / budget + hosts), and at most 5% of them are
+// spares that carried nothing.
+func TestChurnFollowsDemand(t *testing.T) {
+	const hosts, workers, n, budget = 50, 4, 4000, 10
+	mh := startManyHosts(t, hosts)
+	rt := newTransport(t, nil, Config{TLSClientConfig: mh.tls, DisableHTTP2: true, Exits: twoExits(t),
+		Budget: Budget{MaxRequests: budget}})
+	c := &http.Client{Transport: rt}
+	var wg sync.WaitGroup
+	var errs sync.Map
+	for w := range workers {
 		wg.Go(func() {
-			for u := range jobs {
-				if err := get(c, u); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
+			rng := rand.New(rand.NewPCG(uint64(w), 19))
+			for range n / workers {
+				if err := get(c, mh.urls[rng.IntN(hosts)]); err != nil {
+					errs.Store(err.Error(), true)
 				}
 			}
 		})
 	}
-	order := rand.New(rand.NewPCG(7, 8)).Perm(len(mh.urls))
-	for _, i := range order {
-		jobs <- mh.urls[i]
-		jobs <- mh.urls[i]
-	}
-	close(jobs)
 	wg.Wait()
-	require.Empty(t, errs)
+	errs.Range(func(k, _ any) bool { t.Errorf("request failed: %v", k); return true })
 	awaitNoDials(t, rt)
-	require.Eventually(t, func() bool { n, _ := openIdle(rt); return n <= 32 }, faultHang, time.Millisecond)
-	idle, byPool := openIdle(rt)
-	assert.Equal(t, int64(idle), rt.idle.Load(), "the idle count agrees with the pools")
 	s := rt.Snapshot()
-	assert.LessOrEqual(t, s.Total.OpenSockets, 32)
-	assert.GreaterOrEqual(t, s.Total.Closes[CloseIdle], uint64(300-32))
-	// The survivors are among the most recently crawled hosts.
-	recent := map[string]bool{}
-	for _, i := range order[len(order)-64:] {
-		recent[mh.urls[i][len("https://"):len(mh.urls[i])-1]] = true
-	}
-	for addr := range byPool {
-		assert.True(t, recent[addr], "an idle socket of %s, an early host, outlived later ones", addr)
-	}
-	t.Logf("open %d, idle %d, closes %v, handshakes %d", s.Total.OpenSockets, idle, s.Total.Closes, s.Total.Handshakes)
+	hs := mh.handshakes.Load()
+	t.Logf("handshakes %d, most open %d, prewarms %d (unused %d), cold %d, prewarmed %d, reused %d, closes %v",
+		hs, mh.maxOpen.Load(), s.Total.Prewarms, s.Total.UnusedPrewarms, s.Total.Cold, s.Total.Prewarmed, s.Total.Reused, s.Total.Closes)
+	assert.LessOrEqual(t, float64(hs), 1.3*float64(n/budget+hosts))
+	assert.LessOrEqual(t, mh.maxOpen.Load(), int64(2*hosts+workers))
+	assert.LessOrEqual(t, float64(s.Total.UnusedPrewarms), 0.05*float64(hs))
 }
 
-// TestIdleCapNegativeIsNone: a negative IdleCap keeps every idle socket.
-func TestIdleCapNegativeIsNone(t *testing.T) {
-	mh := startManyHosts(t, 20)
-	rt := newTransport(t, nil, Config{TLSClientConfig: mh.tls, IdleCap: -1})
-	c := &http.Client{Transport: rt}
-	for _, u := range mh.urls {
-		require.NoError(t, get(c, u))
+// twoExits returns 2 CONNECT exits sending from 127.0.0.2 and 127.0.0.3.
+func twoExits(t *testing.T) []Exit {
+	return fourExits(t)[:2]
+}
+
+// TestPoolsAndConcurrencyRowsAreBounded: 5,000 targets with adaptive
+// concurrency leave at most 1,024 concurrency rows in the Snapshot (the
+// most recently used), and once their sockets are gone the pools beyond
+// maxPools are forgotten, least recently used first.
+func TestPoolsAndConcurrencyRowsAreBounded(t *testing.T) {
+	clk := newFakeClock()
+	rt := newTransportClock(t, nil, Config{Concurrency: Concurrency{Enable: true}}, clk.Now)
+	const n = 5000
+	e := rt.exits[0]
+	for i := range n {
+		p := rt.pool(e, hostKey{scheme: "https", addr: fmt.Sprintf("h%d.example:443", i)}, fmt.Sprintf("h%d.example", i))
+		p.mu.Lock()
+		p.lastReq = clk.Now()
+		p.mu.Unlock()
+		clk.Advance(time.Millisecond)
 	}
-	rt.enforceIdleCap()
-	assert.Equal(t, 20, rt.Snapshot().Total.OpenSockets)
+	rows := rt.Snapshot().Concurrency
+	assert.Len(t, rows, maxHostRows)
+	for _, r := range rows {
+		var i int
+		fmt.Sscanf(r.Host, "h%d.example:443", &i)
+		assert.GreaterOrEqual(t, i, n-maxHostRows, "row %s is not among the most recently used", r.Host)
+	}
+	rt.sweep()
+	pools := 0
+	oldest := n
+	rt.pools.Range(func(k poolKey, _ *hostPool) bool {
+		pools++
+		var i int
+		fmt.Sscanf(k.host.addr, "h%d.example:443", &i)
+		oldest = min(oldest, i)
+		return true
+	})
+	assert.Equal(t, maxPools, pools)
+	assert.Equal(t, n-maxPools, oldest, "the least recently used pools went first")
+}
+
+// TestMaxSocketsDefault: the ceiling's default is half the open-file
+// limit, and a negative MaxSockets means none.
+func TestMaxSocketsDefault(t *testing.T) {
+	c, err := Config{}.normalize()
+	require.NoError(t, err)
+	if n, ok := openFileLimit(); ok {
+		assert.Equal(t, int(max(minCeiling, n/2)), c.MaxSockets)
+	} else {
+		assert.Equal(t, defaultCeiling, c.MaxSockets)
+	}
+	c, err = Config{MaxSockets: -1, IdleGaps: -1}.normalize()
+	require.NoError(t, err)
+	assert.Zero(t, c.MaxSockets)
+	assert.Zero(t, c.IdleGaps)
 }

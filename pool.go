@@ -409,6 +409,9 @@ func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lea
 		s.interval = ewma(s.interval, now.Sub(s.lastClaim))
 	}
 	s.lastClaim = now
+	if fg := p.policy.rhythm.arrive(now, int(p.policy.busy.Add(1))); fg > 0 {
+		p.t.noteFirstGap(fg)
+	}
 	if s.inflight == 0 {
 		p.t.idle.Add(-1)
 	}
@@ -442,6 +445,7 @@ func (p *hostPool) unclaim(s *socket, last bool) chan struct{} {
 	defer p.mu.Unlock()
 	s.budget.untake()
 	s.inflight--
+	p.policy.busy.Add(-1)
 	if s.inflight == 0 && !s.dead {
 		p.t.idle.Add(1)
 	}
@@ -493,7 +497,11 @@ func (p *hostPool) openLocked() int {
 // anything: the request may try again.
 func (p *hostPool) dialForRequest(g giveUp, start time.Time) (l lease, unused bool, err error) {
 	ctx, release := g.dialContext()
-	s, err := p.dial(ctx, true)
+	var s *socket
+	err = p.t.slots.wait(ctx, p.t.done, p.t.evictIdle)
+	if err == nil {
+		s, err = p.dial(ctx, true)
+	}
 	release()
 	p.mu.Lock()
 	p.dialing--
@@ -558,12 +566,11 @@ func (p *hostPool) release(s *socket, completed bool) {
 	if completed {
 		s.completed++
 	}
-	idleNow := false
 	if s.inflight == 0 {
 		s.req = giveUp{}
 		if !s.dead {
 			p.t.idle.Add(1)
-			idleNow = true
+			p.t.slots.changed() // a request at the ceiling may evict it
 		}
 	}
 	s.lastUsed = p.t.now()
@@ -575,8 +582,6 @@ func (p *hostPool) release(s *socket, completed bool) {
 		p.shut(s)
 	case s.h2 && (s.cc.Err() != nil || s.cc.Available() == 0):
 		p.onState(s) // it may have died or got GOAWAY (no state hook on HTTP/2)
-	case idleNow:
-		p.t.checkIdleCap()
 	}
 }
 
@@ -598,12 +603,18 @@ func (p *hostPool) closeIdle(r CloseReason, all bool) int {
 	return len(out)
 }
 
-// sweep retires expired idle sockets and reports whether the pool is empty
+// sweep retires expired idle sockets (and, with rhythm, the ones out of
+// their target's rhythm: Config.IdleGaps) and reports whether the pool is empty
 // and unused, in which case it is marked removed.
-func (p *hostPool) sweep(now time.Time) (removed bool) {
+func (p *hostPool) sweep(now time.Time, rhythm bool) (removed bool) {
 	bud := p.pol().current()
+	var hold time.Duration
+	if rhythm {
+		hold = p.t.hold(p.policy, idleTimeout(bud, p.t.cfg.IdleConnTimeout))
+	}
 	p.mu.Lock()
 	exp := p.expireLocked(now, bud)
+	exp = append(exp, p.outOfRhythmLocked(now, hold)...)
 	exp = append(exp, p.trimLocked()...)
 	var gone []*socket
 	for _, s := range p.sockets {
@@ -628,6 +639,12 @@ func (p *hostPool) sweep(now time.Time) (removed bool) {
 	if now.Sub(p.lastReq) < poolMemory {
 		return false // keep what the pool learned (handshake time, misses)
 	}
+	return p.removeIfEmptyLocked()
+}
+
+// removeIfEmptyLocked marks p removed if it has no socket and nothing under
+// way, and reports whether it did. p.mu must be held.
+func (p *hostPool) removeIfEmptyLocked() bool {
 	if len(p.sockets) == 0 && p.dialing == 0 && p.prewarming == 0 && p.waiters == 0 {
 		p.removed = true
 		return true

@@ -68,7 +68,7 @@ func (p *hostPool) maybePrewarm(hostMax int) {
 	unused := 0
 	// Spares of the host already waiting (on any exit) or being dialed
 	// stand in for replacements.
-	ready := int(p.policy.spares.Load()) + p.prewarming
+	ready := int(p.policy.spares.Load() + p.policy.prewarming.Load())
 	for _, s := range p.sockets {
 		if s.dead {
 			continue
@@ -97,8 +97,21 @@ func (p *hostPool) maybePrewarm(hostMax int) {
 	}
 	spares := min(p.recentMissesLocked(now), t.cfg.Prewarm.Spares) - unused - p.prewarming
 	p.mu.Unlock()
-
-	for _, s := range repl {
+	if len(repl) == 0 && spares <= 0 {
+		return
+	}
+	// A target needs as many sockets as its demand, across all its exits,
+	// whatever each exit holds: a replacement or a spare is dialed only
+	// while the sockets that will still be there (and the dials under way)
+	// fall short of it, so random arrivals that sometimes meet do not turn
+	// into standing spares.
+	short := p.policy.rhythm.demand() - t.cover(p.key, hostMax)
+	spares = min(spares, short)
+	for i, s := range repl {
+		if i >= short {
+			p.unreplace(s)
+			continue
+		}
 		started := false
 		for _, e := range t.replacementExits(p.exit) {
 			to := p
@@ -120,6 +133,33 @@ func (p *hostPool) maybePrewarm(hostMax int) {
 	}
 }
 
+// cover counts the sockets target key will have for its next requests,
+// across its exits: the usable ones not within their lookahead of the end
+// of their budget (hostMax), and the dials under way. It locks each pool in
+// turn; no pool lock may be held.
+func (t *Transport) cover(key hostKey, hostMax int) int {
+	n := 0
+	for _, e := range t.exits {
+		q, ok := t.pools.Load(poolKey{exit: e.idx, host: key})
+		if !ok {
+			continue
+		}
+		q.mu.Lock()
+		n += q.dialing + q.prewarming
+		for _, s := range q.sockets {
+			if !s.usableLocked() {
+				continue
+			}
+			if r := s.budget.remaining(hostMax); r >= 0 && r <= q.lookaheadLocked(s) {
+				continue // it ends soon: its replacement is what counts
+			}
+			n++
+		}
+		q.mu.Unlock()
+	}
+	return n
+}
+
 // unreplace takes back a replacement of s that could not be dialed, so
 // that a later request asks again.
 func (p *hostPool) unreplace(s *socket) {
@@ -139,10 +179,17 @@ func (p *hostPool) startPrewarm(old *socket, keepWarm bool) bool {
 		p.openLocked()+p.dialing+p.prewarming >= p.maxConns {
 		return false
 	}
+	// At the ceiling a spare is not dialed: it would take the place of
+	// a socket a request may need.
+	if !t.slots.take() {
+		return false
+	}
 	if !t.goBackground(func() { p.prewarmOne(old, keepWarm) }) {
+		t.slots.put()
 		return false
 	}
 	p.prewarming++
+	p.policy.prewarming.Add(1)
 	return true
 }
 
@@ -153,6 +200,7 @@ func (p *hostPool) prewarmOne(old *socket, keepWarm bool) {
 	s, err := p.dial(t.ctx, false)
 	p.mu.Lock()
 	p.prewarming--
+	p.policy.prewarming.Add(-1)
 	p.broadcastLocked()
 	if err != nil {
 		// Back off, so that a broken exit or target is not redialed on
@@ -187,7 +235,6 @@ func (p *hostPool) prewarmOne(old *socket, keepWarm bool) {
 	})
 	t.socketEvent(p, s, SocketPrewarmed, "")
 	p.checkAdded(s)
-	t.checkIdleCap()
 }
 
 // keepWarm keeps the pool's warm sockets across an idle gap (see
@@ -202,10 +249,7 @@ func (p *hostPool) keepWarm(now time.Time, bud Budget) {
 	if kw <= 0 || t.cfg.Prewarm.Disable || p.key.h1only {
 		return
 	}
-	idleMax := t.cfg.IdleConnTimeout
-	if bud.IdleTimeout > 0 && (idleMax <= 0 || bud.IdleTimeout < idleMax) {
-		idleMax = bud.IdleTimeout
-	}
+	idleMax := idleTimeout(bud, t.cfg.IdleConnTimeout)
 	p.mu.Lock()
 	if p.removed || p.lastReq.IsZero() || now.Sub(p.lastReq) >= kw {
 		p.mu.Unlock()

@@ -163,7 +163,8 @@ type Snapshot struct {
 	// sorted by target and exit.
 	Blocks []BlockStats
 	// Concurrency lists the adaptive limit of each exit and host (target
-	// host:port), when Config.Concurrency is on.
+	// host:port), when Config.Concurrency is on: at most 1,024 rows, the
+	// most recently used.
 	Concurrency []ConcurrencyStats
 	// TransportsCreated counts the Transports this process created in the
 	// last minute. More than 10 is client recreation, which wastes every

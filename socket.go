@@ -2,6 +2,7 @@ package warmpool
 
 import (
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -182,7 +183,10 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 	}
 	for i, o := range p.sockets {
 		if o == s {
-			p.sockets = append(p.sockets[:i], p.sockets[i+1:]...)
+			// slices.Delete clears the freed slot: a removed socket
+			// left in the spare capacity keeps its ClientConn and
+			// buffers reachable for as long as the pool lives.
+			p.sockets = slices.Delete(p.sockets, i, i+1)
 			break
 		}
 	}
@@ -198,6 +202,7 @@ func (p *hostPool) removeLocked(s *socket) CloseReason {
 // and the socket event. Every socket's end goes through here once. p.mu must
 // not be held.
 func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duration) {
+	p.t.slots.put()
 	p.sc.closed(r, s.budget.assigned)
 	if !s.onPath && !s.keepWarm && s.budget.assigned == 0 {
 		p.sc.add(func(c *counters) { c.unusedPrewarms.Add(1) })

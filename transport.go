@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type Transport struct {
 	now     func() time.Time
 
 	pools    poolMap
+	sweepMu  sync.Mutex // one sweep at a time
 	policyMu sync.Mutex // guards policies; taken after no other lock
 	policies map[string]*targetPolicy
 	dead     deadTargets  // targets no exit could reach (Health.DeadTargetTTL)
@@ -41,8 +43,9 @@ type Transport struct {
 	polite   politeKeeper // pacing per target (Config.Politeness)
 	store    *storeSync   // sharing through Config.Store; nil without one
 
-	idle      atomic.Int64  // sockets open with no request in flight (Config.IdleCap)
-	evict     chan struct{} // asks the sweeper to enforce Config.IdleCap
+	idle      atomic.Int64 // sockets open with no request in flight (Config.IdleGaps)
+	firstGap  atomic.Int64 // smoothed first gap of targets, in ns (see rhythm)
+	slots     ceiling      // Config.MaxSockets
 	socketIDs atomic.Uint64
 	warmNext  atomic.Uint64 // where warmExit starts looking
 	randMu    sync.Mutex
@@ -74,7 +77,8 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*targetPolicy), evict: make(chan struct{}, 1)}
+	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*targetPolicy)}
+	t.slots = ceiling{max: int64(cfg.MaxSockets), wake: make(chan struct{})}
 	t.pools.seed = maphash.MakeSeed()
 	seed := cfg.JitterSeed
 	if seed == 0 {
@@ -280,19 +284,62 @@ func (t *Transport) sweeper(every time.Duration) {
 			return
 		case <-tk.C:
 			t.sweep()
-			t.enforceIdleCap()
-		case <-t.evict:
-			t.enforceIdleCap()
 		}
 	}
 }
 
 func (t *Transport) sweep() {
+	t.sweepMu.Lock() // tests sweep too, beside the sweeper
+	defer t.sweepMu.Unlock()
 	now := t.now()
+	rhythm := t.rhythmOn()
+	n := 0
 	t.pools.Range(func(k poolKey, p *hostPool) bool {
-		if p.sweep(now) {
+		if p.sweep(now, rhythm) {
 			t.pools.CompareAndDelete(k, p)
+		} else {
+			n++
 		}
 		return true
 	})
+	if n > maxPools {
+		t.forgetPools(n - maxPools)
+	}
+}
+
+// maxPools bounds the pools a Transport keeps after their sockets are gone
+// (what each learned: handshake time, misses, an adaptive limit): beyond
+// it, the empty pools whose target was used least recently are forgotten
+// first, so that a crawl of many hosts keeps memory for the hosts of the
+// moment only. Pools with sockets are bounded by Config.MaxSockets.
+const maxPools = 4 * maxHostRows
+
+// forgetPools drops up to n empty pools, least recently used first.
+func (t *Transport) forgetPools(n int) {
+	type cand struct {
+		k    poolKey
+		p    *hostPool
+		last time.Time
+	}
+	var cands []cand
+	t.pools.Range(func(k poolKey, p *hostPool) bool {
+		if p.lim != nil && !p.lim.unused() {
+			return true // requests wait on its limit
+		}
+		p.mu.Lock()
+		if len(p.sockets) == 0 {
+			cands = append(cands, cand{k, p, p.lastReq})
+		}
+		p.mu.Unlock()
+		return true
+	})
+	slices.SortFunc(cands, func(a, b cand) int { return a.last.Compare(b.last) })
+	for _, c := range cands[:min(n, len(cands))] {
+		c.p.mu.Lock()
+		gone := c.p.removeIfEmptyLocked()
+		c.p.mu.Unlock()
+		if gone {
+			t.pools.CompareAndDelete(c.k, c.p)
+		}
+	}
 }

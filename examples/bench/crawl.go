@@ -280,7 +280,10 @@ func broadCrawl(o crawlOptions) ([]crawlRow, error) {
 		}
 	})
 	for _, capIdle := range []int{0, -1} {
-		cfg := warmpool.Config{TLSClientConfig: hs.clientTLS, Budget: warmpool.Budget{MaxRequests: 95}, IdleCap: capIdle}
+		cfg := warmpool.Config{TLSClientConfig: hs.clientTLS, Budget: warmpool.Budget{MaxRequests: 95}}
+		if capIdle < 0 {
+			cfg.IdleGaps, cfg.MaxSockets = -1, -1
+		}
 		for i, px := range pxs {
 			cfg.Exits = append(cfg.Exits, warmpool.Exit{Name: fmt.Sprint("px", i), Proxy: px.URLString()})
 		}
@@ -290,7 +293,7 @@ func broadCrawl(o crawlOptions) ([]crawlRow, error) {
 		}
 		name := "warmpool, 4 exits"
 		if capIdle < 0 {
-			name += ", IdleCap -1"
+			name += ", unbounded"
 		}
 		var snap warmpool.Snapshot
 		add(name, rt, func() string { return exitShares(snap) + "; " + wpNote(snap) }, func() { snap = rt.Snapshot(); rt.Close() })
