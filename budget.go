@@ -112,6 +112,22 @@ type targetPolicy struct {
 	busy atomic.Int64
 	// rhythm is the target's recent pace (Config.IdleGaps).
 	rhythm rhythm
+	// created is when the Transport made the policy (forgetHosts).
+	created time.Time
+}
+
+// learned reports whether the target taught a limit (announced, observed
+// or shared) on either protocol.
+func (tp *targetPolicy) learned() bool {
+	for _, hp := range []*hostPolicy{tp.h1, tp.h2} {
+		v := hp.snapshot()
+		for _, s := range []Source{v.MaxRequestsSource, v.IdleTimeoutSource} {
+			if s != SourceNone && s != SourceConfigured {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func newTargetPolicy(name, hostname string, conf Budget, learn bool, headroom float64, now func() time.Time) *targetPolicy {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/warmpool/warmpool/internal/fakedns"
 	"github.com/warmpool/warmpool/internal/target"
 )
 
@@ -356,4 +358,67 @@ func TestMaxSocketsDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, c.MaxSockets)
 	assert.Zero(t, c.IdleGaps)
+}
+
+// namedHosts is one HTTPS server reached through n host names (resolved on
+// loopback by a fake DNS server): n targets with n hostnames, each its own
+// pool, policy and counter row.
+type namedHosts struct {
+	urls     []string
+	resolver *net.Resolver
+}
+
+func startNamedHosts(t testing.TB, n int) *namedHosts {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	names := map[string]string{}
+	nh := &namedHosts{}
+	for i := range n {
+		h := fmt.Sprintf("h%04d.named.test", i)
+		names[h] = "127.0.0.1"
+		nh.urls = append(nh.urls, "https://"+net.JoinHostPort(h, port)+"/")
+	}
+	dns, err := fakedns.Start(names)
+	require.NoError(t, err)
+	t.Cleanup(func() { dns.Close() })
+	nh.resolver = dns.Resolver()
+	return nh
+}
+
+// TestForgottenHostCostsNothing: 200 hosts get one GET each; once their
+// sockets and pools are gone (by the injected clock), their counter rows
+// fold into OtherHosts (which keeps their counts) and their policies go,
+// while a host with a configured budget keeps its policy. A crawl of many
+// hosts then holds nothing per host it left.
+func TestForgottenHostCostsNothing(t *testing.T) {
+	clk := newFakeClock()
+	nh := startNamedHosts(t, 200)
+	rt := newTransportClock(t, nil, Config{Exits: []Exit{{}}, TLSClientConfig: insecureLoopback(), resolver: nh.resolver,
+		HostBudgets: map[string]Budget{"h0000.named.test": {MaxRequests: 5}}}, clk.Now)
+	c := &http.Client{Transport: rt}
+	for _, u := range nh.urls {
+		require.NoError(t, get(c, u))
+	}
+	awaitNoDials(t, rt)
+	s := rt.Snapshot()
+	require.Len(t, s.Hosts, 200)
+	require.Len(t, s.Policies, 200)
+	clk.Advance(poolMemory + time.Second)
+	rt.sweep()
+	s = rt.Snapshot()
+	assert.Zero(t, s.Total.OpenSockets)
+	pools := 0
+	rt.pools.Range(func(poolKey, *hostPool) bool { pools++; return true })
+	assert.Zero(t, pools)
+	assert.Equal(t, []string{OtherHosts}, keys(s.Hosts), "every host row folded")
+	assert.Equal(t, uint64(200), s.Hosts[OtherHosts].Requests, "their counts are kept")
+	assert.Len(t, s.Pairs, 1)
+	rt.policyMu.Lock()
+	assert.Len(t, rt.policies, 1, "the configured target's policy stays")
+	for name := range rt.policies {
+		assert.Contains(t, name, "h0000.named.test")
+	}
+	rt.policyMu.Unlock()
 }

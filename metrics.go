@@ -316,26 +316,23 @@ type rows struct {
 
 type row struct {
 	c    *counters
-	used uint64
+	used uint64    // r.clock at the last get
+	at   time.Time // the time of the last get
 }
 
 // get returns the row of name, creating it (and folding the least recently
-// used row) if needed. The caller holds metrics.mu.
-func (r *rows) get(name string) *counters {
+// used row) if needed. now is the time of the call. The caller holds
+// metrics.mu.
+func (r *rows) get(name string, now time.Time) *counters {
 	if r.m == nil {
 		r.m = make(map[string]*row)
 	}
 	r.clock++
 	if x, ok := r.m[name]; ok {
-		x.used = r.clock
+		x.used, x.at = r.clock, now
 		return x.c
 	}
 	if len(r.m) >= maxHostRows {
-		o, ok := r.m[r.other]
-		if !ok {
-			o = &row{c: new(counters)}
-			r.m[r.other] = o
-		}
 		var lruName string
 		var lru *row
 		for n, x := range r.m {
@@ -344,14 +341,40 @@ func (r *rows) get(name string) *counters {
 			}
 		}
 		if lru != nil {
-			lru.c.folded.Store(o.c)
-			lru.c.foldInto(o.c)
-			delete(r.m, lruName)
+			r.fold(lruName)
 		}
 	}
-	x := &row{c: new(counters), used: r.clock}
+	x := &row{c: new(counters), used: r.clock, at: now}
 	r.m[name] = x
 	return x.c
+}
+
+// fold folds the row of name into the other row: its counts move there,
+// and so do later writes through it. The caller holds metrics.mu.
+func (r *rows) fold(name string) {
+	x := r.m[name]
+	o, ok := r.m[r.other]
+	if !ok {
+		o = &row{c: new(counters)}
+		r.m[r.other] = o
+	}
+	x.c.folded.Store(o.c)
+	x.c.foldInto(o.c)
+	delete(r.m, name)
+}
+
+// forget folds the rows of the names that live does not hold and that
+// were not asked for since before, once there are more than keepForgotten
+// rows. The caller holds metrics.mu.
+func (r *rows) forget(live func(string) bool, before time.Time) {
+	if len(r.m) <= keepForgotten {
+		return
+	}
+	for name, x := range r.m {
+		if name != r.other && x.at.Before(before) && !live(name) {
+			r.fold(name)
+		}
+	}
 }
 
 // metrics holds the Transport's total, per-host and per-pair counters.
@@ -367,16 +390,41 @@ type metrics struct {
 	pairs map[string]*rows // per exit
 }
 
-// host returns the counters for hostname.
-func (m *metrics) host(hostname string) *counters {
+// host returns the counters for hostname, asked for at now.
+func (m *metrics) host(hostname string, now time.Time) *counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.hosts.other = OtherHosts
-	return m.hosts.get(hostname)
+	return m.hosts.get(hostname, now)
 }
 
-// pair returns the counters for one exit and host.
-func (m *metrics) pair(exit, hostname string) *counters {
+// forget folds the rows of the hosts that the Transport forgot (no pool,
+// nothing asked for them since before) into OtherHosts, once there are
+// more than keepForgotten rows (per exit for the pairs). live reports the
+// hosts with pools, livePair the exits and hosts with pools.
+func (m *metrics) forget(live func(string) bool, livePair func(PairKey) bool, before time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hosts.forget(live, before)
+	for exit, r := range m.pairs {
+		r.forget(func(h string) bool { return livePair(PairKey{Exit: exit, Host: h}) }, before)
+	}
+}
+
+// rowCount returns the number of host rows and the most pair rows of one
+// exit.
+func (m *metrics) rowCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.hosts.m)
+	for _, r := range m.pairs {
+		n = max(n, len(r.m))
+	}
+	return n
+}
+
+// pair returns the counters for one exit and host, asked for at now.
+func (m *metrics) pair(exit, hostname string, now time.Time) *counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.pairs == nil {
@@ -387,7 +435,7 @@ func (m *metrics) pair(exit, hostname string) *counters {
 		r = &rows{other: OtherHosts}
 		m.pairs[exit] = r
 	}
-	return r.get(hostname)
+	return r.get(hostname, now)
 }
 
 // transportsCreated counts the Transports created in this process, to

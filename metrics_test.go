@@ -46,7 +46,7 @@ func TestHostRowsAreBounded(t *testing.T) {
 	var m metrics
 	var held []*counters
 	for i := range 10_000 {
-		c := m.host(fmt.Sprintf("h%d.example", i))
+		c := m.host(fmt.Sprintf("h%d.example", i), time.Now())
 		c.live().requests.Add(1)
 		if i%997 == 0 {
 			held = append(held, c) // a pool still holding an evicted row
@@ -232,7 +232,7 @@ func TestStatusRule(t *testing.T) {
 func BenchmarkMetricsRecording(b *testing.B) {
 	var m metrics
 	var e counters
-	sc := scopes{&m.total, &e, m.host("h"), m.pair("e", "h")}
+	sc := scopes{&m.total, &e, m.host("h", time.Now()), m.pair("e", "h", time.Now())}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		now := time.Now().UnixNano()
@@ -277,8 +277,8 @@ func TestFoldedHostKeepsItsSockets(t *testing.T) {
 	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
 	require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
 	for i := range maxHostRows {
-		rt.metrics.host(fmt.Sprintf("h%d.example", i))
-		rt.metrics.pair("direct", fmt.Sprintf("h%d.example", i))
+		rt.metrics.host(fmt.Sprintf("h%d.example", i), time.Now())
+		rt.metrics.pair("direct", fmt.Sprintf("h%d.example", i), time.Now())
 	}
 	s := rt.Snapshot()
 	require.NotContains(t, s.Hosts, "127.0.0.1", "the host's row was folded")

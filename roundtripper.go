@@ -411,7 +411,7 @@ func (t *Transport) countError(hostname string, k ErrorKind) {
 	t.metrics.total.errors.Add(1)
 	t.metrics.total.errKinds[i].Add(1)
 	if hostname != "" {
-		c := t.metrics.host(hostname).live()
+		c := t.metrics.host(hostname, t.now()).live()
 		c.errors.Add(1)
 		c.errKinds[i].Add(1)
 	}

@@ -593,7 +593,7 @@ func TestEarlyBodyCloseIsClientClose(t *testing.T) {
 func TestManyHostsStayBounded(t *testing.T) {
 	rt := newTransport(t, nil, Config{})
 	for i := range maxHostRows + 50 {
-		rt.metrics.host(fmt.Sprintf("h%d.example", i))
+		rt.metrics.host(fmt.Sprintf("h%d.example", i), time.Now())
 	}
 	snap := rt.Snapshot()
 	assert.Len(t, snap.Hosts, maxHostRows+1)

@@ -156,6 +156,7 @@ func (t *Transport) policy(k hostKey, hostname string) *targetPolicy {
 		}
 	}
 	tp := newTargetPolicy(name, hostname, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom, t.now)
+	tp.created = t.now()
 	t.policies[name] = tp
 	return tp
 }
@@ -219,7 +220,8 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 	if k.h1only {
 		p.proto = protoHTTP1
 	}
-	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname), t.metrics.pair(e.name, hostname)}
+	now := t.now()
+	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname, now), t.metrics.pair(e.name, hostname, now)}
 	if t.cfg.Concurrency.Enable {
 		p.lim = newLimiter(&t.cfg.Concurrency, t.now, t.done)
 	}
@@ -304,6 +306,49 @@ func (t *Transport) sweep() {
 	})
 	if n > maxPools {
 		t.forgetPools(n - maxPools)
+	}
+	t.forgetHosts(now)
+}
+
+// keepForgotten is how many hosts' counter rows (per exit for the pairs)
+// and target policies a Transport keeps after it forgot the hosts' pools:
+// a client of a few hosts keeps them all; a crawl of thousands keeps the
+// hosts of the moment.
+const keepForgotten = 64
+
+// forgetHosts drops what the Transport keeps of hosts whose pools are all
+// gone, once it keeps more than keepForgotten of them, so that a forgotten
+// host costs nothing: their counter rows fold into OtherHosts, and their
+// policies go unless configured or learned (a learned limit is worth its
+// memory, and is bounded by maxPolicies). Only hosts that nothing asked for
+// in the last poolMemory go, so that a pool being created keeps its rows.
+func (t *Transport) forgetHosts(now time.Time) {
+	t.policyMu.Lock()
+	nPolicies := len(t.policies)
+	t.policyMu.Unlock()
+	if nPolicies <= keepForgotten && t.metrics.rowCount() <= keepForgotten {
+		return
+	}
+	hosts := map[string]bool{}
+	pairs := map[PairKey]bool{}
+	targets := map[*targetPolicy]bool{}
+	t.pools.Range(func(_ poolKey, p *hostPool) bool {
+		hosts[p.hostname] = true
+		pairs[PairKey{Exit: p.exit.name, Host: p.hostname}] = true
+		targets[p.policy] = true
+		return true
+	})
+	before := now.Add(-poolMemory)
+	t.metrics.forget(func(h string) bool { return hosts[h] }, func(k PairKey) bool { return pairs[k] }, before)
+	if nPolicies <= keepForgotten {
+		return
+	}
+	t.policyMu.Lock()
+	defer t.policyMu.Unlock()
+	for name, tp := range t.policies {
+		if !targets[tp] && tp.created.Before(before) && !t.configured(tp) && !tp.learned() {
+			delete(t.policies, name)
+		}
 	}
 }
 
