@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/warmpool/warmpool/internal/fakedns"
 )
@@ -82,14 +84,24 @@ func BenchmarkMemoryPerOpenSocket(b *testing.B) {
 }
 
 // BenchmarkMemoryPerRememberedHost reports the live heap that a host costs
-// once its socket is gone (B/host): its pool (until forgotten), its policy,
-// its counter rows. 2,000 hosts (names on loopback) get one GET each, then
-// every socket is closed:
+// once its socket is gone and the server closed its side (B/host): its pool
+// (until forgotten, 30 s after its last request), its policy, its counter
+// rows. 2,000 hosts (names on loopback) get one GET each, then every socket
+// is closed:
 //
 //	go test -run '^$' -bench MemoryPerRememberedHost -count 3 .
 func BenchmarkMemoryPerRememberedHost(b *testing.B) {
 	const n = 2000
+	var open atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
 	srv.StartTLS()
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
@@ -131,6 +143,9 @@ func BenchmarkMemoryPerRememberedHost(b *testing.B) {
 		close(jobs)
 		wg.Wait()
 		rt.CloseIdleConnections()
+		for open.Load() > 0 {
+			time.Sleep(time.Millisecond) // the server's side of each closed socket
+		}
 		per = float64(heapInUse()-before) / n
 		rt.Close()
 	}
