@@ -487,16 +487,20 @@ type Prewarm struct {
 	// a request's path.
 	Disable bool
 	// Lookahead is how many requests before the end of a socket's budget
-	// its replacement is dialed. Zero derives it for each socket from the
+	// its replacement is dialed, when the target's other sockets do not
+	// cover its demand (see Spares). Zero derives it for each socket from the
 	// handshake time and the socket's request rate: enough requests to
 	// cover three handshakes (more after a replacement came late), at
 	// least 2. When that spans more than one socket's budget, several
 	// replacements are dialed ahead.
 	Lookahead int
 	// Spares is the most spares an exit keeps for a host whose requests
-	// recently found no free socket (demand above its sockets), at most 8.
-	// Zero means 1; negative means none. Hosts without such misses in the
-	// last 10 seconds get no spare beyond budget replacements.
+	// recently found no free socket, at most 8. Spares and replacements
+	// are dialed only while the target's sockets on all its exits (but the
+	// ones about to retire) fall short of its demand: its requests in
+	// flight as each one starts, smoothed. Zero means 1; negative means
+	// none. Hosts without such misses in the last 10 seconds get no spare
+	// beyond budget replacements.
 	Spares int
 	// MaxDials limits the background dials in progress per exit and host.
 	// Zero means 4.
