@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 )
 
 // giveUp is how a caller gives up on a request: its context ends, or it
@@ -34,10 +35,16 @@ var (
 )
 
 // err returns nil while the caller waits for the request, else why it gave
-// up: the context's error, or errRequestCanceledConn for Request.Cancel.
+// up: the context's error (or context.DeadlineExceeded once its deadline
+// passed, see callerErr), or errRequestCanceledConn for Request.Cancel.
+//
+// This is the evidence rule: a failure is evidence about a target or an
+// exit only while err returns nil. A dial or an exchange that ended after
+// the caller gave up is the caller's, and teaches nothing: no exit health,
+// no dead-target memory, no learned limit, no concurrency drop, no retry.
 func (g giveUp) err() error {
 	if g.ctx != nil {
-		if err := g.ctx.Err(); err != nil {
+		if err := callerErr(g.ctx); err != nil {
 			return err
 		}
 	}
@@ -47,6 +54,21 @@ func (g giveUp) err() error {
 	default:
 		return nil
 	}
+}
+
+// callerErr returns ctx's error, or context.DeadlineExceeded once ctx's
+// deadline has passed: the dialer and the conn report "i/o timeout" when
+// the deadline passes, which can come before ctx.Err() does (its timer
+// fires a little later), and such a failure is the caller's, not the
+// target's.
+func callerErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // done returns the context's Done channel (nil, never closing, for the zero

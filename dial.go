@@ -126,7 +126,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 	cc, err := tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
 	if err != nil {
 		p.sc.add(func(c *counters) { c.dialErrors.Add(1) })
-		if di.conn != nil && ctx.Err() == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {
+		if di.conn != nil && callerErr(ctx) == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {
 			// The TCP connection existed: count it as a socket that
 			// ended during its set-up.
 			p.sc.closed(dialCloseReason(err, p.exit.proxy != nil), -1)
@@ -134,10 +134,15 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 		if t.closed.Load() {
 			return nil, ErrClosed
 		}
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := callerErr(ctx); cerr != nil {
 			// The caller gave up: say so, whatever the dialer made of
-			// it (the SOCKS dialer reports an expired deadline).
-			return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: fmt.Errorf("%w (%v)", context.Cause(ctx), err),
+			// it (the SOCKS dialer reports an expired deadline; a
+			// dialer's "i/o timeout" can come before ctx.Err() does).
+			cause := context.Cause(ctx)
+			if cause == nil {
+				cause = cerr
+			}
+			return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: fmt.Errorf("%w (%v)", cause, err),
 				viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
 		}
 		dt.mu.Lock()
