@@ -1,6 +1,7 @@
 package warmpool
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"sort"
@@ -277,16 +278,29 @@ func (l *limiter) stats() ConcurrencyStats {
 	return cs
 }
 
-// retryAfter parses a Retry-After header: seconds or an HTTP date.
+// maxRetryAfter bounds what a server's Retry-After can say: a value that
+// large means "the longest", which each user of it caps further
+// (Concurrency.MaxPause, Politeness.MaxDelay). It is clamped before the
+// conversion to a Duration, which would wrap.
+const maxRetryAfter = 365 * 24 * time.Hour
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date. A number
+// of seconds too large for an int, or for a Duration, is maxRetryAfter.
 func retryAfter(h string, now time.Time) time.Duration {
 	if h == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(h); err == nil {
-		if n <= 0 {
+	if n, err := strconv.ParseUint(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n == 0 {
 			return 0
 		}
+		if n >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(n) * time.Second
+	}
+	if _, err := strconv.ParseInt(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		return 0 // negative
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
 		return t.Sub(now)

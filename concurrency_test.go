@@ -268,3 +268,29 @@ func TestConcurrencyValidation(t *testing.T) {
 	_, err = New(Config{Concurrency: Concurrency{Enable: true, Min: 10, Max: 5}})
 	assert.ErrorContains(t, err, "Config.Concurrency.Min")
 }
+
+// TestRetryAfterAtTheEdges: a Retry-After too large for an int64 of
+// nanoseconds (or for a uint64 of seconds) means the longest wait, never a
+// wrapped one: the concurrency pause ends at its MaxPause and the
+// politeness hold at its MaxDelay. (Before: 9223372037 gave no wait at all
+// and 18446744074 gave 291 ms.)
+func TestRetryAfterAtTheEdges(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, h := range []string{"9223372036", "9223372037", "18446744073", "18446744074", "99999999999999999999999"} {
+		assert.Equal(t, maxRetryAfter, retryAfter(h, now), h)
+	}
+	assert.Equal(t, 31535999*time.Second, retryAfter("31535999", now), "just below the bound: exact")
+	assert.Zero(t, retryAfter("-9223372037", now))
+	assert.Zero(t, retryAfter("0", now))
+
+	conf := Concurrency{Enable: true, Initial: 4, MaxPause: time.Minute}
+	require.NoError(t, conf.normalize("Config.Concurrency", 64))
+	done := make(chan struct{})
+	defer close(done)
+	clk := newFakeClock()
+	l := newLimiter(&conf, clk.Now, done)
+	s, err := l.acquire(giveUp{ctx: context.Background()})
+	require.NoError(t, err)
+	s.release(true, retryAfter("9223372037", now))
+	assert.Equal(t, clk.Now().Add(time.Minute), l.stats().PausedUntil, "paused for MaxPause")
+}
