@@ -59,11 +59,11 @@ type Config struct {
 	// IdleGaps closes the idle sockets a crawl stopped using: a socket
 	// that has carried no request for IdleGaps times its target's rhythm
 	// is closed (reason idle), once the Transport holds more than 64 idle
-	// sockets. A target's rhythm is the longer of its recent gap between
-	// requests (on any exit) and its requests' recent duration; a target
-	// with one request so far is taken to be like the other targets that
-	// came back for a second one. The rhythm is never taken below 250 ms
-	// nor the hold above the idle timeout that applies. So the sockets a
+	// sockets. A target's rhythm is its recent gap between requests (on
+	// any exit); a target with one request so far is taken to be like the
+	// other targets that came back for a second one. The hold is never
+	// below 250 ms (the sweeper's period) nor above the idle timeout that
+	// applies. So the sockets a
 	// crawl uses now stay open however many there are, and the ones it
 	// stopped using go, whatever their number. Zero means 32; negative
 	// turns the rule off (idle sockets then stay until their idle
@@ -411,6 +411,10 @@ type Exit struct {
 	Weight int
 }
 
+// maxWeight bounds Exit.Weight, so that the weights of any number of exits
+// add up without overflow.
+const maxWeight = 1 << 30
+
 // normalize validates the exit and gives it its default name.
 func (e *Exit) normalize(field string) error {
 	u, err := parseProxy(field+".Proxy", e.Proxy)
@@ -420,8 +424,11 @@ func (e *Exit) normalize(field string) error {
 	if la := e.LocalAddr; la != "" && net.ParseIP(la) == nil {
 		return configErr(field+".LocalAddr", "%q is not an IP address (want e.g. \"192.0.2.10\")", la)
 	}
-	if e.Weight < 0 {
-		return configErr(field+".Weight", "negative weight %d (want 0 for 1, or a positive weight)", e.Weight)
+	switch {
+	case e.Weight < 0:
+		return configErr(field+".Weight", "negative weight %d (want 0 for 1, or a positive weight up to %d)", e.Weight, maxWeight)
+	case e.Weight > maxWeight:
+		return configErr(field+".Weight", "weight %d is above %d (the weights of many exits must add up without overflow)", e.Weight, maxWeight)
 	}
 	if e.Name == "" {
 		switch {

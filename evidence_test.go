@@ -2,6 +2,8 @@ package warmpool
 
 import (
 	"context"
+	"io"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -68,5 +70,90 @@ func TestCallerDeadlineIsNoEvidence(t *testing.T) {
 	for k, p := range s.Policies {
 		assert.Equal(t, SourceConfigured, p.MaxRequestsSource, "%v: a limit was learned", k)
 		assert.Equal(t, SourceNone, p.IdleTimeoutSource, "%v: an idle timeout was learned", k)
+	}
+}
+
+// TestMisuseNeitherPanicsNorHangs: a nil or zero *Transport fails its
+// RoundTrip with a clear error (closing the request's body) and does
+// nothing on Close, CloseIdleConnections, Snapshot and Events; exit weights
+// whose sum would overflow are refused in New, naming the field; a proxy
+// URL without a scheme never has its user name repeated. (Before: every
+// method of a nil Transport panicked, and weights {MaxInt, 1} panicked
+// inside RoundTrip.)
+func TestMisuseNeitherPanicsNorHangs(t *testing.T) {
+	for name, rt := range map[string]*Transport{"nil": nil, "zero": {}} {
+		t.Run(name, func(t *testing.T) {
+			body := &closeCounter{}
+			req, err := http.NewRequest(http.MethodPost, "https://example.invalid/", body)
+			require.NoError(t, err)
+			_, err = rt.RoundTrip(req)
+			assert.ErrorIs(t, err, errNotMade)
+			assert.Contains(t, err.Error(), "New")
+			assert.Equal(t, 1, body.closed, "the body is closed")
+			assert.NoError(t, rt.Close())
+			rt.CloseIdleConnections()
+			assert.Zero(t, rt.Snapshot().Total.Requests)
+			assert.Nil(t, rt.Events())
+			_, err = rt.NewSessionPool(SessionPoolConfig{})
+			assert.ErrorIs(t, err, errNotMade)
+		})
+	}
+	_, err := New(Config{Exits: []Exit{{Name: "a", Weight: math.MaxInt}, {Name: "b", Weight: 1}}, Rotation: WeightedRandom()})
+	assert.ErrorContains(t, err, "Config.Exits[0].Weight")
+	rt, err := New(Config{Exits: []Exit{{Name: "a", Weight: maxWeight}, {Name: "b", Weight: maxWeight}, {Name: "c", Weight: 1}}, Rotation: WeightedRandom()})
+	require.NoError(t, err)
+	defer rt.Close()
+	for range 100 {
+		assert.Contains(t, []int{0, 1, 2}, rt.rot.Pick("h", &rt.baseSet))
+	}
+	_, err = New(Config{Exits: []Exit{{Proxy: "alice:s3cret@127.0.0.1:1"}}})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "alice")
+	assert.NotContains(t, err.Error(), "s3cret")
+	assert.Contains(t, err.Error(), "Config.Exits[0].Proxy")
+}
+
+// closeCounter is a request body that counts its Close calls.
+type closeCounter struct{ closed int }
+
+func (c *closeCounter) Read([]byte) (int, error) { return 0, io.EOF }
+func (c *closeCounter) Close() error             { c.closed++; return nil }
+
+// TestCloseFromACallback: Close called from OnSocket returns, whether the
+// event comes from a background goroutine (a prewarmed socket) or from
+// Close itself (a socket it closes), and a Close from elsewhere then
+// returns too. (Before: Close waited for the goroutine that was calling
+// it, forever.)
+func TestCloseFromACallback(t *testing.T) {
+	for _, kind := range []SocketEventKind{SocketPrewarmed, SocketClosed} {
+		t.Run(kind.String(), func(t *testing.T) {
+			tg := startTarget(t, target.Config{})
+			var rt *Transport
+			returned := make(chan bool, 8)
+			rt = newTransport(t, tg, Config{Budget: Budget{MaxRequests: 3}, OnSocket: func(e SocketEvent) {
+				if e.Kind == kind {
+					bg := rt.bg.owns(goid())
+					rt.Close()
+					returned <- bg
+				}
+			}})
+			require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
+			if kind == SocketClosed {
+				go rt.Close()
+			}
+			select {
+			case bg := <-returned:
+				assert.Equal(t, kind == SocketPrewarmed, bg, "the event came from a background goroutine")
+			case <-time.After(faultHang):
+				t.Fatal("Close called from the callback never returned")
+			}
+			done := make(chan struct{})
+			go func() { rt.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(faultHang):
+				t.Fatal("Close hangs")
+			}
+		})
 	}
 }

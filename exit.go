@@ -41,8 +41,10 @@ func parseProxy(field, raw string) (*url.URL, error) {
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if !proxySchemes[scheme] {
-		if scheme == "" {
-			return nil, configErr(field, "proxy URL has no scheme (want http, https or socks5)")
+		if scheme == "" || !strings.Contains(raw, "://") {
+			// Without "://", what url.Parse takes for a scheme may be
+			// a user name ("alice:s3cret@host:port"): never repeat it.
+			return nil, configErr(field, "proxy URL has no scheme (want http://, https:// or socks5://)")
 		}
 		return nil, configErr(field, "unsupported scheme %q (want http, https, socks5)", u.Scheme)
 	}

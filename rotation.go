@@ -83,21 +83,25 @@ func WeightedRandom() Rotation { return weightedRandom{} }
 type weightedRandom struct{}
 
 func (weightedRandom) Pick(_ string, exits ExitSet) int {
-	total := 0
+	// In int64, with each weight at most maxWeight (New checks them), so
+	// that any number of exits adds up without overflow (a custom
+	// ExitSet's weights are taken within [0, maxWeight] too).
+	weight := func(i int) int64 { return int64(min(max(exits.Weight(i), 0), maxWeight)) }
+	var total int64
 	for i := range exits.Len() {
 		if exits.Eligible(i) {
-			total += exits.Weight(i)
+			total += weight(i)
 		}
 	}
 	if total == 0 {
 		return 0
 	}
-	x := rand.IntN(total)
+	x := rand.Int64N(total)
 	for i := range exits.Len() {
 		if !exits.Eligible(i) {
 			continue
 		}
-		if x -= exits.Weight(i); x < 0 {
+		if x -= weight(i); x < 0 {
 			return i
 		}
 	}

@@ -87,6 +87,12 @@ func requiresHTTP1(req *http.Request) bool {
 // Config.Exits). Exits ejected by Config.Health are skipped; when all are,
 // RoundTrip returns an error wrapping ErrNoHealthyExit.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.made() {
+		if req != nil {
+			closeReqBody(req)
+		}
+		return nil, errNotMade
+	}
 	if req == nil {
 		t.countError("", ErrorInvalid)
 		return nil, errors.New("warmpool: nil Request")

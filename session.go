@@ -80,6 +80,9 @@ type SessionPool struct {
 // NewSessionPool returns a session pool over the Transport's exits. A
 // negative MaxSessions or MaxErrorScore is an error naming the field.
 func (t *Transport) NewSessionPool(conf SessionPoolConfig) (*SessionPool, error) {
+	if !t.made() {
+		return nil, errNotMade
+	}
 	switch {
 	case conf.MaxSessions < 0:
 		return nil, configErr("SessionPoolConfig.MaxSessions", "negative value %d (want 0 for the default %d)", conf.MaxSessions, defaultMaxSessions)

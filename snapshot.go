@@ -248,6 +248,9 @@ const OtherHosts = "(other)"
 // concurrently with requests; the counters are read one by one, so a
 // snapshot taken under load may be off by the requests in flight.
 func (t *Transport) Snapshot() Snapshot {
+	if !t.made() {
+		return Snapshot{}
+	}
 	now := t.now()
 	s := Snapshot{
 		Taken: now,

@@ -92,12 +92,11 @@ func (s *storeSync) start() {
 	if s.pacer != nil && s.t.cfg.Politeness.on() {
 		s.heartbeat()
 	}
-	s.t.wg.Add(1)
-	go s.run()
+	s.t.bg.add()
+	go s.t.bg.run(s.run)
 }
 
 func (s *storeSync) run() {
-	defer s.t.wg.Done()
 	tk := time.NewTicker(storeSyncEvery)
 	defer tk.Stop()
 	var beat time.Time

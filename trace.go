@@ -195,6 +195,9 @@ func (r *eventRing) add(e SocketEvent, now func() time.Time) SocketEvent {
 // Events returns the most recent socket events (at most 256), oldest
 // first. It is safe to call concurrently with requests.
 func (t *Transport) Events() []SocketEvent {
+	if !t.made() {
+		return nil
+	}
 	r := &t.events
 	r.mu.Lock()
 	defer r.mu.Unlock()

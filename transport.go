@@ -1,10 +1,13 @@
 package warmpool
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"hash/maphash"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -51,12 +54,14 @@ type Transport struct {
 	randMu    sync.Mutex
 	rand      *rand.Rand
 	closed    atomic.Bool
-	lifeMu    sync.RWMutex // orders goBackground's wg.Add before Close's Wait
-	closeOnce sync.Once
+	lifeMu    sync.RWMutex    // orders goBackground's wg.Add before Close's Wait
+	closing   atomic.Bool     // Close has begun
+	closer    atomic.Uint64   // the goroutine running Close
+	closeDone chan struct{}   // closed when Close is done
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
 	done      <-chan struct{}
-	wg        sync.WaitGroup
+	bg        *goroutines // background goroutines, which Close waits for
 }
 
 // defaultSweepInterval is how often the sweeper expires idle sockets.
@@ -108,6 +113,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		cfg.Logger.Warn("warmpool: many Transports created in a short time: each has its own sockets, so every new one pays every handshake again; create one and share it",
 			"created_last_minute", n)
 	}
+	t.bg, t.closeDone = newGoroutines(), make(chan struct{})
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.done = t.ctx.Done()
 	if cfg.Store != nil {
@@ -117,8 +123,8 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		}
 		t.store.start()
 	}
-	t.wg.Add(1)
-	go t.sweeper(defaultSweepInterval)
+	t.bg.add()
+	go t.bg.run(func() { t.sweeper(defaultSweepInterval) })
 	return t, nil
 }
 
@@ -228,9 +234,20 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 	return t.pools.LoadOrStore(pk, p)
 }
 
+// errNotMade is RoundTrip's error on a nil or zero Transport.
+var errNotMade = errors.New("warmpool: Transport is nil or was not made by New")
+
+// made reports whether t was made by New: a nil or zero *Transport has no
+// configuration to honour, so RoundTrip fails with errNotMade and the other
+// methods do nothing.
+func (t *Transport) made() bool { return t != nil && t.done != nil }
+
 // CloseIdleConnections closes every socket that has no request in flight.
 // It implements the method http.Client.CloseIdleConnections looks for.
 func (t *Transport) CloseIdleConnections() {
+	if !t.made() {
+		return
+	}
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		p.closeIdle(CloseClientClose, false)
 		return true
@@ -239,22 +256,42 @@ func (t *Transport) CloseIdleConnections() {
 
 // Close closes every socket, stops every goroutine the Transport started
 // and waits for them. Requests in flight fail; later RoundTrips return
-// ErrClosed. Close is idempotent and always returns nil.
+// ErrClosed. Close is idempotent and always returns nil: a second call
+// waits for the first to finish.
+//
+// A callback (Config.OnSocket, OnRequest, a Logger's handler) may call
+// Close. Called on one of the Transport's goroutines, Close waits for the
+// others and returns; the calling goroutine ends when its callback returns.
+// Called from a callback that Close itself is running (a socket's close
+// event), it returns at once.
 func (t *Transport) Close() error {
-	t.closeOnce.Do(func() {
-		t.lifeMu.Lock()
-		t.closed.Store(true)
-		t.lifeMu.Unlock()
-		t.cancel()
-		t.wg.Wait()
-		t.pools.Range(func(_ poolKey, p *hostPool) bool {
-			p.closeIdle(CloseClientClose, true)
-			if p.lim != nil {
-				p.lim.stop()
-			}
-			return true
-		})
+	if !t.made() {
+		return nil
+	}
+	me := goid()
+	if !t.closing.CompareAndSwap(false, true) {
+		// A second Close waits for the first, unless it comes from a
+		// callback that the first Close (or a goroutine it waits for)
+		// is running: that one returns at once.
+		if t.closer.Load() != me && !t.bg.owns(me) {
+			<-t.closeDone
+		}
+		return nil
+	}
+	t.closer.Store(me)
+	t.lifeMu.Lock()
+	t.closed.Store(true)
+	t.lifeMu.Unlock()
+	t.cancel()
+	t.bg.wait(me)
+	t.pools.Range(func(_ poolKey, p *hostPool) bool {
+		p.closeIdle(CloseClientClose, true)
+		if p.lim != nil {
+			p.lim.stop()
+		}
+		return true
 	})
+	close(t.closeDone)
 	return nil
 }
 
@@ -266,18 +303,96 @@ func (t *Transport) goBackground(f func()) bool {
 	if t.closed.Load() {
 		return false
 	}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		f()
-	}()
+	t.bg.add()
+	go t.bg.run(f)
 	return true
+}
+
+// goroutines tracks the Transport's background goroutines so that Close
+// waits for them. Close may be called from one of them (a callback such as
+// Config.OnSocket runs on them): it then waits for the others, not for
+// itself, which would never end.
+type goroutines struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	ids  map[uint64]struct{} // the running goroutines' ids
+	n    int                 // started (add) and not ended
+}
+
+func newGoroutines() *goroutines {
+	g := &goroutines{ids: make(map[uint64]struct{})}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+// add counts a goroutine about to start; it must then call run.
+func (g *goroutines) add() {
+	g.mu.Lock()
+	g.n++
+	g.mu.Unlock()
+}
+
+// run runs f as a counted goroutine.
+func (g *goroutines) run(f func()) {
+	id := goid()
+	g.mu.Lock()
+	g.ids[id] = struct{}{}
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.ids, id)
+		g.n--
+		g.cond.Broadcast()
+		g.mu.Unlock()
+	}()
+	f()
+}
+
+// owns reports whether the goroutine id is one of g's.
+func (g *goroutines) owns(id uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.ids[id]
+	return ok
+}
+
+// wait waits until every goroutine of g has ended, but the calling one
+// (me) if it is one of them.
+func (g *goroutines) wait(me uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for {
+		self := 0
+		if _, ok := g.ids[me]; ok {
+			self = 1
+		}
+		if g.n <= self {
+			return
+		}
+		g.cond.Wait()
+	}
+}
+
+// goid returns the calling goroutine's id, as its stack trace names it. Go
+// offers no other way; it is read only when a background goroutine starts
+// and in Close.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 // sweeper closes sockets past their idle timeout or age and drops empty
 // pools, so idle sockets do not linger and memory stays bounded.
 func (t *Transport) sweeper(every time.Duration) {
-	defer t.wg.Done()
 	tk := time.NewTicker(every)
 	defer tk.Stop()
 	for {
