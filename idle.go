@@ -28,9 +28,8 @@ const (
 	// their targets' rhythm: a client of a few hosts keeps its sockets
 	// as net/http would (its default keeps 100).
 	idleFree = 64
-	// minRhythm is the shortest rhythm taken for a target: below it the
-	// sweeper's own period (defaultSweepInterval) would decide.
-	minRhythm = 250 * time.Millisecond
+	// minHold is the shortest hold: the sweeper's own period.
+	minHold = defaultSweepInterval
 	// defaultCeiling is MaxSockets where the open-file limit is unknown.
 	defaultCeiling = 4096
 	minCeiling     = 64
@@ -47,12 +46,11 @@ func defaultMaxSockets() int {
 }
 
 // rhythm is a target's recent pace, across all its exits: its gap between
-// requests and their duration. It is safe for concurrent use.
+// requests, and how many it has in flight. It is safe for concurrent use.
 type rhythm struct {
 	mu   sync.Mutex
 	last time.Time     // the target's last request
 	gap  time.Duration // smoothed gap between its requests
-	dur  time.Duration // smoothed duration of its requests
 	n    int           // requests seen, up to 2
 	busy float64       // smoothed requests in flight as each one starts
 }
@@ -81,14 +79,6 @@ func (r *rhythm) arrive(now time.Time, busy int) (first time.Duration) {
 	return first
 }
 
-// done records the duration of a request, from its sending to the end of
-// its response.
-func (r *rhythm) done(d time.Duration) {
-	r.mu.Lock()
-	r.dur = ewma(r.dur, max(d, 1))
-	r.mu.Unlock()
-}
-
 // demand returns how many sockets the target needs at once: its requests
 // in flight as each one starts, smoothed and rounded, at least 1. Random
 // arrivals that sometimes meet (a crawl over many hosts) round to one
@@ -100,17 +90,22 @@ func (r *rhythm) demand() int {
 	return max(1, int(r.busy+0.5))
 }
 
-// pace returns the target's rhythm: the longer of its gap and its requests'
-// duration, or firstGap for a target with one request so far (0 when that
-// is unknown too).
+// pace returns the target's rhythm: its smoothed gap between requests, or
+// firstGap for a target with one request so far (0 when that is unknown
+// too).
+//
+// The gap, not the requests' duration: a target whose requests overlap
+// (several in flight) has a short gap and reuses each of its sockets about
+// once per request duration, which is a few gaps; one that got its
+// requests at once and went silent (a crawl that fetches a page and its
+// assets) has a gap near zero, and its sockets go at the next sweep.
 func (r *rhythm) pace(firstGap time.Duration) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	g := r.gap
 	if r.n < 2 {
-		g = firstGap
+		return firstGap
 	}
-	return max(g, r.dur)
+	return r.gap
 }
 
 // rhythmOn reports whether the rhythm rule applies now (Config.IdleGaps):
@@ -125,7 +120,7 @@ func (t *Transport) rhythmOn() bool {
 // rhythm rule (Config.IdleGaps), or 0 when the idle timeout that applies to
 // the target anyway (idleMax) comes first.
 func (t *Transport) hold(tp *targetPolicy, idleMax time.Duration) time.Duration {
-	h := time.Duration(t.cfg.IdleGaps) * max(minRhythm, tp.rhythm.pace(time.Duration(t.firstGap.Load())))
+	h := max(minHold, time.Duration(t.cfg.IdleGaps)*tp.rhythm.pace(time.Duration(t.firstGap.Load())))
 	if idleMax > 0 && h >= idleMax {
 		return 0 // the idle timeout comes first
 	}

@@ -83,7 +83,6 @@ func (l *lease) end(o outcome) {
 		p.release(s, o.err == nil)
 	}
 	p.policy.busy.Add(-1)
-	p.policy.rhythm.done(p.t.now().Sub(l.sent))
 	p.exit.inflight.Add(-1)
 	p.sc.leave()
 	l.slot.release(o.drop, o.pause)
