@@ -1,7 +1,8 @@
 package main
 
-// The crawl scenarios: many hosts, mixed endpoints, churn and idle bursts,
-// the work scrapers really do (go run ./examples/bench crawl).
+// The crawl scenarios: many hosts, mixed endpoints, churn, idle bursts and
+// the memory of a crawl over many names, the work scrapers really do (go
+// run ./examples/bench crawl).
 
 import (
 	"context"
@@ -9,13 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -26,31 +26,57 @@ import (
 
 	"github.com/warmpool/warmpool"
 	"github.com/warmpool/warmpool/internal/target"
-	"github.com/warmpool/warmpool/internal/testcert"
-	"github.com/warmpool/warmpool/internal/testproxy"
 )
 
 // crawlOptions configure the crawl scenarios.
 type crawlOptions struct {
 	RTT                  time.Duration // handshake 2×RTT, response RTT, proxy dial RTT
 	Hosts, PerHost       int           // broad crawl
-	Workers              int           // broad crawl
+	Workers              int           // broad crawl, hosts, memory
 	MixedWorkers, MixedN int           // mixed endpoints: workers × requests each
 	Rounds               int           // mixed endpoints: paired rounds
-	ChurnHosts           int
-	ChurnFor             time.Duration
+	ChurnHosts, ChurnN   int           // churn: hosts, GETs in all
 	Bursts, BurstN       int           // idle bursts
 	IdleTimeout, Pause   time.Duration // idle bursts
-	Scenarios            []string
-	Progress             io.Writer
+
+	// Names is the hosts scenario's host names (2 GETs each); NamesLater
+	// is when it counts warmpool's open sockets again after the last
+	// request.
+	Names      int
+	NamesLater time.Duration
+	// MemHosts and MemConcHosts are the memory scenario's host names (1
+	// GET each), without and with Config.Concurrency; MemIdle is its
+	// Config.IdleConnTimeout. It reads the heap once max(MemIdle,
+	// MemForget) has passed after the last request, MemForget being the
+	// time warmpool keeps a host's pool after its last request (30 s) and
+	// a margin.
+	MemHosts, MemConcHosts int
+	MemIdle, MemForget     time.Duration
+
+	Scenarios []string
+	Progress  io.Writer
 }
 
-var allCrawlScenarios = []string{"broad", "mixed", "churn", "bursts"}
+// crawlScenarios are the crawl scenarios by name.
+var crawlScenarios = map[string]func(crawlOptions, *crawlReport) error{
+	"broad":  broadCrawl,
+	"mixed":  mixedEndpoints,
+	"churn":  churn,
+	"bursts": idleBursts,
+	"hosts":  manyHosts,
+	"memory": memory,
+}
+
+// allCrawlScenarios are the scenarios run by default: all but memory,
+// which takes over two minutes (mostly waiting for pools to be forgotten).
+var allCrawlScenarios = []string{"broad", "mixed", "churn", "bursts", "hosts"}
 
 func defaultCrawlOptions() crawlOptions {
 	return crawlOptions{RTT: 5 * time.Millisecond, Hosts: 300, PerHost: 12, Workers: 8,
-		MixedWorkers: 32, MixedN: 200, Rounds: 3, ChurnHosts: 200, ChurnFor: 8 * time.Second,
+		MixedWorkers: 32, MixedN: 200, Rounds: 3, ChurnHosts: 200, ChurnN: 30000,
 		Bursts: 4, BurstN: 200, IdleTimeout: 2 * time.Second, Pause: 2500 * time.Millisecond,
+		Names: 3000, NamesLater: time.Second,
+		MemHosts: 20000, MemConcHosts: 5000, MemIdle: 5 * time.Second, MemForget: 31 * time.Second,
 		Scenarios: allCrawlScenarios}
 }
 
@@ -61,90 +87,9 @@ type crawlRow struct {
 	RPS              float64
 	P50, P99         time.Duration
 	Handshakes       int64  // the servers' count
+	MostOpen         int64  // the most connections the servers had open at once (0: not measured)
 	Note             string // scenario-specific figures
 	lats             []time.Duration
-}
-
-// hosts is one TLS server on n loopback listeners: n targets (host:port)
-// that count the handshakes they complete.
-type hosts struct {
-	urls       []string
-	handshakes atomic.Int64
-	clientTLS  *tls.Config
-	srv        *http.Server
-	wg         sync.WaitGroup
-}
-
-func startHosts(n int, rtt time.Duration, h http.Handler, h2 bool) (*hosts, error) {
-	cert, err := testcert.New("crawl", time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	hs := &hosts{clientTLS: &tls.Config{RootCAs: cert.Pool}}
-	protos := []string{"http/1.1"}
-	if h2 {
-		protos = []string{"h2", "http/1.1"}
-	}
-	conf := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: protos,
-		VerifyConnection: func(tls.ConnectionState) error { hs.handshakes.Add(1); return nil }}
-	conf.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		time.Sleep(2 * rtt) // TCP and TLS round trips
-		return nil, nil
-	}
-	hs.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(rtt)
-		h.ServeHTTP(w, r)
-	}), TLSConfig: conf,
-		// Clients that close a half-made connection are expected here.
-		ErrorLog: log.New(io.Discard, "", 0),
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
-		}}
-	if !h2 {
-		hs.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-	}
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			hs.close()
-			return nil, err
-		}
-		hs.urls = append(hs.urls, "https://"+ln.Addr().String()+"/")
-		hs.wg.Go(func() { hs.srv.ServeTLS(ln, "", "") })
-	}
-	return hs, nil
-}
-
-func (hs *hosts) close() { hs.srv.Close(); hs.wg.Wait() }
-
-// connRequestsKey holds a connection's request counter in its context.
-type connRequestsKey struct{}
-
-// requestOnConn returns r's position on its connection, from 1.
-func requestOnConn(r *http.Request) int64 {
-	n, _ := r.Context().Value(connRequestsKey{}).(*atomic.Int64)
-	if n == nil {
-		return 0
-	}
-	return n.Add(1)
-}
-
-var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-
-// startProxies starts n CONNECT proxies sending from 127.0.0.2 on.
-func startProxies(n int, rtt time.Duration) ([]*testproxy.Proxy, error) {
-	var out []*testproxy.Proxy
-	for i := range n {
-		px, err := testproxy.Start(testproxy.Config{SourceIP: fmt.Sprintf("127.0.0.%d", i+2), DialDelay: rtt})
-		if err != nil {
-			for _, p := range out {
-				p.Close()
-			}
-			return nil, err
-		}
-		out = append(out, px)
-	}
-	return out, nil
 }
 
 // tunedTransport is a tuned net/http Transport (idle: its MaxIdleConns).
@@ -172,6 +117,13 @@ type rotating struct {
 
 func (r *rotating) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.trs[(r.next.Add(1)-1)%uint64(len(r.trs))].RoundTrip(req)
+}
+
+// CloseIdleConnections closes the idle connections of every transport.
+func (r *rotating) CloseIdleConnections() {
+	for _, tr := range r.trs {
+		tr.CloseIdleConnections()
+	}
 }
 
 // drive sends urls from workers goroutines through rt and measures them.
@@ -214,13 +166,70 @@ func drive(rt http.RoundTripper, urls []string, workers int) crawlRow {
 	return row
 }
 
-// exitShares formats the range of the exits' shares of the sockets.
-func exitShares(s warmpool.Snapshot) string {
-	lo, hi := 1.0, 0.0
+// quietTimeout bounds the wait for a client's sockets to close before the
+// next row.
+const quietTimeout = 10 * time.Second
+
+// measure runs one crawl row against hs: it waits until the previous
+// client's sockets are closed (at most quietTimeout), drives urls through
+// rt from workers goroutines, reads the most connections hs had open at
+// once during the run, then calls done (which closes the client) and
+// counts the handshakes hs completed meanwhile. The row keeps no
+// latencies: a measured heap must not count them.
+func measure(hs *hosts, scenario, client string, rt http.RoundTripper, urls []string, workers int, done func()) crawlRow {
+	hs.conns.awaitClosed(quietTimeout)
+	hs.conns.resetPeak()
+	before := hs.handshakes.Load()
+	r := drive(rt, urls, workers)
+	r.lats = nil
+	r.MostOpen = hs.conns.peak.Load()
+	done()
+	r.Scenario, r.Client = scenario, client
+	r.Handshakes = hs.handshakes.Load() - before
+	return r
+}
+
+// wpUnderTest is the warmpool Transport of a crawl row. Its done method
+// keeps its last Snapshot and closes it.
+type wpUnderTest struct {
+	*warmpool.Transport
+	last warmpool.Snapshot
+}
+
+// newWarmpool starts the warmpool Transport of the row named name, with
+// cfg's socket bounds (IdleGaps, MaxSockets) or, when unbounded, none: the
+// name then says so.
+func newWarmpool(cfg warmpool.Config, name string, unbounded bool) (*wpUnderTest, string, error) {
+	if unbounded {
+		cfg.IdleGaps, cfg.MaxSockets = -1, -1
+		name += ", unbounded"
+	}
+	rt, err := warmpool.New(cfg)
+	if err != nil {
+		return nil, name, err
+	}
+	return &wpUnderTest{Transport: rt}, name, nil
+}
+
+func (w *wpUnderTest) done() {
+	w.last = w.Snapshot()
+	w.Close()
+}
+
+// exitShareRange returns the smallest and largest of the exits' shares of
+// the sockets dialed.
+func exitShareRange(s warmpool.Snapshot) (lo, hi float64) {
+	lo, hi = 1.0, 0.0
 	for _, e := range s.Exits {
 		f := float64(e.Handshakes) / float64(max(1, s.Total.Handshakes))
 		lo, hi = min(lo, f), max(hi, f)
 	}
+	return lo, hi
+}
+
+// exitShares formats the range of the exits' shares of the sockets.
+func exitShares(s warmpool.Snapshot) string {
+	lo, hi := exitShareRange(s)
 	return fmt.Sprintf("exits %.0f-%.0f%% of sockets", 100*lo, 100*hi)
 }
 
@@ -229,22 +238,29 @@ func wpNote(s warmpool.Snapshot) string {
 	return fmt.Sprintf("prewarms %d (unused %d, keep-warm %d)", t.Prewarms, t.UnusedPrewarms, t.KeepWarmDials)
 }
 
-// broadCrawl: o.Hosts hosts, o.PerHost GETs each in shuffled order.
-func broadCrawl(o crawlOptions) ([]crawlRow, error) {
-	hs, err := startHosts(o.Hosts, o.RTT, okHandler, false)
-	if err != nil {
-		return nil, err
+// closesNote formats the sockets closed by reason.
+func closesNote(t warmpool.Stats) string {
+	var parts []string
+	for _, reason := range slices.Sorted(maps.Keys(t.Closes)) {
+		parts = append(parts, fmt.Sprintf("%s %d", reason, t.Closes[reason]))
 	}
-	defer hs.close()
-	pxs, err := startProxies(4, o.RTT)
-	if err != nil {
-		return nil, err
+	if len(parts) == 0 {
+		return "no closes"
 	}
-	defer func() {
-		for _, p := range pxs {
-			p.Close()
-		}
-	}()
+	return "closes: " + strings.Join(parts, ", ")
+}
+
+// broadCrawl: o.Hosts hosts, o.PerHost GETs each in shuffled order, from
+// o.Workers workers through 4 CONNECT proxies. Its checks: warmpool pays
+// about the handshakes of net/http with an unlimited idle pool (one per
+// host, not one per host and exit), and spreads its sockets evenly over
+// its exits.
+func broadCrawl(o crawlOptions, rep *crawlReport) error {
+	hs, pxs, err := startCrawl(o.Hosts, 4, o.RTT, false)
+	if err != nil {
+		return err
+	}
+	defer stopCrawl(hs, pxs)
 	var urls []string
 	for _, u := range hs.urls {
 		for range o.PerHost {
@@ -252,60 +268,50 @@ func broadCrawl(o crawlOptions) ([]crawlRow, error) {
 		}
 	}
 	rand.New(rand.NewPCG(1, 1)).Shuffle(len(urls), func(i, j int) { urls[i], urls[j] = urls[j], urls[i] })
-	var rows []crawlRow
-	add := func(name string, rt http.RoundTripper, note func() string, done func()) {
-		before := hs.handshakes.Load()
-		r := drive(rt, urls, o.Workers)
-		done()
-		r.Scenario, r.Client = "broad crawl", name
-		r.Handshakes = hs.handshakes.Load() - before
+	row := func(name string, rt http.RoundTripper, done func()) crawlRow {
+		r := measure(hs, "broad crawl", name, rt, urls, o.Workers, done)
 		r.Note = fmt.Sprintf("%.2f handshakes per host", float64(r.Handshakes)/float64(o.Hosts))
-		if note != nil {
-			r.Note += "; " + note()
-		}
-		rows = append(rows, r)
-		progress(o.Progress, r)
+		return r
 	}
+	var unlimited crawlRow // net/http with MaxIdleConns 0, the last of these
 	for _, idle := range []int{256, 0} {
 		tr := tunedTransport(hs.clientTLS, pxs[0].URL(), idle, o.Workers)
-		add(fmt.Sprintf("net/http, 1 proxy, MaxIdleConns %d", idle), tr, nil, tr.CloseIdleConnections)
+		unlimited = row(fmt.Sprintf("net/http, 1 proxy, MaxIdleConns %d", idle), tr, tr.CloseIdleConnections)
+		rep.add(unlimited)
 	}
 	rot := &rotating{}
 	for _, px := range pxs {
 		rot.trs = append(rot.trs, tunedTransport(hs.clientTLS, px.URL(), 256, o.Workers))
 	}
-	add("net/http, 4 proxies per request", rot, nil, func() {
-		for _, tr := range rot.trs {
-			tr.CloseIdleConnections()
-		}
-	})
-	for _, capIdle := range []int{0, -1} {
-		cfg := warmpool.Config{TLSClientConfig: hs.clientTLS, Budget: warmpool.Budget{MaxRequests: 95}}
-		if capIdle < 0 {
-			cfg.IdleGaps, cfg.MaxSockets = -1, -1
-		}
-		for i, px := range pxs {
-			cfg.Exits = append(cfg.Exits, warmpool.Exit{Name: fmt.Sprint("px", i), Proxy: px.URLString()})
-		}
-		rt, err := warmpool.New(cfg)
+	rep.add(row("net/http, 4 proxies per request", rot, rot.CloseIdleConnections))
+	var def crawlRow
+	var defSnap warmpool.Snapshot
+	for _, unbounded := range []bool{false, true} {
+		cfg := warmpool.Config{TLSClientConfig: hs.clientTLS, Budget: warmpool.Budget{MaxRequests: 95}, Exits: proxyExits(pxs)}
+		w, name, err := newWarmpool(cfg, "warmpool, 4 exits", unbounded)
 		if err != nil {
-			return rows, err
+			return err
 		}
-		name := "warmpool, 4 exits"
-		if capIdle < 0 {
-			name += ", unbounded"
+		r := row(name, w, w.done)
+		r.Note += "; " + exitShares(w.last) + "; " + wpNote(w.last)
+		rep.add(r)
+		if !unbounded {
+			def, defSnap = r, w.last
 		}
-		var snap warmpool.Snapshot
-		add(name, rt, func() string { return exitShares(snap) + "; " + wpNote(snap) }, func() { snap = rt.Snapshot(); rt.Close() })
 	}
-	return rows, nil
+	rep.check(atMost("broad: warmpool defaults (4 exits) server handshakes vs 1.10 × net/http MaxIdleConns 0",
+		float64(def.Handshakes), 1.10*float64(unlimited.Handshakes), ""))
+	lo, hi := exitShareRange(defSnap)
+	rep.check(check{What: "broad: warmpool defaults, each exit's share of sockets",
+		Measured: fmt.Sprintf("%.0f%%..%.0f%%", 100*lo, 100*hi), Limit: "15%..35%", Pass: lo >= 0.15 && hi <= 0.35})
+	return nil
 }
 
 // mixedEndpoints: an nginx-like HTTP/1.1 host (closes after 100 requests)
 // where 1 path in 20 answers "Connection: close", and an HTTP/2 server on
 // another port of the same IP; o.MixedWorkers × o.MixedN requests over
 // both, in o.Rounds rounds alternating the clients.
-func mixedEndpoints(o crawlOptions) ([]crawlRow, error) {
+func mixedEndpoints(o crawlOptions, rep *crawlReport) error {
 	h1, err := startHosts(1, 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if requestOnConn(r) >= 100 || r.URL.Path == "/close" {
 			w.Header().Set("Connection", "close")
@@ -313,12 +319,12 @@ func mixedEndpoints(o crawlOptions) ([]crawlRow, error) {
 		io.WriteString(w, "ok")
 	}), false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer h1.close()
 	h2, err := startHosts(1, 0, okHandler, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer h2.close()
 	// One client TLS config cannot trust both servers' own CAs: the
@@ -353,7 +359,7 @@ func mixedEndpoints(o crawlOptions) ([]crawlRow, error) {
 			} else {
 				w, err := warmpool.New(warmpool.Config{TLSClientConfig: tlsConf})
 				if err != nil {
-					return nil, err
+					return err
 				}
 				rt, done = w, func() { w.Close() }
 			}
@@ -372,7 +378,6 @@ func mixedEndpoints(o crawlOptions) ([]crawlRow, error) {
 		ratios = append(ratios, res["warmpool"].rps[i]/res["net/http"].rps[i])
 	}
 	sort.Float64s(ratios)
-	var rows []crawlRow
 	for _, name := range []string{"net/http", "warmpool"} {
 		t := res[name]
 		rps := append([]float64(nil), t.rps...)
@@ -383,80 +388,19 @@ func mixedEndpoints(o crawlOptions) ([]crawlRow, error) {
 		if name == "warmpool" {
 			r.Note += fmt.Sprintf("; median req/s ratio to net/http %.2f", ratios[len(ratios)/2])
 		}
-		rows = append(rows, r)
-		progress(o.Progress, r)
+		rep.add(r)
 	}
-	return rows, nil
-}
-
-// churn: o.ChurnHosts hosts through 2 exits, 16 workers, budget 25, random
-// hosts for o.ChurnFor; open sockets sampled each second.
-func churn(o crawlOptions) ([]crawlRow, error) {
-	hs, err := startHosts(o.ChurnHosts, o.RTT, okHandler, false)
-	if err != nil {
-		return nil, err
-	}
-	defer hs.close()
-	pxs, err := startProxies(2, o.RTT)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		for _, p := range pxs {
-			p.Close()
-		}
-	}()
-	cfg := warmpool.Config{TLSClientConfig: hs.clientTLS, Budget: warmpool.Budget{MaxRequests: 25}}
-	for i, px := range pxs {
-		cfg.Exits = append(cfg.Exits, warmpool.Exit{Name: fmt.Sprint("px", i), Proxy: px.URLString()})
-	}
-	rt, err := warmpool.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer rt.Close()
-	c := &http.Client{Transport: rt}
-	var stop atomic.Bool
-	var n, errs atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range 16 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 3))
-			for !stop.Load() {
-				if get(context.Background(), c, hs.urls[rng.IntN(len(hs.urls))]) != nil {
-					errs.Add(1)
-				}
-				n.Add(1)
-			}
-		})
-	}
-	var samples []int
-	for range max(1, int(o.ChurnFor/time.Second)) {
-		time.Sleep(time.Second)
-		samples = append(samples, rt.Snapshot().Total.OpenSockets)
-	}
-	stop.Store(true)
-	wg.Wait()
-	s := rt.Snapshot()
-	q := samples[max(0, len(samples)/4-1)]
-	r := crawlRow{Scenario: "churning crawl", Client: "warmpool, 2 exits, budget 25", Requests: int(n.Load()), Errors: int(errs.Load()),
-		RPS: float64(n.Load()) / time.Since(start).Seconds(), Handshakes: hs.handshakes.Load(),
-		Note: fmt.Sprintf("open sockets per host %.2f at the first quarter, %.2f at the end (samples %v); %s",
-			float64(q)/float64(o.ChurnHosts), float64(samples[len(samples)-1])/float64(o.ChurnHosts), samples, wpNote(s))}
-	progress(o.Progress, r)
-	return []crawlRow{r}, nil
+	return nil
 }
 
 // idleBursts: a host that closes connections idle for o.IdleTimeout,
 // o.Bursts bursts of o.BurstN requests separated by o.Pause.
-func idleBursts(o crawlOptions) ([]crawlRow, error) {
+func idleBursts(o crawlOptions, rep *crawlReport) error {
 	tg, err := target.Start(target.Config{IdleTimeout: o.IdleTimeout, HandshakeDelay: 2 * o.RTT, ResponseDelay: o.RTT})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer tg.Close()
-	var rows []crawlRow
 	for _, name := range []string{"net/http", "warmpool", "warmpool, KeepWarm 30s"} {
 		tg.Await(5*time.Second, func(st target.Stats) bool { return st.OpenConns() == 0 })
 		tg.Reset()
@@ -477,7 +421,7 @@ func idleBursts(o crawlOptions) ([]crawlRow, error) {
 			}
 			w, err = warmpool.New(cfg)
 			if err != nil {
-				return rows, err
+				return err
 			}
 			rt = w
 			coldAfterFirst = func() int64 { return int64(w.Snapshot().Total.Cold - firstCold) }
@@ -528,10 +472,9 @@ func idleBursts(o crawlOptions) ([]crawlRow, error) {
 			all.Note += "; " + wpNote(w.Snapshot())
 			w.Close()
 		}
-		rows = append(rows, all)
-		progress(o.Progress, all)
+		rep.add(all)
 	}
-	return rows, nil
+	return nil
 }
 
 // tracing adds a trace to each request's context.
@@ -550,45 +493,41 @@ func progress(w io.Writer, r crawlRow) {
 	}
 }
 
-// runCrawl runs the selected crawl scenarios.
-func runCrawlScenarios(o crawlOptions) ([]crawlRow, error) {
-	var rows []crawlRow
+// runCrawlScenarios runs the selected crawl scenarios, in order.
+func runCrawlScenarios(o crawlOptions) (crawlReport, error) {
+	rep := crawlReport{Progress: o.Progress}
 	for _, s := range o.Scenarios {
-		var rs []crawlRow
-		var err error
-		switch s {
-		case "broad":
-			rs, err = broadCrawl(o)
-		case "mixed":
-			rs, err = mixedEndpoints(o)
-		case "churn":
-			rs, err = churn(o)
-		case "bursts":
-			rs, err = idleBursts(o)
-		default:
-			err = fmt.Errorf("unknown crawl scenario %q (want %s)", s, strings.Join(allCrawlScenarios, ","))
+		run, ok := crawlScenarios[s]
+		if !ok {
+			return rep, fmt.Errorf("unknown crawl scenario %q (want %s)", s, strings.Join(slices.Sorted(maps.Keys(crawlScenarios)), ","))
 		}
-		rows = append(rows, rs...)
-		if err != nil {
-			return rows, err
+		if err := run(o, &rep); err != nil {
+			return rep, fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	return rows, nil
+	return rep, nil
 }
 
 // crawlTable writes rows as a Markdown table.
 func crawlTable(w io.Writer, rows []crawlRow) {
-	fmt.Fprintln(w, "| scenario | client | requests | errors | req/s | p50 ms | p99 ms | server handshakes | notes |")
-	fmt.Fprintln(w, "|:---|:---|---:|---:|---:|---:|---:|---:|:---|")
+	fmt.Fprintln(w, "| scenario | client | requests | errors | req/s | p50 ms | p99 ms | server handshakes | most open | notes |")
+	fmt.Fprintln(w, "|:---|:---|---:|---:|---:|---:|---:|---:|---:|:---|")
 	ms := func(d time.Duration) string {
 		if d == 0 {
 			return "–" // not measured
 		}
 		return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))
 	}
-	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %s | %s | %d | %s |\n", r.Scenario, r.Client, r.Requests, r.Errors, r.RPS, ms(r.P50), ms(r.P99), r.Handshakes, r.Note)
+	open := func(n int64) string {
+		if n == 0 {
+			return "–" // not measured
+		}
+		return fmt.Sprint(n)
 	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %s | %s | %d | %s | %s |\n", r.Scenario, r.Client, r.Requests, r.Errors, r.RPS, ms(r.P50), ms(r.P99), r.Handshakes, open(r.MostOpen), r.Note)
+	}
+	fmt.Fprintln(w, "\nmost open: the most connections the servers had open at once during the run (their ConnState hook).")
 }
 
 // runCrawl is "go run ./examples/bench crawl [flags]".
@@ -596,31 +535,45 @@ func runCrawl(args []string, stdout, stderr io.Writer) error {
 	o := defaultCrawlOptions()
 	fs := flag.NewFlagSet("bench crawl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&o.RTT, "rtt", o.RTT, "simulated round-trip time (broad crawl, churn, idle bursts)")
+	fs.DurationVar(&o.RTT, "rtt", o.RTT, "simulated round-trip time (broad crawl, churn, idle bursts, hosts, memory)")
 	fs.IntVar(&o.Hosts, "hosts", o.Hosts, "broad crawl: hosts")
 	fs.IntVar(&o.PerHost, "per-host", o.PerHost, "broad crawl: GETs per host")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "mixed endpoints: paired rounds")
-	fs.DurationVar(&o.ChurnFor, "churn-for", o.ChurnFor, "churning crawl: duration")
-	scen := fs.String("scenarios", strings.Join(allCrawlScenarios, ","), "comma-separated crawl scenarios")
-	mdPath := fs.String("markdown", "", "also write the table to `FILE`")
+	fs.IntVar(&o.ChurnHosts, "churn-hosts", o.ChurnHosts, "churning crawl: hosts")
+	fs.IntVar(&o.ChurnN, "churn-n", o.ChurnN, "churning crawl: GETs per client")
+	fs.IntVar(&o.Names, "names", o.Names, "hosts: host names, 2 GETs each")
+	fs.IntVar(&o.MemHosts, "mem-hosts", o.MemHosts, "memory: host names, 1 GET each (and -mem-conc-hosts with Concurrency on)")
+	fs.IntVar(&o.MemConcHosts, "mem-conc-hosts", o.MemConcHosts, "memory: host names with Config.Concurrency on")
+	fs.DurationVar(&o.MemIdle, "mem-idle", o.MemIdle, "memory: warmpool's IdleConnTimeout")
+	scen := fs.String("scenarios", strings.Join(allCrawlScenarios, ","), "comma-separated crawl scenarios (also: memory)")
+	mdPath := fs.String("markdown", "", "also write the table and checks to `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o.Scenarios = strings.Split(*scen, ",")
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var err error
+	if o.Scenarios, err = parseList(*scen, slices.Sorted(maps.Keys(crawlScenarios)), "crawl scenario"); err != nil {
+		return err
+	}
 	o.Progress = stderr
-	rows, err := runCrawlScenarios(o)
-	crawlTable(stdout, rows)
+	rep, err := runCrawlScenarios(o)
+	crawlTable(stdout, rep.Rows)
+	fmt.Fprintln(stdout)
+	writeChecks(stdout, rep.Checks)
 	if err != nil {
 		return err
 	}
 	if *mdPath != "" {
-		f, err := os.Create(*mdPath)
-		if err != nil {
+		return writeFile(*mdPath, func(w io.Writer) error {
+			fmt.Fprintf(w, "`go run ./examples/bench crawl %s` (%s, %d CPUs)\n\n", strings.Join(args, " "), runtime.Version(), runtime.NumCPU())
+			crawlTable(w, rep.Rows)
+			fmt.Fprint(w, "\n```text\n")
+			writeChecks(w, rep.Checks)
+			_, err := fmt.Fprint(w, "```\n")
 			return err
-		}
-		fmt.Fprintf(f, "`go run ./examples/bench crawl %s` (%d CPUs)\n\n", strings.Join(args, " "), runtime.NumCPU())
-		crawlTable(f, rows)
-		return f.Close()
+		})
 	}
 	return nil
 }

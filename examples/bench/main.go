@@ -60,24 +60,47 @@
 //
 // A second set of scenarios, many hosts at once, runs with
 //
-//		go run ./examples/bench crawl [-rtt 5ms] [-hosts 300] [-per-host 12] [-rounds 3] [-churn-for 8s] [-scenarios broad,mixed,churn,bursts] [-markdown FILE]
+//	go run ./examples/bench crawl [-rtt 5ms] [-scenarios broad,mixed,churn,bursts,hosts] [-markdown FILE]
 //
-//	  - broad: 300 hosts on loopback ports, 12 GETs each in shuffled order
-//	    from 8 workers: tuned net/http through one CONNECT proxy (with
-//	    MaxIdleConns 256, warmpool's default IdleCap, and unlimited), net/http
-//	    rotating 4 proxies per request, and warmpool with 4 CONNECT exits
-//	    (Budget{MaxRequests: 95}; with its IdleCap and without).
-//	  - mixed: an nginx-like HTTP/1.1 host (closes after 100 requests) where
-//	    1 path in 20 answers "Connection: close", and an HTTP/2 server on
-//	    another port; 32 workers x 200 requests, paired rounds of net/http and
-//	    warmpool, the median of their req/s ratios.
-//	  - churn: 200 hosts through 2 exits, 16 workers, budget 25, for 8 s: open
-//	    sockets per host, sampled each second.
-//	  - bursts: a host that drops sockets idle for 2 s, 4 bursts of 200
-//	    requests with 2.5 s pauses: net/http, warmpool, and warmpool with
-//	    Prewarm.KeepWarm.
+// The crawl scenarios:
 //
-// The crawl scenarios count handshakes on the servers.
+//   - broad: 300 hosts (-hosts) on loopback ports, 12 GETs each (-per-host)
+//     in shuffled order from 8 workers: tuned net/http through one CONNECT
+//     proxy (MaxIdleConns 256 and unlimited), net/http rotating 4 proxies
+//     per request, and warmpool with 4 CONNECT exits (Budget{MaxRequests:
+//     95}; with its socket bounds at their defaults and "unbounded",
+//     IdleGaps and MaxSockets -1).
+//   - mixed: an nginx-like HTTP/1.1 host (closes after 100 requests) where
+//     1 path in 20 answers "Connection: close", and an HTTP/2 server on
+//     another port; 32 workers x 200 requests, paired rounds (-rounds) of
+//     net/http and warmpool, the median of their req/s ratios.
+//   - churn: 200 hosts (-churn-hosts), 30,000 GETs (-churn-n) each to a
+//     host drawn at random, 16 workers, 2 CONNECT proxies: net/http through
+//     one proxy with an idle pool for every host and with DefaultTransport's
+//     limits (100 idle, 2 per host), warmpool with 2 exits and budget 25,
+//     bounded (defaults) and unbounded.
+//   - bursts: a host that drops sockets idle for 2 s, 4 bursts of 200
+//     requests with 2.5 s pauses: net/http, warmpool, and warmpool with
+//     Prewarm.KeepWarm.
+//   - hosts: 3,000 host names (-names), 2 GETs each back to back, 8
+//     workers, through warmpool with one exit: its open sockets when the
+//     last request is done and 1 s later.
+//   - memory (only when named in -scenarios: it takes over two minutes):
+//     20,000 host names (-mem-hosts) x 1 GET, 8 workers, warmpool's
+//     defaults with IdleConnTimeout -mem-idle (5s): the heap before the
+//     Transport, its peak (sampled every 100 ms) and after a GC once
+//     max(-mem-idle, 31s) has passed after the last request; then 5,000
+//     names (-mem-conc-hosts) with Config.Concurrency on.
+//
+// The hosts and memory scenarios use one TLS listener behind many names
+// (h0000.crawl.test, ...; a certificate for *.crawl.test), resolved by a
+// DNS server on loopback that warmpool's one exit, a CONNECT proxy, asks.
+//
+// The crawl scenarios count handshakes and open connections on the servers
+// (column "most open": the most at once during the run; each client starts
+// once the previous one's connections are closed). After the table come
+// the acceptance checks of issue 19, one line each: "check: <what>
+// <measured> <limit> PASS|FAIL".
 package main
 
 import (
