@@ -112,10 +112,10 @@ type blockKeeper interface {
 	adopt(target string, exit, level int, left time.Duration, now time.Time)
 	// avoided returns the exits the target's requests avoid now (bit i
 	// for exit i).
-	avoided(target string, now time.Time) uint64
+	avoided(target string, now time.Time) exitBits
 	// leastRecentlyBlocked returns the exit of mask blocked the longest
 	// ago.
-	leastRecentlyBlocked(target string, mask uint64) int
+	leastRecentlyBlocked(target string, mask exitBits) int
 	// stats lists the blocks (exit names from names).
 	stats(names []string, now time.Time) []BlockStats
 	// quiet reports that no target has a block to look at: then a
@@ -150,7 +150,7 @@ type exitBlocks struct {
 }
 
 func newBlockTable(conf *Blocks, nexits int) *blockTable {
-	return &blockTable{conf: conf, nexits: min(nexits, 64), targets: make(map[string]*targetBlocks)}
+	return &blockTable{conf: conf, nexits: nexits, targets: make(map[string]*targetBlocks)}
 }
 
 func (b *blockTable) observe(target string, exit int, blocked bool, now time.Time) bool {
@@ -270,30 +270,30 @@ func (b *blockTable) recountLocked(now time.Time) {
 	b.active.Store(int32(n))
 }
 
-func (b *blockTable) avoided(target string, now time.Time) uint64 {
+func (b *blockTable) avoided(target string, now time.Time) exitBits {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	tb := b.targets[target]
 	if tb == nil {
-		return 0
+		return nil
 	}
-	var mask uint64
+	var mask exitBits
 	for i := range tb.exits {
 		if now.Before(tb.exits[i].until) {
-			mask |= 1 << uint(i)
+			mask = mask.with(i)
 		}
 	}
 	return mask
 }
 
 // leastRecentlyBlocked returns the exit of mask blocked the longest ago.
-func (b *blockTable) leastRecentlyBlocked(target string, mask uint64) int {
+func (b *blockTable) leastRecentlyBlocked(target string, mask exitBits) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	tb := b.targets[target]
 	best := -1
 	for i := range b.nexits {
-		if mask&(1<<uint(i)) == 0 {
+		if !mask.has(i) {
 			continue
 		}
 		if best < 0 || tb != nil && tb.exits[i].last.Before(tb.exits[best].last) {
@@ -332,19 +332,18 @@ func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
 // noteBlocks records what a response through p's exit says about blocks.
 func (p *hostPool) noteBlocks(resp *http.Response) {
 	t := p.t
-	if t.cfg.Blocks.Disable || p.exit.idx >= 64 {
+	if t.cfg.Blocks.Disable {
 		return
 	}
-	bit := uint64(1) << uint(p.exit.idx)
-	ok := p.policy.ok2xx.Load()
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 && ok&bit == 0 {
-		p.policy.ok2xx.Or(bit)
+	i := p.exit.idx
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		p.policy.ok2xx.add(i)
 	}
 	var blocked bool
 	if f := t.cfg.Blocks.IsBlocked; f != nil {
 		blocked = f(resp)
 	} else if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
-		blocked = ok&^bit != 0 // another exit got a 2xx from the target
+		blocked = p.policy.ok2xx.other(i) // another exit got a 2xx from the target
 	}
 	if (blocked || !t.blocks.quiet()) && t.blocks.observe(p.policy.name, p.exit.idx, blocked, t.now()) {
 		t.store.changedBlock(p.policy.name, p.exit)
@@ -360,24 +359,31 @@ func (t *Transport) blockedRoute(k hostKey, set *exitSet) (*exitSet, error) {
 	}
 	target := k.scheme + "://" + strings.ToLower(k.addr)
 	mask := t.blocks.avoided(target, t.now())
-	if mask == 0 {
+	if mask.empty() {
 		return set, nil
 	}
-	all := uint64(1)<<uint(min(len(t.exits), 63)) - 1
-	if len(t.exits) >= 64 {
-		all = ^uint64(0)
-	}
-	if free := all &^ mask &^ set.tried; free != 0 {
-		return &exitSet{t: t, tried: set.tried | mask}, nil
+	excluded := set.tried.union(mask)
+	for i := range t.exits {
+		if !excluded.has(i) {
+			return &exitSet{t: t, tried: excluded}, nil // an exit is free
+		}
 	}
 	if t.cfg.Blocks.FailFast {
 		return nil, fmt.Errorf("%w: %s", ErrBlocked, target)
 	}
-	keep := t.blocks.leastRecentlyBlocked(target, mask&^set.tried)
+	var candidates exitBits
+	for i := range t.exits {
+		if mask.has(i) && !set.tried.has(i) {
+			candidates = candidates.with(i)
+		}
+	}
+	keep := t.blocks.leastRecentlyBlocked(target, candidates)
 	if keep < 0 {
 		return set, nil
 	}
-	return &exitSet{t: t, tried: set.tried | mask&^(1<<uint(keep))}, nil
+	tried := excluded.clone()
+	tried[keep/64] &^= 1 << uint(keep%64)
+	return &exitSet{t: t, tried: tried}, nil
 }
 
 // isBlock reports whether resp, the answer to req through exit, says the
@@ -389,12 +395,12 @@ func (t *Transport) isBlock(req *http.Request, exit int, resp *http.Response) bo
 	if f := t.cfg.Blocks.IsBlocked; f != nil {
 		return f(resp)
 	}
-	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests || exit >= 64 {
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
 		return false
 	}
 	k, hostname, err := targetOf(req)
 	if err != nil {
 		return false
 	}
-	return t.policy(k, hostname).ok2xx.Load()&^(1<<uint(exit)) != 0
+	return t.policy(k, hostname).ok2xx.other(exit)
 }

@@ -102,9 +102,9 @@ type targetPolicy struct {
 	// spares counts the target's prewarmed sockets not used yet, across
 	// exits, so that replacements are not dialed while spares wait.
 	spares atomic.Int64
-	// ok2xx has bit i set once exit i got a 2xx answer from the target:
-	// a 403 through another exit is then a block (see Blocks).
-	ok2xx atomic.Uint64
+	// ok2xx holds exit i once exit i got a 2xx answer from the target: a
+	// 403 through another exit is then a block (see Blocks).
+	ok2xx atomicExitBits
 	// prewarming counts the target's background dials in progress, across
 	// exits.
 	prewarming atomic.Int64

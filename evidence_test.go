@@ -2,9 +2,11 @@ package warmpool
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,7 +139,10 @@ func TestCloseFromACallback(t *testing.T) {
 					returned <- bg
 				}
 			}})
-			require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
+			if err := get(&http.Client{Transport: rt}, tg.URL()); err != nil {
+				// The callback's Close can come while the body is read.
+				require.ErrorIs(t, err, ErrClosed)
+			}
 			if kind == SocketClosed {
 				go rt.Close()
 			}
@@ -156,4 +161,57 @@ func TestCloseFromACallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAThousandExits: 1,000 exits (direct, each its own name) and 1,000
+// sessions: each session's requests all leave from the exit it reports,
+// every exit carries one session, and a block is recorded and honoured on
+// an exit numbered past 64. (Before: exits past 64 were silently out of
+// the masks, so a session pinned to exit 66 left from another one.)
+func TestAThousandExits(t *testing.T) {
+	const n = 1000
+	tg := startTarget(t, target.Config{})
+	exits := make([]Exit, n)
+	for i := range exits {
+		exits[i] = Exit{Name: fmt.Sprintf("exit-%d", i)}
+	}
+	var mu sync.Mutex
+	var last string // the exit of the last request
+	rt := newTransport(t, tg, Config{Exits: exits, Prewarm: Prewarm{Disable: true}, OnRequest: func(e RequestEvent) {
+		mu.Lock()
+		last = e.Exit
+		mu.Unlock()
+	}})
+	sp, err := rt.NewSessionPool(SessionPoolConfig{MaxSessions: n, MaxRequests: 1000})
+	require.NoError(t, err)
+	used := map[string]string{}
+	for i := range n {
+		key := fmt.Sprintf("account-%d", i)
+		s := sp.Get(key)
+		for range 2 {
+			require.NoError(t, get(s.Client(), tg.URL()))
+			mu.Lock()
+			assert.Equal(t, s.Exit(), last, "%s left from another exit than it reports", key)
+			mu.Unlock()
+		}
+		if other, dup := used[s.Exit()]; dup {
+			t.Errorf("%s and %s share exit %s", key, other, s.Exit())
+		}
+		used[s.Exit()] = key
+	}
+	assert.Len(t, used, n, "one session per exit")
+
+	// Blocks past exit 64: exit-900 answers 403 where exit-0 got a 2xx.
+	tp := rt.policy(hostKey{scheme: "https", addr: tg.Addr()}, tg.Host())
+	tp.ok2xx.add(0)
+	assert.True(t, tp.ok2xx.other(900))
+	assert.False(t, newAtomicExitBits(n).other(900))
+	for range rt.cfg.Blocks.After {
+		rt.blocks.observe(tp.name, 900, true, rt.now())
+	}
+	assert.True(t, rt.blocks.avoided(tp.name, rt.now()).has(900))
+	set, err := rt.blockedRoute(hostKey{scheme: "https", addr: tg.Addr()}, &rt.baseSet)
+	require.NoError(t, err)
+	assert.False(t, set.Eligible(900), "the blocked exit is avoided")
+	assert.True(t, set.Eligible(901))
 }

@@ -127,12 +127,11 @@ func sessionOf(ctx context.Context) string {
 }
 
 // exitSet is the Transport seen as an ExitSet for one request: tried marks
-// exits that already failed it, or that its route excludes (bit i for exit
-// i, up to 64 exits; beyond that, only health counts). The Transport's own
-// sets (baseSet, routes) are shared: withTried copies them.
+// exits that already failed it, or that its route excludes. The
+// Transport's own sets (baseSet, routes) are shared: withTried copies them.
 type exitSet struct {
 	t      *Transport
-	tried  uint64
+	tried  exitBits
 	shared bool
 }
 
@@ -141,24 +140,20 @@ func (s *exitSet) Name(i int) string  { return s.t.exits[i].name }
 func (s *exitSet) InFlight(i int) int { return int(s.t.exits[i].inflight.Load()) }
 func (s *exitSet) Weight(i int) int   { return s.t.exits[i].weight }
 func (s *exitSet) Eligible(i int) bool {
-	if i < 64 && s.tried&(1<<uint(i)) != 0 {
+	if s.tried.has(i) {
 		return false
 	}
 	h := &s.t.exits[i].health
 	return h.until.Load() == 0 || h.healthy(s.t.now())
 }
 
-func (s *exitSet) markTried(i int) {
-	if i < 64 {
-		s.tried |= 1 << uint(i)
-	}
-}
+func (s *exitSet) markTried(i int) { s.tried = s.tried.with(i) }
 
 // withTried returns a set with exit i marked tried: s itself, or a copy
 // when s is the Transport's shared base set.
 func (s *exitSet) withTried(i int) *exitSet {
 	if s.shared {
-		s = &exitSet{t: s.t, tried: s.tried}
+		s = &exitSet{t: s.t, tried: s.tried.clone()}
 	}
 	s.markTried(i)
 	return s

@@ -119,10 +119,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError(hostname, ErrorProxy)
 		return nil, err
 	}
-	if i, ok := pinnedExit(req.Context()); ok && i < len(t.exits) && i < 64 {
+	if i, ok := pinnedExit(req.Context()); ok && i >= 0 && i < len(t.exits) {
 		// A session's request leaves from its exit, blocked or not:
 		// the session is that address (see SessionPool).
-		set = &exitSet{t: t, tried: ^uint64(0) &^ (1 << uint(i))}
+		set = &exitSet{t: t, tried: allBut(len(t.exits), i)}
 	} else if set, err = t.blockedRoute(key, set); err != nil {
 		closeReqBody(req)
 		t.countError(hostname, ErrorBlocked)

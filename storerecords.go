@@ -189,7 +189,7 @@ func (t *Transport) adoptRecord(rec Record) bool {
 			applied = true
 			if rec.Kind == RecordHealth {
 				e.health.adopt(v.Level, left, now, "ejected by another process sharing the store")
-			} else if e.idx < 64 {
+			} else {
 				t.blocks.adopt(target, e.idx, v.Level, left, now)
 			}
 		}

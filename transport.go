@@ -102,7 +102,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	t.baseSet = exitSet{t: t, shared: true}
 	if cfg.envProxy != nil {
 		for i := range t.exits {
-			t.routes = append(t.routes, exitSet{t: t, tried: ^uint64(0) &^ (1 << uint(i)), shared: true})
+			t.routes = append(t.routes, exitSet{t: t, tried: allBut(len(t.exits), i), shared: true})
 		}
 	}
 	t.rot = cfg.Rotation
@@ -163,6 +163,7 @@ func (t *Transport) policy(k hostKey, hostname string) *targetPolicy {
 	}
 	tp := newTargetPolicy(name, hostname, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom, t.now)
 	tp.created = t.now()
+	tp.ok2xx = newAtomicExitBits(len(t.exits))
 	t.policies[name] = tp
 	return tp
 }
