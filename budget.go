@@ -78,6 +78,10 @@ const (
 	// server closes such a socket gracefully when the limit holds, so a
 	// probe costs nothing.
 	probeEvery = 8
+	// provisionalTTL is how long a limit taken from a single reset holds
+	// unconfirmed: an accident costs a minute of shorter sockets; a real
+	// limit is confirmed by the next reset after it.
+	provisionalTTL = time.Minute
 	// resetLimitTTL is how long a limit learned from resets holds: resets
 	// cost a retry, so such a limit is never probed; it is forgotten after
 	// this time and learned again if the resets come back.
@@ -175,13 +179,18 @@ type hostPolicy struct {
 	// lock-free check of each answer against it; 0 for none.
 	limit atomic.Int64
 
-	mu          sync.Mutex
-	eff         Budget // effective budget for sockets
-	view        HostPolicy
-	resets      ring // requests served before a reset
-	closes      ring // requests served before a graceful server close
-	idleCloses  []time.Duration
-	fromResets  bool      // the observed limit came from resets
+	mu         sync.Mutex
+	eff        Budget // effective budget for sockets
+	view       HostPolicy
+	resets     ring // requests served before a reset
+	closes     ring // requests served before a graceful server close
+	idleCloses []time.Duration
+	fromResets bool // the observed limit came from resets
+	// provisional says the limit from resets rests on a single reset: its
+	// sockets stop at the count that was reset, without headroom, until
+	// a second reset at it confirms it (with headroom), an answer past it
+	// disproves it, or provisionalTTL passes.
+	provisional bool
 	learnedAt   time.Time // when the observed limit was learned
 	dialed      int       // sockets dialed since, for probeEvery
 	disproved   int       // a count disproved as a limit, until disprovedAt+disproofTTL
@@ -249,8 +258,8 @@ func (hp *hostPolicy) configuredView() HostPolicy {
 func (hp *hostPolicy) current() Budget {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
-	if hp.fromResets && hp.now().Sub(hp.learnedAt) >= resetLimitTTL {
-		hp.forgetLimitLocked()
+	if hp.fromResets && hp.now().Sub(hp.learnedAt) >= hp.resetTTLLocked() {
+		hp.expireResetLimitLocked()
 	}
 	return hp.eff
 }
@@ -259,8 +268,8 @@ func (hp *hostPolicy) current() Budget {
 func (hp *hostPolicy) snapshot() HostPolicy {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
-	if hp.fromResets && hp.now().Sub(hp.learnedAt) >= resetLimitTTL {
-		hp.forgetLimitLocked()
+	if hp.fromResets && hp.now().Sub(hp.learnedAt) >= hp.resetTTLLocked() {
+		hp.expireResetLimitLocked()
 	}
 	v := hp.view
 	if hp.maxShared && v.MaxRequestsSource != SourceConfigured {
@@ -319,6 +328,7 @@ func (hp *hostPolicy) forgetLimitLocked() {
 	hp.eff.MaxRequests = hp.conf.MaxRequests
 	hp.view.MaxRequests, hp.view.MaxRequestsSource, hp.view.ServerMaxRequests = cv.MaxRequests, cv.MaxRequestsSource, 0
 	hp.fromResets = false
+	hp.provisional = false
 	hp.maxShared = false
 	hp.limit.Store(0)
 	hp.resets.reset()
@@ -441,13 +451,43 @@ func (hp *hostPolicy) observeReset(n int) (changed bool) {
 	hp.resets.add(n)
 	v, ok := hp.resets.agreed()
 	if !ok || !hp.believableLocked(v) {
+		// Not confirmed: until it is, the target's sockets stop where
+		// this one was reset (a provisional limit, never probed: a
+		// probe of a reset limit costs a reset), so that its other
+		// sockets, often near the same count, are not reset too.
+		if hp.believableLocked(n) && (hp.view.MaxRequests == 0 || n < hp.view.MaxRequests) {
+			hp.setServerMaxLocked(n, SourceObserved, 0)
+			hp.fromResets, hp.provisional = true, true
+		}
 		return
 	}
 	lim := max(1, int(math.Floor(float64(v)*(1-hp.headroom))))
-	if hp.view.MaxRequests == 0 || lim < hp.view.MaxRequests {
+	if hp.provisional || hp.view.MaxRequests == 0 || lim < hp.view.MaxRequests {
 		hp.setServerMaxLocked(v, SourceObserved, hp.headroom)
+		hp.provisional = false
 	}
 	return
+}
+
+// expireResetLimitLocked forgets a limit learned from resets whose time is
+// up. A provisional one keeps its reset as evidence, so that the next reset
+// at the same count confirms the limit. hp.mu must be held.
+func (hp *hostPolicy) expireResetLimitLocked() {
+	kept := hp.resets
+	prov := hp.provisional
+	hp.forgetLimitLocked()
+	if prov {
+		hp.resets = kept
+	}
+}
+
+// resetTTLLocked returns how long the limit learned from resets holds.
+// hp.mu must be held.
+func (hp *hostPolicy) resetTTLLocked() time.Duration {
+	if hp.provisional {
+		return provisionalTTL
+	}
+	return resetLimitTTL
 }
 
 // observeIdleClose learns from a server that closed a socket after it sat

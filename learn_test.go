@@ -127,12 +127,21 @@ func TestResetLimitExpires(t *testing.T) {
 		require.NoError(t, get(c, tg.URL()))
 	}
 	pol := onlyPolicy(t, rt.Snapshot())
-	require.Equal(t, 9, pol.MaxRequests)
 	resets := tg.Stats().Resets
+	require.Equal(t, map[int]int{1: 10, 2: 9}[resets], pol.MaxRequests, "after %d resets", resets)
 	for range 100 {
 		require.NoError(t, get(c, tg.URL()))
 	}
 	assert.Equal(t, resets, tg.Stats().Resets, "a reset limit was probed")
+	if resets == 1 {
+		clk.Advance(provisionalTTL)
+		assert.Zero(t, onlyPolicy(t, rt.Snapshot()).MaxRequests, "the provisional limit did not expire")
+		for range 20 {
+			require.NoError(t, get(c, tg.URL()))
+		}
+		require.Equal(t, 2, tg.Stats().Resets, "the next reset confirms the limit")
+		require.Equal(t, 9, onlyPolicy(t, rt.Snapshot()).MaxRequests)
+	}
 	clk.Advance(resetLimitTTL)
 	assert.Zero(t, onlyPolicy(t, rt.Snapshot()).MaxRequests, "the reset limit did not expire")
 }
@@ -201,4 +210,37 @@ func TestServerBudgetRule(t *testing.T) {
 		}
 		assert.Equal(t, 4, probes)
 	})
+}
+
+// TestResetLimitIsProvisionalAfterTheFirstReset: after the first reset of
+// a socket at its 11th request, the target's next sockets stop at 10 (a
+// provisional limit): one worker, 100 GETs, exactly 1 reset and no failed
+// request, where the rule that waits for two agreeing resets paid a second
+// reset on the next socket. Then 8 workers on a WAF resetting at 101: a
+// socket whose 101st request was already on its way when the first reset
+// was seen is reset too (sockets opened together reach 101 together), so
+// each run sees 1-3 resets: logged, and at most 3.
+func TestResetLimitIsProvisionalAfterTheFirstReset(t *testing.T) {
+	tg := startTarget(t, target.Config{ResetAfter: 10})
+	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
+	require.Empty(t, hammer(&http.Client{Transport: rt}, tg.URL(), 1, 100))
+	st := tg.Stats()
+	assert.Equal(t, 1, st.Resets, "the next socket went past the count that was reset")
+	for _, cs := range st.Conns[1:] {
+		assert.LessOrEqual(t, cs.Requests, 10, "a socket after the first reset")
+	}
+	pol := onlyPolicy(t, rt.Snapshot())
+	assert.Equal(t, 10, pol.MaxRequests, "provisional: the count itself, no headroom")
+	assert.Equal(t, 10, pol.ServerMaxRequests)
+
+	for run := range 5 {
+		tg := startTarget(t, target.Config{ResetAfter: 100})
+		rt := newTransport(t, tg, Config{})
+		assert.Empty(t, hammer(&http.Client{Transport: rt}, tg.URL(), 8, 3000))
+		resets := tg.Stats().Resets
+		assert.LessOrEqual(t, resets, 3, "run %d", run)
+		t.Logf("8 workers, run %d: %d resets, policy %+v", run, resets, onlyPolicy(t, rt.Snapshot()))
+		rt.Close()
+		tg.Close()
+	}
 }

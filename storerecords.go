@@ -62,7 +62,7 @@ func (hp *hostPolicy) export(now time.Time) (limitValue, time.Duration, bool) {
 	if s := hp.view.MaxRequestsSource; hp.view.ServerMaxRequests > 0 && (s == SourceHeader || s == SourceObserved) {
 		v.Max, v.MaxSource, v.Resets = hp.view.ServerMaxRequests, s, hp.fromResets
 		if hp.fromResets {
-			ttl = resetLimitTTL - now.Sub(hp.learnedAt)
+			ttl = hp.resetTTLLocked() - now.Sub(hp.learnedAt)
 			if ttl <= 0 {
 				return v, 0, false
 			}
