@@ -1,12 +1,17 @@
 package warmpool
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warmpool/warmpool/internal/target"
+	"github.com/warmpool/warmpool/internal/testcert"
 )
 
 // TestCallerDeadlineIsNoEvidence: three direct exits and a healthy target;
@@ -214,4 +220,95 @@ func TestAThousandExits(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, set.Eligible(900), "the blocked exit is avoided")
 	assert.True(t, set.Eligible(901))
+}
+
+// answerServer is a TLS server on loopback that reads each request's head
+// and then does answer with the connection; it counts the connections.
+type answerServer struct {
+	url   string
+	conns atomic.Int64
+}
+
+func startAnswerServer(t *testing.T, answer func(c net.Conn)) *answerServer {
+	t.Helper()
+	cert, err := testcert.New("answers", time.Hour)
+	require.NoError(t, err)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"http/1.1"}})
+	require.NoError(t, err)
+	as := &answerServer{url: "https://" + ln.Addr().String() + "/"}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			as.conns.Add(1)
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				answer(c)
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return as
+}
+
+// TestServerAnswersAreNotRetried: a malformed response, response headers
+// past net/http's limit, and a server that resets every connection after
+// reading its request: each GET costs warmpool one connection, as it costs
+// net/http, and fails with net/http's error. (Before: up to 4 connections
+// per GET, each reading the whole oversized answer again, since each
+// failure was taken for a broken socket and retried on a fresh one.)
+func TestServerAnswersAreNotRetried(t *testing.T) {
+	big := strings.Repeat("a", 11<<20) // past net/http's 10 MB default
+	for _, tc := range []struct {
+		name, want string
+		n          int
+		answer     func(c net.Conn)
+	}{
+		{"malformed", "malformed HTTP", 5, func(c net.Conn) { io.WriteString(c, "HTTP/1.1 abc\r\n\r\n") }},
+		{"header flood", "server response headers exceeded", 2, func(c net.Conn) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+big+"\r\nContent-Length: 0\r\n\r\n")
+		}},
+		{"reset", "", 10, func(c net.Conn) {
+			tc := c.(*tls.Conn).NetConn().(*net.TCPConn)
+			tc.SetLinger(0)
+			tc.Close() // a reset, not TLS's close_notify
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conns := map[string]int64{}
+			for _, client := range []string{"net/http", "warmpool"} {
+				as := startAnswerServer(t, tc.answer)
+				var rt http.RoundTripper
+				if client == "net/http" {
+					tr := &http.Transport{TLSClientConfig: insecureLoopback()}
+					defer tr.CloseIdleConnections()
+					rt = tr
+				} else {
+					rt = newTransport(t, nil, Config{TLSClientConfig: insecureLoopback()})
+				}
+				c := &http.Client{Transport: rt}
+				for range tc.n {
+					err := get(c, as.url)
+					require.Error(t, err, client)
+					assert.Contains(t, err.Error(), tc.want, client) // "" for any
+				}
+				conns[client] = as.conns.Load()
+			}
+			assert.Equal(t, int64(tc.n), conns["net/http"], "net/http: one connection per GET")
+			assert.Equal(t, conns["net/http"], conns["warmpool"], "connections")
+		})
+	}
 }

@@ -159,6 +159,9 @@ type tries struct {
 	// skips sockets that would carry that many requests or more.
 	failedAt int
 	lastErr  error
+	// coldRetried says a socket dialed for an attempt failed through a
+	// proxy exit and the request went again through another (once).
+	coldRetried bool
 }
 
 // Phases at which an attempt can fail.
@@ -235,10 +238,22 @@ func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *trie
 		return l.respond(resp), nil
 	}
 	wrote := l.s.conn.written.Load() != l.written
-	lost := lostSocket(l.s, err)
+	lost := lostSocket(l.s, err) && !badAnswer(err)
 	drop := r.g.err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
 	l.end(outcome{err: err, wrote: wrote, drop: drop})
 	return nil, &failure{phase: failedSend, err: err, exit: e, p: p, wrote: wrote, lost: lost, cold: l.state == Cold, n: l.n}
+}
+
+// badAnswer reports whether err is the server's answer rather than a
+// broken socket: a response too large for net/http's header limit (1xx
+// responses count towards it) or malformed. Another socket to the same
+// server would get the same answer, so it is never sent again. The texts
+// are net/http's (its errors are not exported); TestServerAnswersAreNotRetried
+// fails if a Go release changes them.
+func badAnswer(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "server response headers exceeded") ||
+		strings.Contains(msg, "malformed HTTP") || strings.Contains(msg, "malformed MIME header")
 }
 
 // lostSocket reports whether a failed exchange on s failed because the
@@ -305,13 +320,19 @@ func (t *Transport) lease(g giveUp, e *exit, key hostKey, hostname string, faile
 //     eligible exit once.
 //   - An attempt that failed on a socket is sent again only when the
 //     socket broke under it (lostSocket): never after an error of the
-//     request's own, which would fail again. Then at most maxAttempts in
-//     all, and only under net/http's rule: nothing was written, or the
-//     request is replayable and its body can be had again (rewind). Unlike
-//     net/http, a socket dialed for the attempt may be retried too: through
-//     a proxy that died, a fresh tunnel fails like an old one, so its exit
-//     is avoided next. A reused socket that failed on its Nth request makes
-//     the next attempt skip sockets at their Nth request or later.
+//     request's own, which would fail again, nor after the server's own
+//     answer (oversized or malformed: badAnswer), which another socket
+//     would get too. As in net/http, only a socket that waited (reused, or
+//     a spare) is retried, since the server may have closed it meanwhile:
+//     a socket dialed for the attempt that fails on it is the server's
+//     answer too (a server that resets every connection gets one per
+//     request, as from net/http), except through a proxy exit, which may
+//     have died under it: that attempt goes again once, through another
+//     exit (so two connections at most). Then at most maxAttempts in all, and
+//     only under net/http's rule: nothing was written, or the request is
+//     replayable and its body can be had again (rewind). A reused socket
+//     that failed on its Nth request makes the next attempt skip sockets
+//     at their Nth request or later.
 //
 // (A new socket that closed before its first request is no attempt: the
 // pool redials it once, in acquire.)
@@ -337,11 +358,16 @@ func (t *Transport) shouldRetry(req *http.Request, f *failure, r *tries) bool {
 		}
 	case failedSend:
 		r.sent++
-		if live && f.lost && r.attempt < maxAttempts {
+		// A socket dialed for the attempt is retried only through
+		// another exit, once, when it went through a proxy: a proxy that
+		// died breaks a fresh tunnel like an old one.
+		coldOK := f.cold && f.exit.proxy != nil && len(t.exits) > 1 && !r.coldRetried
+		if live && f.lost && (!f.cold || coldOK) && r.attempt < maxAttempts {
 			if next, ok := rewind(req, !f.wrote); ok {
 				retry = true
-				if f.cold && len(t.exits) > 1 {
+				if f.cold {
 					r.set = r.set.withTried(f.exit.idx)
+					r.coldRetried = true
 				}
 				r.out = next
 				r.lastErr = f.err

@@ -21,6 +21,14 @@ import (
 // Snapshot().Store says the store is degraded, and the records are put
 // again once it answers.
 //
+// Anyone who can write to a shared store can write anything, so a Transport
+// takes what it hands back within its own bounds: an ejection lasts at most
+// Health.MaxEjection, an avoidance Blocks.MaxCooldown, a Pacer's turn holds
+// a request at most Politeness.MaxDelay; a record with a version above 2^53,
+// a TTL or age above 24 hours, a level above 64, a request limit above
+// 2^24, or a value that does not decode is skipped and counted
+// (StoreStats.Malformed), and the others are taken as usual.
+//
 // The Transport never closes its Store (several may share one): close it
 // after the Transports that use it, or the last changes may not be kept.
 // Implementations must be safe for concurrent use.

@@ -30,6 +30,10 @@ func (f *fleetClocks) reserve(target hostKey, base time.Duration, now time.Time)
 		ctx, cancel := f.s.ctx()
 		wait, err = f.s.pacer.Reserve(ctx, target.scheme+"://"+target.addr, d)
 		cancel()
+		// The fleet's turn is clamped to this process's bounds: a turn
+		// booked far ahead (a record anyone in the fleet can write)
+		// holds a request at most Politeness.MaxDelay.
+		wait = min(max(wait, 0), f.s.t.cfg.Politeness.MaxDelay)
 		if err != nil {
 			f.s.failed(err)
 		} else {

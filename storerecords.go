@@ -2,6 +2,7 @@ package warmpool
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"strings"
 	"time"
@@ -156,27 +157,37 @@ func (t *Transport) exportRecord(ref recordRef) (Record, bool) {
 
 // adoptRecord takes a record another Transport shared. It reports whether
 // the record applied to anything here.
-func (t *Transport) adoptRecord(rec Record) bool {
+func (t *Transport) adoptRecord(rec Record) (applied bool, err error) {
 	now := t.now()
+	if rec.Age < 0 || rec.Age > maxRecordTTL || rec.TTL > maxRecordTTL || rec.Version > maxRecordVersion {
+		return false, errMalformed
+	}
 	switch rec.Kind {
 	case RecordLimit:
 		var v limitValue
-		if json.Unmarshal(rec.Value, &v) != nil {
-			return false
+		if json.Unmarshal(rec.Value, &v) != nil || !v.valid() {
+			return false, errMalformed
 		}
 		hp := t.policyOf(rec.Key, true)
 		if hp == nil {
-			return false
+			return false, errMalformed
 		}
 		hp.adopt(v, rec.Age)
 		t.logLearned(hp)
-		return true
+		return true, nil
 	case RecordHealth, RecordBlock:
 		var v ejectValue
-		if json.Unmarshal(rec.Value, &v) != nil {
-			return false
+		if json.Unmarshal(rec.Value, &v) != nil || v.Level < 0 || v.Level > maxSharedLevel {
+			return false, errMalformed
 		}
-		left := v.Left - rec.Age
+		// Another process's word is clamped to this one's bounds: an
+		// ejection or an avoidance lasts at most as long as this
+		// process would make it.
+		cap := t.cfg.Health.MaxEjection
+		if rec.Kind == RecordBlock {
+			cap = t.cfg.Blocks.MaxCooldown
+		}
+		left := min(v.Left, cap) - rec.Age
 		target, ek := "", rec.Key
 		if rec.Kind == RecordBlock {
 			target, ek, _ = strings.Cut(rec.Key, " ")
@@ -193,9 +204,27 @@ func (t *Transport) adoptRecord(rec Record) bool {
 				t.blocks.adopt(target, e.idx, v.Level, left, now)
 			}
 		}
-		return applied
+		return applied, nil
 	}
-	return false
+	return false, errMalformed
+}
+
+// Bounds of what a Transport takes from a Store: a record beyond them, or
+// whose value does not decode, is skipped and counted
+// (StoreStats.Malformed), never adopted; the others keep flowing.
+const (
+	maxRecordTTL     = 24 * time.Hour // a record's TTL and age
+	maxRecordVersion = 1 << 53        // versions are small counters; Lua numbers are exact to 2^53
+	maxSharedLevel   = 64             // an ejection's or a block's level (cooldown doublings)
+	maxSharedLimit   = 1 << 24        // a request limit
+)
+
+// errMalformed marks a record skipped by adoptRecord.
+var errMalformed = errors.New("warmpool: malformed store record")
+
+// valid reports whether v is within the bounds a Transport takes.
+func (v limitValue) valid() bool {
+	return v.Max >= 0 && v.Max <= maxSharedLimit && v.Idle >= 0 && v.Idle <= maxRecordTTL
 }
 
 // policyOf returns the policy of a RecordLimit key ("https://host:port

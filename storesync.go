@@ -24,8 +24,9 @@ type StoreStats struct {
 	// answered again after failing.
 	Errors, Recoveries uint64
 	// Put counts records this Transport put; Adopted the records of
-	// others it took.
-	Put, Adopted uint64
+	// others it took; Malformed the records it skipped because their
+	// value did not decode or was out of bounds (see Store).
+	Put, Adopted, Malformed uint64
 	// FleetTurns counts politeness turns reserved from a Pacer; LocalTurns
 	// those taken locally because it failed, with the fleet's delay
 	// multiplied by Alive, the processes last seen alive.
@@ -67,6 +68,7 @@ type storeSync struct {
 	alive    atomic.Int32
 	put      atomic.Uint64
 	adopted  atomic.Uint64
+	bad      atomic.Uint64 // malformed records skipped
 	fleet    atomic.Uint64
 	local    atomic.Uint64
 }
@@ -259,7 +261,10 @@ func (s *storeSync) pull() {
 	}
 	s.mu.Unlock()
 	for _, r := range take {
-		if s.t.adoptRecord(r) {
+		switch applied, err := s.t.adoptRecord(r); {
+		case err != nil:
+			s.bad.Add(1)
+		case applied:
 			s.adopted.Add(1)
 		}
 	}
@@ -355,7 +360,7 @@ func (s *storeSync) stats() *StoreStats {
 	s.mu.Lock()
 	st := s.status
 	s.mu.Unlock()
-	st.Put, st.Adopted = s.put.Load(), s.adopted.Load()
+	st.Put, st.Adopted, st.Malformed = s.put.Load(), s.adopted.Load(), s.bad.Load()
 	st.FleetTurns, st.LocalTurns = s.fleet.Load(), s.local.Load()
 	st.Alive = int(s.alive.Load())
 	return &st

@@ -157,7 +157,7 @@ func newCollector(snapshot func() warmpool.Snapshot, opts ...Option) *collector 
 		"Failed calls to Config.Store.",
 		nil)
 	c.storeRecords = desc("store_records_total",
-		"Records shared through Config.Store, by direction: put (learned here) or adopted (learned by others).",
+		"Records shared through Config.Store, by direction: put (learned here), adopted (learned by others) or malformed (skipped: undecodable or out of bounds).",
 		[]string{"direction"})
 	c.storeTurns = desc("store_politeness_turns_total",
 		"Politeness turns, by source: fleet (reserved from the store) or local (the store failed).",
@@ -215,6 +215,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit(ch, c.storeErrors, prometheus.CounterValue, float64(st.Errors))
 		emit(ch, c.storeRecords, prometheus.CounterValue, float64(st.Put), "put")
 		emit(ch, c.storeRecords, prometheus.CounterValue, float64(st.Adopted), "adopted")
+		emit(ch, c.storeRecords, prometheus.CounterValue, float64(st.Malformed), "malformed")
 		emit(ch, c.storeTurns, prometheus.CounterValue, float64(st.FleetTurns), "fleet")
 		emit(ch, c.storeTurns, prometheus.CounterValue, float64(st.LocalTurns), "local")
 	}

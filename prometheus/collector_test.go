@@ -396,7 +396,7 @@ func TestCollectSnapshot(t *testing.T) {
 		{Target: "https://example.com:443", Exit: "a|b", Blocks: 4, AvoidedUntil: snap.Taken.Add(time.Minute)},
 		{Target: "https://other.example:443", Exit: "a|b", Blocks: 1}, // not avoided
 	}
-	snap.Store = &warmpool.StoreStats{Degraded: true, Errors: 2, Put: 5, Adopted: 7, FleetTurns: 11, LocalTurns: 1}
+	snap.Store = &warmpool.StoreStats{Degraded: true, Errors: 2, Put: 5, Adopted: 7, Malformed: 3, FleetTurns: 11, LocalTurns: 1}
 	c := newCollector(func() warmpool.Snapshot { return snap })
 
 	const want = `
@@ -480,9 +480,10 @@ warmpool_store_errors_total 2
 # TYPE warmpool_store_politeness_turns_total counter
 warmpool_store_politeness_turns_total{source="fleet"} 11
 warmpool_store_politeness_turns_total{source="local"} 1
-# HELP warmpool_store_records_total Records shared through Config.Store, by direction: put (learned here) or adopted (learned by others).
+# HELP warmpool_store_records_total Records shared through Config.Store, by direction: put (learned here), adopted (learned by others) or malformed (skipped: undecodable or out of bounds).
 # TYPE warmpool_store_records_total counter
 warmpool_store_records_total{direction="adopted"} 7
+warmpool_store_records_total{direction="malformed"} 3
 warmpool_store_records_total{direction="put"} 5
 # HELP warmpool_tls_resumed_total Handshakes that resumed an earlier TLS session.
 # TYPE warmpool_tls_resumed_total counter
