@@ -170,22 +170,37 @@ func drive(rt http.RoundTripper, urls []string, workers int) crawlRow {
 // next row.
 const quietTimeout = 10 * time.Second
 
-// measure runs one crawl row against hs: it waits until the previous
+// servers are what measure reads of a crawl's servers: hosts in this
+// process, or a targetsChild's in a child process.
+type servers interface {
+	// quiet waits until the servers have no connection open, for at most
+	// timeout, then starts a new peak of open connections and returns
+	// their counts.
+	quiet(timeout time.Duration) serverCounts
+	// counts returns the servers' counts.
+	counts() serverCounts
+}
+
+// serverCounts are what a crawl's servers count.
+type serverCounts struct {
+	Handshakes int64 // TLS handshakes completed, in all
+	MostOpen   int64 // the most connections open at once since quiet
+}
+
+// measure runs one crawl row against sv: it waits until the previous
 // client's sockets are closed (at most quietTimeout), drives urls through
-// rt from workers goroutines, reads the most connections hs had open at
+// rt from workers goroutines, reads the most connections sv had open at
 // once during the run, then calls done (which closes the client) and
-// counts the handshakes hs completed meanwhile. The row keeps no
+// counts the handshakes sv completed meanwhile. The row keeps no
 // latencies: a measured heap must not count them.
-func measure(hs *hosts, scenario, client string, rt http.RoundTripper, urls []string, workers int, done func()) crawlRow {
-	hs.conns.awaitClosed(quietTimeout)
-	hs.conns.resetPeak()
-	before := hs.handshakes.Load()
+func measure(sv servers, scenario, client string, rt http.RoundTripper, urls []string, workers int, done func()) crawlRow {
+	before := sv.quiet(quietTimeout).Handshakes
 	r := drive(rt, urls, workers)
 	r.lats = nil
-	r.MostOpen = hs.conns.peak.Load()
+	r.MostOpen = sv.counts().MostOpen
 	done()
 	r.Scenario, r.Client = scenario, client
-	r.Handshakes = hs.handshakes.Load() - before
+	r.Handshakes = sv.counts().Handshakes - before
 	return r
 }
 

@@ -37,6 +37,7 @@ type hosts struct {
 	handshakes atomic.Int64
 	conns      connGauge
 	clientTLS  *tls.Config
+	caPEM      []byte // the certificate clientTLS trusts, in PEM
 	srv        *http.Server
 	wg         sync.WaitGroup
 	dns        *fakedns.Server // named hosts only
@@ -49,7 +50,7 @@ func startHosts(n int, rtt time.Duration, h http.Handler, h2 bool) (*hosts, erro
 	if err != nil {
 		return nil, err
 	}
-	hs := newHosts(cert.TLS, cert.Pool, rtt, h, h2)
+	hs := newHosts(cert.TLS, cert, rtt, h, h2)
 	for range n {
 		ln, err := hs.listen()
 		if err != nil {
@@ -80,24 +81,35 @@ func startNamedHosts(n int, rtt time.Duration) (*hosts, error) {
 	if err != nil {
 		return nil, err
 	}
-	hs := newHosts(leaf, ca.Pool, rtt, okHandler, false)
+	hs := newHosts(leaf, ca, rtt, okHandler, false)
 	ln, err := hs.listen()
 	if err != nil {
 		hs.close()
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	hs.urls = namedURLs(n, port)
 	names := make(map[string]string, n)
 	for i := range n {
-		name := fmt.Sprintf("h%04d.%s", i, crawlDomain)
-		names[name] = "127.0.0.1"
-		hs.urls = append(hs.urls, "https://"+net.JoinHostPort(name, port)+"/")
+		names[crawlName(i)] = "127.0.0.1"
 	}
 	if hs.dns, err = fakedns.Start(names); err != nil {
 		hs.close()
 		return nil, err
 	}
 	return hs, nil
+}
+
+// crawlName is the name of the i-th named host.
+func crawlName(i int) string { return fmt.Sprintf("h%04d.%s", i, crawlDomain) }
+
+// namedURLs returns the URLs of the first n named hosts, served on port.
+func namedURLs(n int, port string) []string {
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = "https://" + net.JoinHostPort(crawlName(i), port) + "/"
+	}
+	return urls
 }
 
 // wildcardCert issues a certificate for name signed by ca (testcert's
@@ -125,9 +137,10 @@ func wildcardCert(ca testcert.Cert, name string) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// newHosts makes the server of a hosts, without listeners.
-func newHosts(cert tls.Certificate, roots *x509.CertPool, rtt time.Duration, h http.Handler, h2 bool) *hosts {
-	hs := &hosts{clientTLS: &tls.Config{RootCAs: roots}}
+// newHosts makes the server of a hosts, without listeners: it serves cert,
+// which ca issued (or is).
+func newHosts(cert tls.Certificate, ca testcert.Cert, rtt time.Duration, h http.Handler, h2 bool) *hosts {
+	hs := &hosts{clientTLS: &tls.Config{RootCAs: ca.Pool}, caPEM: ca.CertPEM}
 	protos := []string{"http/1.1"}
 	if h2 {
 		protos = []string{"h2", "http/1.1"}
@@ -179,6 +192,20 @@ func (hs *hosts) close() {
 	if hs.dns != nil {
 		hs.dns.Close()
 	}
+}
+
+// quiet waits until hs has no connection open, for at most timeout, then
+// starts a new peak of open connections and returns hs's counts.
+func (hs *hosts) quiet(timeout time.Duration) serverCounts {
+	hs.conns.awaitClosed(timeout)
+	hs.conns.resetPeak()
+	return hs.counts()
+}
+
+// counts returns the handshakes hs has completed and the most connections
+// it had open at once since quiet.
+func (hs *hosts) counts() serverCounts {
+	return serverCounts{Handshakes: hs.handshakes.Load(), MostOpen: hs.conns.peak.Load()}
 }
 
 // connGauge counts a server's open connections exactly, from its ConnState

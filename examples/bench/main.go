@@ -90,7 +90,9 @@
 //     defaults with IdleConnTimeout -mem-idle (5s): the heap before the
 //     Transport, its peak (sampled every 100 ms) and after a GC once
 //     max(-mem-idle, 31s) has passed after the last request; then 5,000
-//     names (-mem-conc-hosts) with Config.Concurrency on.
+//     names (-mem-conc-hosts) with Config.Concurrency on. Its servers run
+//     in a child process (the bench binary again), so that the heap is
+//     warmpool's and the crawl's, not the servers'.
 //
 // The hosts and memory scenarios use one TLS listener behind many names
 // (h0000.crawl.test, ...; a certificate for *.crawl.test), resolved by a
@@ -569,6 +571,7 @@ func quantile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func main() {
+	serveIfChild()
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "bench:", err)
