@@ -61,7 +61,7 @@
 //     faults, targets other exits reach) and dead targets.
 //   - budget.go: per-socket budgets and what warmpool learns about each
 //     target and protocol; prewarm.go: background dials and keep-warm;
-//     idle.go: the cap on idle sockets; concurrency.go: the adaptive
+//     idle.go: which sockets stay open (the rhythm rule, the ceiling); concurrency.go: the adaptive
 //     limiter; rotation.go: exit choice (warm sockets first), sessions and
 //     the proxy environment's routes.
 //   - blocks.go: blocks per exit and target; session.go: the session

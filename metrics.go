@@ -24,8 +24,8 @@ const (
 	// Budget.MaxAge.
 	CloseMaxAge CloseReason = "max_age"
 	// CloseIdle: warmpool closed the socket because it had been idle for
-	// longer than the host's idle timeout, or to keep the idle sockets
-	// within Config.IdleCap.
+	// longer than the host's idle timeout, because its target stopped
+	// using it (Config.IdleGaps), or to make room at Config.MaxSockets.
 	CloseIdle CloseReason = "idle"
 	// CloseServerIdleTimeout: the server (or a proxy) closed the socket
 	// while it was idle.
