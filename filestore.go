@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -22,12 +23,25 @@ const (
 	fileStoreFormat = 1
 	// defaultFileStoreEvery is how often, at most, a file store writes.
 	defaultFileStoreEvery = time.Second
+	// fileStoreMaxSize bounds the file a store loads: 3 × maxHostRows
+	// records of a few kilobytes each at most (issue 20: a 190 MB file was
+	// loaded whole).
+	fileStoreMaxSize = 16 << 20
+	// fileStoreMaxVersion and fileStoreMaxTTL bound a record's version and
+	// TTL, as the redisstore module does (its Lua numbers are doubles):
+	// versions are small counters, and no record lives more than a day.
+	fileStoreMaxVersion = 1 << 53
+	fileStoreMaxTTL     = 24 * time.Hour
+	// fileStoreMaxLinks bounds the symbolic links followed from a path, as
+	// Linux does (MAXSYMLINKS).
+	fileStoreMaxLinks = 40
 )
 
 // fileStore is the Store of NewFileStore: the records in memory, written
 // whole to one file in the background.
 type fileStore struct {
-	path  string
+	path  string // as given, for messages
+	file  string // path, or the file its symbolic link names
 	every time.Duration
 	now   func() time.Time
 
@@ -80,13 +94,27 @@ type fileDocItem struct {
 // redisstore module. A file store is not a Pacer: politeness clocks stay in
 // each Transport's memory.
 //
-// A missing file starts the store empty; path's directory must exist. A file
-// that cannot be parsed (corrupt, truncated, another format) is ignored with
-// a warning through slog.Default and replaced at the next write. A failed
-// write is logged the same way and retried a second later. The store keeps
-// at most 1024 records of each kind, dropping the least recently written
-// first. Close it after the Transports that use it: it writes the last
-// changes and stops the writer.
+// A missing file starts the store empty; path's directory (a symbolic
+// link's: its target's) must exist. A file that cannot be parsed (corrupt,
+// truncated, another format) or is larger than 16 MiB is ignored with a
+// warning through slog.Default (a larger one is not read) and replaced at
+// the next write. A failed write is logged the same way and retried a
+// second later.
+//
+// A symbolic link at path is resolved once, by NewFileStore: the store reads
+// the file it names and writes through it (to a temporary file in the
+// target's directory, renamed over the target), so the link stays a link. A
+// link to a missing file starts the store empty and creates the file at the
+// first write; a link changed afterwards is not followed.
+//
+// The store holds the records of warmpool's kinds (RecordLimit,
+// RecordHealth, RecordBlock), at most 1024 of each, dropping the least
+// recently written first; of a version of at most 2^53; for at most 24
+// hours. Put skips a record of another kind or of a higher version, and cuts
+// a longer TTL to 24 hours; a file's records outside these bounds are
+// dropped when it is loaded, so that a record written into the file by
+// anyone cannot win against every later put. Close the store after the
+// Transports that use it: it writes the last changes and stops the writer.
 func NewFileStore(path string) (Store, error) {
 	s, err := newFileStore(path, defaultFileStoreEvery, time.Now)
 	if err != nil {
@@ -100,15 +128,19 @@ func newFileStore(path string, every time.Duration, now func() time.Time) (*file
 	if path == "" {
 		return nil, errors.New("warmpool: file store: empty path")
 	}
-	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+	file, err := fileStoreTarget(path)
+	if err == nil {
+		_, err = os.Stat(filepath.Dir(file))
+	}
+	if err != nil {
 		return nil, fmt.Errorf("warmpool: file store %s: %w", path, err)
 	}
 	s := &fileStore{
-		path: path, every: every, now: now,
+		path: path, file: file, every: every, now: now,
 		kinds: make(map[RecordKind]map[string]*fileRecord),
 		stop:  make(chan struct{}), done: make(chan struct{}),
 	}
-	b, err := os.ReadFile(path)
+	b, err := readFileStore(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -122,9 +154,71 @@ func newFileStore(path string, every time.Duration, now func() time.Time) (*file
 	return s, nil
 }
 
+// fileStoreTarget returns the file that path names: path, or the file that
+// the symbolic link at path names (which may be missing), following links.
+// A relative link is taken from the link's directory with its own links
+// resolved, as the kernel does.
+func fileStoreTarget(path string) (string, error) {
+	for range fileStoreMaxLinks {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Mode()&fs.ModeSymlink == 0) {
+			return path, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		link, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(link) {
+			dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+			if err != nil {
+				return "", err
+			}
+			link = filepath.Join(dir, link)
+		}
+		path = link
+	}
+	return "", fmt.Errorf("more than %d symbolic links", fileStoreMaxLinks)
+}
+
+// readFileStore reads the regular file at path: at most fileStoreMaxSize
+// bytes and one more (load refuses it), so that a huge file is not read
+// whole.
+func readFileStore(path string) ([]byte, error) {
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() { // not a FIFO, which would block
+		return nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, fileStoreMaxSize+1))
+}
+
+// fileStoreKeeps says whether a store keeps a record of kind and version:
+// only warmpool's kinds, so that a file holds at most 3 × maxHostRows
+// records.
+func fileStoreKeeps(kind RecordKind, version uint64) bool {
+	switch kind {
+	case RecordLimit, RecordHealth, RecordBlock:
+		return version <= fileStoreMaxVersion
+	}
+	return false
+}
+
 // load takes the records of document b, numbering them 1..n in the order of
-// the file (the order they were accepted); expired ones are dropped.
+// the file (the order they were accepted); expired ones and those out of
+// bounds (fileStoreKeeps, an expiry more than fileStoreMaxTTL away) are
+// dropped. A document larger than fileStoreMaxSize is refused.
 func (s *fileStore) load(b []byte) error {
+	if len(b) > fileStoreMaxSize {
+		return fmt.Errorf("more than %d bytes", fileStoreMaxSize)
+	}
 	var doc fileDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return err
@@ -134,6 +228,9 @@ func (s *fileStore) load(b []byte) error {
 	}
 	now := s.now()
 	for _, it := range doc.Records {
+		if !fileStoreKeeps(it.Kind, it.Version) || it.Expires > now.Add(fileStoreMaxTTL).UnixNano() {
+			continue
+		}
 		s.putLocked(&fileRecord{
 			kind: it.Kind, key: it.Key, version: it.Version, value: it.Value,
 			written: time.Unix(0, it.Written), expires: time.Unix(0, it.Expires),
@@ -145,7 +242,8 @@ func (s *fileStore) load(b []byte) error {
 }
 
 // Put keeps each record whose version is higher than the one held for its
-// kind and key (or whose key holds none, or an expired one). It works in
+// kind and key (or whose key holds none, or an expired one), for its TTL of
+// at most fileStoreMaxTTL; it skips those fileStoreKeeps refuses. It works in
 // memory: ctx is not needed.
 func (s *fileStore) Put(_ context.Context, recs []Record) error {
 	s.mu.Lock()
@@ -155,9 +253,12 @@ func (s *fileStore) Put(_ context.Context, recs []Record) error {
 	}
 	now := s.now()
 	for _, r := range recs {
+		if !fileStoreKeeps(r.Kind, r.Version) {
+			continue
+		}
 		s.putLocked(&fileRecord{
 			kind: r.Kind, key: r.Key, version: r.Version, value: slices.Clone(r.Value),
-			written: now, expires: now.Add(r.TTL),
+			written: now, expires: now.Add(min(r.TTL, fileStoreMaxTTL)),
 		}, now)
 	}
 	s.boundLocked(now)
@@ -246,7 +347,7 @@ func (s *fileStore) Changes(_ context.Context, cursor uint64) ([]Record, uint64,
 	for i, fr := range live {
 		recs[i] = Record{
 			Kind: fr.kind, Key: fr.key, Version: fr.version,
-			TTL: fr.expires.Sub(now), Age: max(0, now.Sub(fr.written)),
+			TTL: fr.expires.Sub(now), Age: min(max(0, now.Sub(fr.written)), fileStoreMaxTTL),
 			Value: slices.Clone(fr.value),
 		}
 	}
@@ -318,14 +419,14 @@ func (s *fileStore) flush() error {
 }
 
 // write replaces the file with doc atomically: a synced temporary file in the
-// same directory, renamed over path.
+// same directory, renamed over the file (a symbolic link's target).
 func (s *fileStore) write(doc *fileDoc) error {
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(s.path)
-	f, err := os.CreateTemp(dir, filepath.Base(s.path)+".tmp*")
+	dir := filepath.Dir(s.file)
+	f, err := os.CreateTemp(dir, filepath.Base(s.file)+".tmp*")
 	if err != nil {
 		return err
 	}
@@ -336,7 +437,7 @@ func (s *fileStore) write(doc *fileDoc) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), s.path)
+		err = os.Rename(f.Name(), s.file)
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())

@@ -259,7 +259,8 @@ func TestFileStoreMissing(t *testing.T) {
 	assert.Contains(t, err.Error(), dir)
 }
 
-// TestFileStoreCorrupt: a file that cannot be parsed is ignored with a
+// TestFileStoreCorrupt: a file that cannot be parsed, or is larger than 16
+// MiB (issue 20, item 3: a 190 MB file was loaded whole), is ignored with a
 // warning, and replaced by a valid one at the next write.
 func TestFileStoreCorrupt(t *testing.T) {
 	ctx := context.Background()
@@ -273,6 +274,8 @@ func TestFileStoreCorrupt(t *testing.T) {
 		"truncated": valid[:len(valid)/2],
 		"format":    bytes.Replace(valid, []byte(`"format":1`), []byte(`"format":99`), 1),
 		"trailing":  append(append([]byte{}, valid...), "}"...),
+		// A valid document, padded with white space past the bound.
+		"too large": append(bytes.Repeat([]byte(" "), fileStoreMaxSize), valid...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			logs := captureFileStoreLog(t)
@@ -508,4 +511,149 @@ func TestFileStoreConcurrent(t *testing.T) {
 	for _, r := range recs {
 		assert.GreaterOrEqual(t, r.Version, uint64(190), r.Key)
 	}
+}
+
+// writeFileStoreDoc writes a document of items at path.
+func writeFileStoreDoc(t *testing.T, path string, items []fileDocItem) {
+	t.Helper()
+	b, err := json.Marshal(fileDoc{Format: fileStoreFormat, Records: items})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+}
+
+// fileStoreItem is a document item written at now that expires after ttl.
+func fileStoreItem(kind RecordKind, key string, version uint64, now time.Time, ttl time.Duration) fileDocItem {
+	return fileDocItem{Kind: kind, Key: key, Version: version, Value: []byte("v"),
+		Written: now.UnixNano(), Expires: now.Add(ttl).UnixNano()}
+}
+
+// TestFileStoreLoadBounds (issue 20, item 3): a file's records of unknown
+// kinds (1,500 of them were all kept), of a version above 2^53 or that
+// expire more than 24 hours away are dropped on load; at most 1,024 of each
+// kind are kept.
+func TestFileStoreLoadBounds(t *testing.T) {
+	clk := newFileStoreClock()
+	now := clk.now()
+	path := filepath.Join(t.TempDir(), "state.json")
+	var items []fileDocItem
+	for i := range 1500 {
+		items = append(items, fileStoreItem(RecordKind(fmt.Sprint("kind", i)), "k", 1, now, time.Hour))
+	}
+	for i := range 1100 {
+		items = append(items, fileStoreItem(RecordBlock, fmt.Sprint("b", i), 1, now, time.Hour))
+	}
+	items = append(items,
+		fileStoreItem(RecordLimit, "2^53", 1<<53, now, 24*time.Hour),
+		fileStoreItem(RecordLimit, "2^53+1", 1<<53+1, now, time.Hour),
+		fileStoreItem(RecordLimit, "MaxUint64 for 235 years", 1<<64-1, now, 235*365*24*time.Hour),
+		fileStoreItem(RecordHealth, "a day and a second", 1, now, 24*time.Hour+time.Second),
+		fileStoreItem(RecordHealth, "written long ago", 1, now.Add(-30*24*time.Hour), 30*24*time.Hour+time.Hour),
+	)
+	writeFileStoreDoc(t, path, items)
+
+	s := openFileStore(t, path, time.Hour, clk.now)
+	recs, _ := fileStoreChanges(t, s, 0)
+	perKind := map[RecordKind]int{}
+	keys := map[string]Record{}
+	for _, r := range recs {
+		perKind[r.Kind]++
+		keys[r.Key] = r
+		assert.LessOrEqual(t, r.TTL, 24*time.Hour, r.Key)
+		assert.LessOrEqual(t, r.Age, 24*time.Hour, r.Key)
+	}
+	assert.Equal(t, map[RecordKind]int{RecordBlock: maxHostRows, RecordLimit: 1, RecordHealth: 1}, perKind)
+	assert.Contains(t, keys, "2^53")
+	assert.Equal(t, 24*time.Hour, keys["written long ago"].Age, "an age is at most a day")
+	assert.NotContains(t, keys, "b0", "the oldest blocks go first")
+}
+
+// TestFileStorePutBounds (issue 20, item 3): Put skips a record of an
+// unknown kind or of a version above 2^53, and cuts a TTL above 24 hours to
+// 24 hours (as the redisstore does).
+func TestFileStorePutBounds(t *testing.T) {
+	clk := newFileStoreClock()
+	s := openFileStore(t, filepath.Join(t.TempDir(), "state.json"), time.Hour, clk.now)
+	require.NoError(t, s.Put(context.Background(), []Record{
+		fileStoreRec("other", "k", 1, "v", time.Hour),
+		fileStoreRec(RecordLimit, "2^53+1", 1<<53+1, "v", time.Hour),
+		fileStoreRec(RecordLimit, "MaxUint64", 1<<64-1, "v", time.Hour),
+		fileStoreRec(RecordLimit, "2^53", 1<<53, "v", time.Hour),
+		fileStoreRec(RecordBlock, "a year", 1, "v", 365*24*time.Hour),
+	}))
+	recs, _ := fileStoreChanges(t, s, 0)
+	require.Len(t, recs, 2)
+	assert.Equal(t, "2^53", recs[0].Key)
+	assert.Equal(t, "a year", recs[1].Key)
+	assert.Equal(t, 24*time.Hour, recs[1].TTL)
+}
+
+// TestFileStoreSymlink (issue 20, item 3): a symbolic link at the path is
+// resolved once by NewFileStore and written through: the store reads and
+// replaces its target (in the target's directory), and the link stays a
+// link. A link whose target is missing starts the store empty, and the
+// target is created.
+func TestFileStoreSymlink(t *testing.T) {
+	ctx := context.Background()
+	for _, dangling := range []bool{false, true} {
+		t.Run(fmt.Sprint("dangling=", dangling), func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.Mkdir(filepath.Join(dir, "data"), 0o700))
+			require.NoError(t, os.Mkdir(filepath.Join(dir, "conf"), 0o700))
+			target := filepath.Join(dir, "data", "state.json")
+			link := filepath.Join(dir, "conf", "state.json")
+			require.NoError(t, os.Symlink(filepath.Join("..", "data", "state.json"), link))
+			if !dangling {
+				writeFileStoreDoc(t, target, []fileDocItem{fileStoreItem(RecordLimit, "old", 1, time.Now(), time.Hour)})
+			}
+
+			s, err := NewFileStore(link)
+			require.NoError(t, err)
+			recs, _ := fileStoreChanges(t, s, 0)
+			assert.Len(t, recs, map[bool]int{false: 1, true: 0}[dangling])
+			require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordHealth, "new", 1, "v", time.Hour)}))
+			require.NoError(t, s.Close())
+
+			fi, err := os.Lstat(link)
+			require.NoError(t, err)
+			assert.Equal(t, os.ModeSymlink, fi.Mode().Type(), "the link was replaced")
+			assert.Len(t, readFileStoreDoc(t, target).Records, map[bool]int{false: 2, true: 1}[dangling])
+			entries, err := os.ReadDir(filepath.Join(dir, "data"))
+			require.NoError(t, err)
+			assert.Len(t, entries, 1, "no temporary file is left")
+		})
+	}
+}
+
+// FuzzFileStoreLoad: any file content loads without a panic, and what is
+// kept respects the bounds: known kinds, at most maxHostRows of each, live,
+// a version of at most 2^53, a TTL and an age of at most 24 hours.
+func FuzzFileStoreLoad(f *testing.F) {
+	now := time.Unix(1_700_000_000, 0)
+	f.Add([]byte(`{"format":1,"records":[{"kind":"limit","key":"k","version":3,"value":"eyJtYXgiOjEwMH0=","written":1700000000000000000,"expires":1700003600000000000}]}`))
+	f.Add([]byte(`{"format":1,"records":[{"kind":"x","key":"k","version":18446744073709551615,"value":null,"written":-1,"expires":9223372036854775807}]}`))
+	f.Add([]byte(`{"format":1,"records":[{"kind":"health","key":"","version":9007199254740993,"written":0,"expires":1700086400000000000},{"kind":"block","key":"k","version":1,"expires":1700086400000000001}]}`))
+	f.Add([]byte(`{"format":2}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := &fileStore{kinds: make(map[RecordKind]map[string]*fileRecord), now: func() time.Time { return now }}
+		if s.load(b) != nil {
+			return
+		}
+		total := 0
+		for kind, m := range s.kinds {
+			assert.Contains(t, []RecordKind{RecordLimit, RecordHealth, RecordBlock}, kind)
+			assert.LessOrEqual(t, len(m), maxHostRows)
+			total += len(m)
+		}
+		recs, _, err := s.Changes(context.Background(), 0)
+		require.NoError(t, err)
+		assert.Len(t, recs, total)
+		for _, r := range recs {
+			assert.LessOrEqual(t, r.Version, uint64(fileStoreMaxVersion))
+			assert.Positive(t, r.TTL)
+			assert.LessOrEqual(t, r.TTL, fileStoreMaxTTL)
+			assert.GreaterOrEqual(t, r.Age, time.Duration(0))
+			assert.LessOrEqual(t, r.Age, fileStoreMaxTTL)
+		}
+	})
 }

@@ -36,12 +36,17 @@ type Store interface {
 	// Put writes recs. Per kind and key, a record replaces the stored one
 	// only when its Version is higher: an older or equal version is
 	// dropped without an error, so that a stale writer never overwrites
-	// newer knowledge. A record is kept for its TTL from when the store
+	// newer knowledge. A Version is at most 2^53 and a TTL at most 24
+	// hours: a store drops a higher version and may cut a longer TTL, and
+	// any put replaces a stored record it cannot read. A record is kept for its TTL from when the store
 	// takes it (a TTL <= 0: already expired). A stored record that has
 	// expired is absent: any version replaces it.
 	Put(ctx context.Context, recs []Record) error
 	// Changes returns the records written since cursor (0 for every record
-	// held) and the cursor to ask with next time. A store that lost its
+	// held) and the cursor to ask with next time. One bad record never
+	// fails it: a record it cannot read is returned with its Kind and Key
+	// and a nil Value (the Transport counts it, StoreStats.Malformed), or
+	// skipped, and the others come back as usual. A store that lost its
 	// state (restarted empty, flushed) returns a next cursor below the one
 	// asked with, and every record it holds: the Transport then forgets
 	// the versions it saw and puts what it knows again. Each record's TTL

@@ -23,6 +23,22 @@
 // keys never hold credentials: warmpool keys a proxy exit by its scheme and
 // address.
 //
+// # Limits
+//
+// A record's version is at most 2^53 (the scripts' Lua numbers are doubles;
+// warmpool's versions are small counters) and its TTL at most 24 hours: Put
+// drops a record of a higher version and cuts a longer TTL to 24 hours. A
+// record key that holds anything else is malformed: a key that is not a
+// hash, a field (v, d, t) missing, a version or write time (t) that is not
+// a decimal integer of at most 2^53, no expiry or one more than 24 hours
+// away. Anyone who can write to the Redis can leave one; it never fails a
+// call nor stops the other records: Changes returns it with its kind and
+// key and a nil Value (the Transport counts it as malformed and adopts
+// nothing of it) and leaves it in Redis, and the next Put to its kind and
+// key replaces it, whatever the version. A record's age is within 0 and 24
+// hours whatever its write time. So no record can win against later puts
+// for more than a day.
+//
 // Redis that is down, slow or flushed never fails a request: warmpool bounds
 // each call (Config.StoreTimeout), goes on with local state, paces at the
 // fleet's delay times the processes last seen alive, and puts everything

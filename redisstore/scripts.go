@@ -1,25 +1,67 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The scripts run with Redis's own clock (TIME), never the caller's: the
 // machines of a fleet disagree about the time, and a version or a turn must
 // mean the same to all of them. Times are microseconds of Redis time.
 
+// recordLua reads a record hash, for putScript and changesScript: record(key,
+// now) returns 'none' when key holds nothing; 'bad' when it holds no record
+// within the limits (a key of another type; a field missing; a version or
+// write time that is not a decimal integer of at most maxVersion; no expiry,
+// or one more than maxTTL away); else 'ok' and the record's version (as
+// stored), value, TTL left (ms) and age (µs, within 0 and maxTTL). Nothing
+// that a writer outside the Store leaves under a record key makes a script
+// fail (issue 20): the fields are checked as strings before any arithmetic,
+// and only a hash is read as one. Lua numbers are doubles: a version is
+// checked by its digits, since tonumber would round one above 2^53.
+var recordLua = fmt.Sprintf(`
+local function uint(s)
+	if type(s) ~= 'string' or #s == 0 or #s > %[3]d or string.find(s, '%%D') or (#s == %[3]d and s > '%[1]d') then
+		return nil
+	end
+	return tonumber(s)
+end
+local function record(key, now)
+	local ty = redis.call('TYPE', key).ok
+	if ty == 'none' then
+		return 'none'
+	end
+	if ty ~= 'hash' then
+		return 'bad'
+	end
+	local f = redis.call('HMGET', key, 'v', 'd', 't')
+	local ttl = redis.call('PTTL', key)
+	local t = uint(f[3])
+	if not uint(f[1]) or not f[2] or not t or ttl <= 0 or ttl > %[2]d then
+		return 'bad'
+	end
+	return 'ok', f[1], f[2], ttl, math.min(math.max(now - t, 0), %[2]d * 1000)
+end
+`, uint64(maxVersion), maxTTL.Milliseconds(), len(strconv.FormatUint(maxVersion, 10)))
+
 // putScript keeps a record when its version is above the stored one, and
 // drops from the change index a few members whose record expired (those
 // due first by the expiry index), so that the index stays bounded by the
 // records alive even when every reader asks with its latest cursor (and so
-// never walks past the old members).
+// never walks past the old members). A stored record that is malformed
+// (recordLua) is replaced by any version, like an expired one.
 //
 // KEYS[1] record hash, KEYS[2] sequence, KEYS[3] change index (zset),
 // KEYS[4] expiry index (zset: member by expiry time, ms of Redis time)
-// ARGV[1] version, ARGV[2] value, ARGV[3] TTL in ms, ARGV[4] index member,
-// ARGV[5] TTL in ms of the sequence and the indexes, ARGV[6] record key
-// prefix, ARGV[7] most expired members to drop; KEYS[5] the epoch: a number
-// drawn when the sequence starts (again, after Redis lost its keys), so
-// that a reader's cursor from before is told apart from the new sequence
-var putScript = redis.NewScript(`
+// ARGV[1] version (at most maxVersion), ARGV[2] value, ARGV[3] TTL in ms (at
+// most maxTTL), ARGV[4] index member, ARGV[5] TTL in ms of the sequence and
+// the indexes, ARGV[6] record key prefix, ARGV[7] most expired members to
+// drop; KEYS[5] the epoch: a number drawn when the sequence starts (again,
+// after Redis lost its keys), so that a reader's cursor from before is told
+// apart from the new sequence
+var putScript = redis.NewScript(recordLua + `
 local t = redis.call('TIME')
 if redis.call('EXISTS', KEYS[5]) == 0 then
 	redis.call('SET', KEYS[5], (tonumber(t[2]) % 65535) + 1)
@@ -33,11 +75,14 @@ for _, m in ipairs(old) do
 		redis.call('ZREM', KEYS[4], m)
 	end
 end
-local cur = redis.call('HGET', KEYS[1], 'v')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local state, cur = record(KEYS[1], now)
+if state == 'ok' and tonumber(cur) >= tonumber(ARGV[1]) then
 	return 0
 end
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if state == 'bad' then
+	redis.call('DEL', KEYS[1])
+end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2], 't', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local seq = redis.call('INCR', KEYS[2])
@@ -51,14 +96,17 @@ return 1
 
 // changesScript returns the records changed since a cursor: the sequence
 // now, then for each record its index member, version, value, TTL left (ms)
-// and age (µs). A cursor above the sequence (the keys were lost) counts as
-// 0; members whose record expired are dropped from the index.
+// and age (µs); for a malformed record (recordLua) its member, false (a nil
+// reply) for its version and value, and 0, 0. A cursor above the sequence
+// (the keys were lost) counts as 0; members whose record expired are
+// dropped from the index. A malformed record is left as it is (it may be a
+// newer Store's): a put replaces it.
 //
 // KEYS[1] sequence, KEYS[2] change index, KEYS[3] expiry index, KEYS[4]
 // epoch; ARGV[1] cursor, ARGV[2] batch size, ARGV[3] record key prefix. The
 // reply starts with the sequence, the last score read and the epoch (0: no
 // record was ever put).
-var changesScript = redis.NewScript(`
+var changesScript = redis.NewScript(recordLua + `
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local epoch = tonumber(redis.call('GET', KEYS[4]) or '0')
 local cursor = tonumber(ARGV[1])
@@ -72,19 +120,18 @@ local out = {seq}
 local last = cursor
 for i = 1, #members, 2 do
 	local m = members[i]
-	local key = ARGV[3] .. m
-	local rec = redis.call('HMGET', key, 'v', 'd', 't')
-	local ttl = redis.call('PTTL', key)
+	local state, v, d, ttl, age = record(ARGV[3] .. m, now)
 	last = tonumber(members[i + 1])
-	if rec[1] and ttl > 0 then
-		table.insert(out, m)
-		table.insert(out, rec[1])
-		table.insert(out, rec[2])
-		table.insert(out, ttl)
-		table.insert(out, now - tonumber(rec[3]))
-	else
+	if state == 'none' then
 		redis.call('ZREM', KEYS[2], m)
 		redis.call('ZREM', KEYS[3], m)
+	else
+		if state == 'bad' then
+			v, d, ttl, age = false, false, 0, 0
+		end
+		for _, x in ipairs({m, v, d, ttl, age}) do
+			table.insert(out, x)
+		end
 	end
 end
 if #members == 0 then

@@ -41,6 +41,14 @@ const (
 	seqMask = 1<<seqBits - 1
 )
 
+// The limits of a record (issue 20): a record outside them is malformed.
+// Versions are logical counters, far below maxVersion; Lua numbers are
+// doubles, exact up to 2^53. warmpool's records live at most a day.
+const (
+	maxVersion = 1 << 53
+	maxTTL     = 24 * time.Hour
+)
+
 // purgePerPut is the most expired members each record put drops from the
 // change index: more than the one member a put adds, so that the index
 // shrinks back to the records alive, and few enough to keep a put cheap.
@@ -93,7 +101,9 @@ func (s *Store) check(op string) error {
 }
 
 // Put writes recs in one pipeline; per kind and key, a record replaces the
-// stored one only when its version is higher.
+// stored one only when its version is higher, or when the stored one is
+// malformed. A record whose version is above 2^53 is dropped, and a TTL
+// above 24 hours is cut to 24 hours.
 func (s *Store) Put(ctx context.Context, recs []warmpool.Record) error {
 	if err := s.check("put"); err != nil {
 		return err
@@ -119,12 +129,12 @@ func (s *Store) put(ctx context.Context, recs []warmpool.Record) error {
 	pipe := s.client.Pipeline()
 	seq, index, expiry, recPrefix := s.key("seq"), s.key("changes"), s.key("expiry"), s.key("r:")
 	for _, r := range recs {
-		if r.TTL <= 0 {
-			continue // already expired
+		if r.TTL <= 0 || r.Version > maxVersion {
+			continue // already expired, or malformed
 		}
 		member := string(r.Kind) + ":" + r.Key
 		putScript.EvalSha(ctx, pipe, []string{s.key("r:", member), seq, index, expiry, s.key("epoch")},
-			r.Version, r.Value, max(1, r.TTL.Milliseconds()), member, s.indexTTL.Milliseconds(),
+			r.Version, r.Value, max(1, min(r.TTL, maxTTL).Milliseconds()), member, s.indexTTL.Milliseconds(),
 			recPrefix, purgePerPut)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -136,7 +146,9 @@ func (s *Store) put(ctx context.Context, recs []warmpool.Record) error {
 // Changes returns the records written since cursor, at most 1,000 at a
 // time, and the cursor to ask with next. After Redis lost its keys
 // (restarted empty, flushed) the next cursor is below the one asked with
-// and every record held is returned.
+// and every record held is returned. A record that is malformed in Redis
+// (see the package doc: Limits) never fails the call: it is returned with
+// its kind and key and a nil Value, and the other records with it.
 func (s *Store) Changes(ctx context.Context, cursor uint64) ([]warmpool.Record, uint64, error) {
 	if err := s.check("changes"); err != nil {
 		return nil, cursor, err
@@ -150,10 +162,10 @@ func (s *Store) Changes(ctx context.Context, cursor uint64) ([]warmpool.Record, 
 	if err != nil {
 		return nil, cursor, fmt.Errorf("redisstore: changes: %w", err)
 	}
-	if len(v) < 3 || (len(v)-3)%5 != 0 {
-		return nil, cursor, fmt.Errorf("redisstore: changes: unexpected reply of %d items", len(v))
+	seq, last, now, recs, err := parseChanges(v)
+	if err != nil {
+		return nil, cursor, fmt.Errorf("redisstore: changes: %w", err)
 	}
-	seq, last, now := toUint(v[0]), toUint(v[1]), toUint(v[2])
 	if epoch != 0 && epoch != now && at != 0 {
 		recs, _, err := s.Changes(ctx, 0)
 		return recs, 0, err
@@ -162,21 +174,40 @@ func (s *Store) Changes(ctx context.Context, cursor uint64) ([]warmpool.Record, 
 	if seq < at {
 		next = now<<seqBits | min(last, seq)&seqMask // lost: tell the caller by going back
 	}
-	recs := make([]warmpool.Record, 0, (len(v)-3)/5)
+	return recs, next, nil
+}
+
+// parseChanges reads changesScript's reply: the sequence, the last score
+// read and the epoch, then five items a record. A record outside the limits
+// (malformed in Redis, or a reply this parser does not expect) is returned
+// with the kind and key of its member and no Version, TTL, Age or Value: the
+// Transport counts a record whose value does not decode as malformed. A
+// member without a kind is skipped.
+func parseChanges(v []any) (seq, last, epoch uint64, recs []warmpool.Record, err error) {
+	if len(v) < 3 || (len(v)-3)%5 != 0 {
+		return 0, 0, 0, nil, fmt.Errorf("unexpected reply of %d items", len(v))
+	}
+	recs = make([]warmpool.Record, 0, (len(v)-3)/5)
 	for i := 3; i+4 < len(v); i += 5 {
 		member, _ := v[i].(string)
 		kind, key, ok := strings.Cut(member, ":")
 		if !ok {
 			continue
 		}
-		val, _ := v[i+2].(string)
-		recs = append(recs, warmpool.Record{
-			Kind: warmpool.RecordKind(kind), Key: key, Version: toUint(v[i+1]), Value: []byte(val),
-			TTL: time.Duration(toUint(v[i+3])) * time.Millisecond,
-			Age: time.Duration(toUint(v[i+4])) * time.Microsecond,
-		})
+		r := warmpool.Record{Kind: warmpool.RecordKind(kind), Key: key}
+		version, okv := v[i+1].(string)
+		n, perr := strconv.ParseUint(version, 10, 64)
+		val, okd := v[i+2].(string)
+		ttl, okt := v[i+3].(int64)
+		age, oka := v[i+4].(int64)
+		if okv && perr == nil && n <= maxVersion && okd && okt && ttl > 0 && ttl <= maxTTL.Milliseconds() && oka {
+			r.Version, r.Value = n, []byte(val)
+			r.TTL = time.Duration(ttl) * time.Millisecond
+			r.Age = min(max(time.Duration(age), 0), maxTTL/time.Microsecond) * time.Microsecond
+		}
+		recs = append(recs, r)
 	}
-	return recs, next, nil
+	return toUint(v[0]), toUint(v[1]), toUint(v[2]), recs, nil
 }
 
 // Reserve takes key's next politeness turn and the turn after it interval
