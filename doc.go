@@ -35,6 +35,37 @@
 // submodule shares what it learns across a fleet; the command warmpool
 // (cmd/warmpool) probes a target's keep-alive policy before a crawl.
 //
+// # Which sockets stay open
+//
+// A socket stays open while its target would use it again soon by the
+// target's own rhythm (Config.IdleGaps), and goes once the crawl stopped
+// using it; spares and replacements are dialed only while a target's sockets
+// on all its exits fall short of its demand; Config.MaxSockets is a hard
+// ceiling, with least-recently-used eviction only there.
+//
+// # What counts as evidence
+//
+// Only a failure the caller did not cause teaches anything. A dial or an
+// exchange that ended after the caller's context or Request.Cancel fired, or
+// its deadline passed, changes nothing and is never retried. Otherwise:
+//
+//   - A proxy that cannot be reached, refuses the exit's credentials or
+//     breaks off its own exchange counts against its exit (Config.Health).
+//   - A dial to a target that fails through every exit marks the target
+//     unreachable for Health.DeadTargetTTL; through one exit only, against
+//     that exit when it happens across distinct targets that others reach.
+//   - A 403 or 429 from a target that answered 2xx through another exit is
+//     a block of that exit for that target (Config.Blocks).
+//   - A reset after N answered requests sets a provisional limit of N; a
+//     second at N confirms it with headroom; graceful closes need two
+//     agreeing ends. An answer past a limit disproves it.
+//   - A malformed or oversized answer is the server's: never retried, and
+//     not a broken socket. A socket dialed for a request that fails on it is
+//     not retried on a fresh one (through a proxy exit, once through
+//     another exit).
+//   - A record from Config.Store is clamped to this process's bounds, or
+//     skipped when malformed (see Store).
+//
 // # Where things are
 //
 // One file per concern (this is a map for readers of the source):
