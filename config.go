@@ -60,10 +60,11 @@ type Config struct {
 	// that has carried no request for IdleGaps times its target's rhythm
 	// is closed (reason idle), once the Transport holds more than 64 idle
 	// sockets. A target's rhythm is its recent gap between requests (on
-	// any exit); a target with one request so far is taken to be like the
-	// other targets that came back for a second one. The hold is never
-	// below 250 ms (the sweeper's period) nor above the idle timeout that
-	// applies. So the sockets a
+	// any exit) times its open sockets (each comes up about once per that
+	// many requests); a target with one request so far is taken to be like the
+	// other targets that came back for a second one (held 2 s while none
+	// has). The hold is never below 250 ms (the sweeper's period) nor above
+	// the idle timeout that applies. So the sockets a
 	// crawl uses now stay open however many there are, and the ones it
 	// stopped using go, whatever their number. Zero means 32; negative
 	// turns the rule off (idle sockets then stay until their idle

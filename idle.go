@@ -30,6 +30,10 @@ const (
 	idleFree = 64
 	// minHold is the shortest hold: the sweeper's own period.
 	minHold = defaultSweepInterval
+	// firstVisitHold is the least hold of a target with one request so
+	// far: at the start of a crawl no target, or only the quick ones, came
+	// back yet.
+	firstVisitHold = 2 * time.Second
 	// defaultCeiling is MaxSockets where the open-file limit is unknown.
 	defaultCeiling = 4096
 	minCeiling     = 64
@@ -51,7 +55,7 @@ type rhythm struct {
 	mu   sync.Mutex
 	last time.Time     // the target's last request
 	gap  time.Duration // smoothed gap between its requests
-	n    int           // requests seen, up to 2
+	n    int           // requests seen, up to trustedGaps+1
 	busy float64       // smoothed requests in flight as each one starts
 }
 
@@ -68,14 +72,14 @@ func (r *rhythm) arrive(now time.Time, busy int) (first time.Duration) {
 		r.busy += (float64(busy) - r.busy) / 8
 	}
 	if r.n > 0 {
-		g := max(0, now.Sub(r.last))
+		g := max(1, now.Sub(r.last)) // at least 1: zero means unknown
 		if r.n == 1 {
-			first = max(g, 1)
+			first = g
 		}
 		r.gap = ewma(r.gap, g)
 	}
 	r.last = now
-	r.n = min(r.n+1, 2)
+	r.n = min(r.n+1, trustedGaps+1)
 	return first
 }
 
@@ -99,14 +103,22 @@ func (r *rhythm) demand() int {
 // once per request duration, which is a few gaps; one that got its
 // requests at once and went silent (a crawl that fetches a page and its
 // assets) has a gap near zero, and its sockets go at the next sweep.
-func (r *rhythm) pace(firstGap time.Duration) time.Duration {
+func (r *rhythm) pace(firstGap time.Duration) (d time.Duration, first bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.n < 2 {
-		return firstGap
+	switch {
+	case r.n < 2:
+		return firstGap, true
+	case r.n <= trustedGaps:
+		// A gap or two is no rhythm yet (a page and its asset): the
+		// target is taken to be at least as slow as first visits are.
+		return max(r.gap, firstGap), false
 	}
-	return r.gap
+	return r.gap, false
 }
+
+// trustedGaps is how many gaps make a target's own rhythm.
+const trustedGaps = 4
 
 // rhythmOn reports whether the rhythm rule applies now (Config.IdleGaps):
 // it is on and the Transport holds more than idleFree idle sockets. A
@@ -120,7 +132,17 @@ func (t *Transport) rhythmOn() bool {
 // rhythm rule (Config.IdleGaps), or 0 when the idle timeout that applies to
 // the target anyway (idleMax) comes first.
 func (t *Transport) hold(tp *targetPolicy, idleMax time.Duration) time.Duration {
-	h := max(minHold, time.Duration(t.cfg.IdleGaps)*tp.rhythm.pace(time.Duration(t.firstGap.Load())))
+	p, first := tp.rhythm.pace(time.Duration(t.firstGap.Load()))
+	// A target's requests are shared among its sockets (on all its
+	// exits): each socket comes up about once per that many gaps.
+	p *= time.Duration(max(1, tp.open.Load()))
+	h := max(minHold, time.Duration(t.cfg.IdleGaps)*p)
+	if first {
+		// The targets seen coming back early in a crawl are the quick
+		// ones: the first gap is underestimated until the slow ones
+		// return, so a first visit is held at least firstVisitHold.
+		h = max(h, firstVisitHold)
+	}
 	if idleMax > 0 && h >= idleMax {
 		return 0 // the idle timeout comes first
 	}

@@ -96,30 +96,48 @@ func TestIdleGapsClosesWhatTheCrawlStoppedUsing(t *testing.T) {
 }
 
 // TestRhythmOfAFirstVisit: a target with one request so far is taken to be
-// like the targets that came back for a second one (the first gap); a hold
-// is IdleGaps times the rhythm, never below the sweeper's period and never
-// past the idle timeout.
+// like the targets that came back for a second one (the first gap), and is
+// held firstVisitHold while none has; a hold is IdleGaps times the rhythm,
+// never below the sweeper's period and never past the idle timeout.
 func TestRhythmOfAFirstVisit(t *testing.T) {
 	rt := newTransport(t, nil, Config{})
 	base := time.Unix(1_800_000_000, 0)
 	var a rhythm
 	a.arrive(base, 1)
-	assert.Zero(t, a.pace(0), "nothing is known yet")
-	assert.Equal(t, 3*time.Second, a.pace(3*time.Second), "a first visit goes by the others' first gaps")
-	first := a.arrive(base.Add(2*time.Second), 1)
-	assert.Equal(t, 2*time.Second, first)
-	rt.noteFirstGap(first)
+	p, first := a.pace(0)
+	assert.Zero(t, p, "nothing is known yet")
+	assert.True(t, first)
+	assert.Equal(t, firstVisitHold, rt.hold(&targetPolicy{}, 0), "the start of a crawl, before any target came back")
+	rt.noteFirstGap(time.Millisecond)
+	assert.Equal(t, firstVisitHold, rt.hold(&targetPolicy{}, 0), "only quick targets came back: a first visit is held at least 2 s")
+	rt.firstGap.Store(0)
+	p, _ = a.pace(3 * time.Second)
+	assert.Equal(t, 3*time.Second, p, "a first visit goes by the others' first gaps")
+	fg := a.arrive(base.Add(2*time.Second), 1)
+	assert.Equal(t, 2*time.Second, fg)
+	rt.noteFirstGap(fg)
 	assert.Equal(t, 2*time.Second, time.Duration(rt.firstGap.Load()))
-	assert.Equal(t, 2*time.Second, a.pace(time.Hour), "its own gap, once it has one")
-	b := &targetPolicy{}
-	b.rhythm.arrive(base, 1)
-	b.rhythm.arrive(base.Add(time.Second), 1)
+	p, first = a.pace(time.Hour)
+	assert.Equal(t, time.Hour, p, "a gap or two is no rhythm yet: at least as slow as first visits")
+	assert.False(t, first)
+	for k := range trustedGaps {
+		a.arrive(base.Add(time.Duration(3+k)*time.Second), 1)
+	}
+	p, _ = a.pace(time.Hour)
+	assert.Equal(t, time.Second+time.Second/4, p.Round(time.Second/4), "its own rhythm, once it has trustedGaps gaps (smoothed)")
+	steady := func(gap time.Duration) *targetPolicy {
+		tp := &targetPolicy{}
+		for k := range trustedGaps + 1 {
+			tp.rhythm.arrive(base.Add(time.Duration(k)*gap), 1)
+		}
+		return tp
+	}
+	b := steady(time.Second)
 	assert.Equal(t, 32*time.Second, rt.hold(b, 0))
 	assert.Zero(t, rt.hold(b, 30*time.Second), "the idle timeout comes first")
-	c := &targetPolicy{}
-	c.rhythm.arrive(base, 1)
-	c.rhythm.arrive(base.Add(time.Millisecond), 1)
-	assert.Equal(t, minHold, rt.hold(c, 0), "a hold is never below the sweeper's period")
+	b.open.Store(3)
+	assert.Equal(t, 3*32*time.Second, rt.hold(b, 0), "three sockets: each comes up once per three gaps")
+	assert.Equal(t, minHold, rt.hold(steady(time.Millisecond), 0), "a hold is never below the sweeper's period")
 }
 
 // TestMaxSocketsDialsNoSpareAtTheCeiling: under a ceiling of one socket,

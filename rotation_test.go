@@ -535,7 +535,7 @@ func TestWarmSocketsBeforeRotation(t *testing.T) {
 				for i, u := range urls {
 					pairs[[2]string{u, fmt.Sprint(i % 4)}] = true
 				}
-				assert.Equal(t, int64(len(pairs)), hs, "a socket per host and exit")
+				assert.Equal(t, int64(len(pairs)), hs, "a socket per host and exit; closes %v, prewarms %d, cold %d", s.Total.Closes, s.Total.Prewarms, s.Total.Cold)
 				assert.Greater(t, hs, int64(3*len(mh.urls)))
 				for name, es := range s.Exits {
 					assert.Equal(t, uint64(len(urls)/4), es.Requests, "exit %s", name)
