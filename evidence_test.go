@@ -33,7 +33,7 @@ import (
 // target, and the target was marked unreachable through every exit, so
 // that the generous requests failed at once.)
 func TestCallerDeadlineIsNoEvidence(t *testing.T) {
-	tg := startTarget(t, target.Config{HandshakeDelay: time.Millisecond})
+	tg := startTarget(t, target.Config{PlainHTTP: true})
 	rt := newTransport(t, tg, Config{Exits: []Exit{{Name: "a", LocalAddr: "127.0.0.2"}, {Name: "b", LocalAddr: "127.0.0.3"}, {Name: "c", LocalAddr: "127.0.0.4"}},
 		Budget: Budget{MaxRequests: 1}, Prewarm: Prewarm{Disable: true}})
 	c := &http.Client{Transport: rt}
@@ -54,23 +54,28 @@ func TestCallerDeadlineIsNoEvidence(t *testing.T) {
 		return err
 	}
 	deadlines := []time.Duration{20 * time.Microsecond, 100 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond}
-	hurriedFailed, generousFailed := 0, 0
-	var firstErr error
-	for i := range 1500 {
-		if send(deadlines[i%len(deadlines)]) != nil {
-			hurriedFailed++
-		}
-		if err := send(5 * time.Second); err != nil {
-			generousFailed++
-			if firstErr == nil {
-				firstErr = err
+	// Three callers of 500 rounds each, at once: 1,500 rounds in all.
+	var hurriedFailed, generousFailed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := range 500 {
+				if send(deadlines[(w+i)%len(deadlines)]) != nil {
+					hurriedFailed.Add(1)
+				}
+				if err := send(5 * time.Second); err != nil {
+					generousFailed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
 			}
-		}
+		})
 	}
+	wg.Wait()
 	s := rt.Snapshot()
-	t.Logf("hurried failed %d of 1500; handshakes %d; closes %v", hurriedFailed, s.Total.Handshakes, s.Total.Closes)
-	assert.Positive(t, hurriedFailed, "the short deadlines bit")
-	assert.Zero(t, generousFailed, "the first: %v", firstErr)
+	t.Logf("hurried failed %d of 1500; handshakes %d; closes %v", hurriedFailed.Load(), s.Total.Handshakes, s.Total.Closes)
+	assert.Positive(t, hurriedFailed.Load(), "the short deadlines bit")
+	assert.Zero(t, generousFailed.Load(), "the first: %v", firstErr.Load())
 	assert.Zero(t, rt.dead.n.Load(), "the target was marked dead")
 	for name, e := range s.Exits {
 		assert.Zero(t, e.Ejections, "exit %s", name)
@@ -170,9 +175,9 @@ func TestCloseFromACallback(t *testing.T) {
 }
 
 // TestAThousandExits: 1,000 exits (direct, each its own name) and 1,000
-// sessions: each session's requests all leave from the exit it reports,
-// every exit carries one session, and a block is recorded and honoured on
-// an exit numbered past 64. (Before: exits past 64 were silently out of
+// sessions: every exit carries one session, each exit carries exactly the
+// one request of its session, and a block is recorded and honoured on an
+// exit numbered past 64. (Before: exits past 64 were silently out of
 // the masks, so a session pinned to exit 66 left from another one.)
 func TestAThousandExits(t *testing.T) {
 	const n = 1000
@@ -181,31 +186,39 @@ func TestAThousandExits(t *testing.T) {
 	for i := range exits {
 		exits[i] = Exit{Name: fmt.Sprintf("exit-%d", i)}
 	}
-	var mu sync.Mutex
-	var last string // the exit of the last request
-	rt := newTransport(t, tg, Config{Exits: exits, Prewarm: Prewarm{Disable: true}, OnRequest: func(e RequestEvent) {
-		mu.Lock()
-		last = e.Exit
-		mu.Unlock()
-	}})
+	rt := newTransport(t, tg, Config{Exits: exits, Prewarm: Prewarm{Disable: true}})
 	sp, err := rt.NewSessionPool(SessionPoolConfig{MaxSessions: n, MaxRequests: 1000})
 	require.NoError(t, err)
 	used := map[string]string{}
+	sessions := make([]*Session, n)
 	for i := range n {
 		key := fmt.Sprintf("account-%d", i)
-		s := sp.Get(key)
-		for range 2 {
-			require.NoError(t, get(s.Client(), tg.URL()))
-			mu.Lock()
-			assert.Equal(t, s.Exit(), last, "%s left from another exit than it reports", key)
-			mu.Unlock()
+		sessions[i] = sp.Get(key)
+		if other, dup := used[sessions[i].Exit()]; dup {
+			t.Errorf("%s and %s share exit %s", key, other, sessions[i].Exit())
 		}
-		if other, dup := used[s.Exit()]; dup {
-			t.Errorf("%s and %s share exit %s", key, other, s.Exit())
-		}
-		used[s.Exit()] = key
+		used[sessions[i].Exit()] = key
 	}
 	assert.Len(t, used, n, "one session per exit")
+	// Every session sends one GET, 8 at a time: each exit then carries
+	// exactly one request, its session's.
+	jobs := make(chan *Session)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for s := range jobs {
+				assert.NoError(t, get(s.Client(), tg.URL()))
+			}
+		})
+	}
+	for _, s := range sessions {
+		jobs <- s
+	}
+	close(jobs)
+	wg.Wait()
+	for name, e := range rt.Snapshot().Exits {
+		assert.Equal(t, uint64(1), e.Requests, "exit %s", name)
+	}
 
 	// Blocks past exit 64: exit-900 answers 403 where exit-0 got a 2xx.
 	tp := rt.policy(hostKey{scheme: "https", addr: tg.Addr()}, tg.Host())
@@ -278,7 +291,7 @@ func TestServerAnswersAreNotRetried(t *testing.T) {
 		answer     func(c net.Conn)
 	}{
 		{"malformed", "malformed HTTP", 5, func(c net.Conn) { io.WriteString(c, "HTTP/1.1 abc\r\n\r\n") }},
-		{"header flood", "server response headers exceeded", 2, func(c net.Conn) {
+		{"header flood", "server response headers exceeded", 1, func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Big: "+big+"\r\nContent-Length: 0\r\n\r\n")
 		}},
 		{"reset", "", 10, func(c net.Conn) {
