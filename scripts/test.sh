@@ -7,8 +7,8 @@
 #
 # Needs: Go 1.26; root (or the programs below already installed) and access
 # to Debian's package mirror on a machine that lacks them; access to the Go
-# module proxy on a machine without the modules in its cache. About 2.5
-# to 3 minutes on 2 cores once the programs are installed.
+# module proxy on a machine without the modules in its cache. About 4
+# minutes on 2 cores once the programs are installed.
 #
 # It writes nothing outside the checkout but Go's caches and its own mktemp
 # directory (removed on exit); the tests' servers use their own temporary
