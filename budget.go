@@ -114,8 +114,6 @@ type targetPolicy struct {
 	prewarming atomic.Int64
 	// busy counts the target's requests in flight, across exits.
 	busy atomic.Int64
-	// open counts the target's live sockets, across exits.
-	open atomic.Int64
 	// rhythm is the target's recent pace (Config.IdleGaps).
 	rhythm rhythm
 	// created is when the Transport made the policy (forgetHosts).

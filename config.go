@@ -60,8 +60,8 @@ type Config struct {
 	// that has carried no request for IdleGaps times its target's rhythm
 	// is closed (reason idle), once the Transport holds more than 64 idle
 	// sockets. A target's rhythm is its recent gap between requests (on
-	// any exit) times its open sockets (each comes up about once per that
-	// many requests); a target with one request so far is taken to be like the
+	// any exit; at least first visits' while it has fewer than 4 gaps); a
+	// target with one request so far is taken to be like the
 	// other targets that came back for a second one (held 2 s while none
 	// has). The hold is never below 250 ms (the sweeper's period) nor above
 	// the idle timeout that applies. So the sockets a

@@ -133,9 +133,6 @@ func (t *Transport) rhythmOn() bool {
 // the target anyway (idleMax) comes first.
 func (t *Transport) hold(tp *targetPolicy, idleMax time.Duration) time.Duration {
 	p, first := tp.rhythm.pace(time.Duration(t.firstGap.Load()))
-	// A target's requests are shared among its sockets (on all its
-	// exits): each socket comes up about once per that many gaps.
-	p *= time.Duration(max(1, tp.open.Load()))
 	h := max(minHold, time.Duration(t.cfg.IdleGaps)*p)
 	if first {
 		// The targets seen coming back early in a crawl are the quick

@@ -135,8 +135,6 @@ func TestRhythmOfAFirstVisit(t *testing.T) {
 	b := steady(time.Second)
 	assert.Equal(t, 32*time.Second, rt.hold(b, 0))
 	assert.Zero(t, rt.hold(b, 30*time.Second), "the idle timeout comes first")
-	b.open.Store(3)
-	assert.Equal(t, 3*32*time.Second, rt.hold(b, 0), "three sockets: each comes up once per three gaps")
 	assert.Equal(t, minHold, rt.hold(steady(time.Millisecond), 0), "a hold is never below the sweeper's period")
 }
 

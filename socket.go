@@ -178,7 +178,6 @@ func (p *hostPool) onState(s *socket) {
 // ended. p.mu must be held.
 func (p *hostPool) removeLocked(s *socket) CloseReason {
 	s.dead = true
-	p.policy.open.Add(-1)
 	if s.inflight == 0 {
 		p.t.idle.Add(-1)
 	}
@@ -232,7 +231,6 @@ func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duratio
 // p.checkAdded(s) once it has released p.mu.
 func (p *hostPool) addLocked(s *socket) {
 	s.added = true
-	p.policy.open.Add(1)
 	p.sockets = append(p.sockets, s)
 	p.dialEWMA = ewma(p.dialEWMA, s.dialed.Total)
 	if s.h2 {
