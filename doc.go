@@ -82,7 +82,8 @@
 //     context or Request.Cancel), honoured wherever a request waits.
 //   - pool.go: hostPool, the sockets of one exit and target, and how a
 //     request gets one: acquire, pick, claim, dial on the path, wait,
-//     release. lease.go: one attempt's claim on a socket, whose begin and end
+//     release; poolmap.go: the pools, sharded by target. lease.go: one
+//     attempt's claim on a socket, whose begin and end
 //     own the in-flight gauges, the concurrency slot and OnRequest, and the
 //     response body that ends it.
 //   - socket.go: a socket's lifecycle, its one close path (retireLocked,
