@@ -223,6 +223,9 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 		policy:   t.policy(k, hostname),
 		wake:     make(chan struct{}),
 		maxConns: t.cfg.MaxConnsPerHost,
+		// Made for a request: a sweep that meets it before that
+		// request's acquire must not take it for a forgotten pool.
+		lastReq: t.now(),
 	}
 	if k.h1only {
 		p.proto = protoHTTP1
