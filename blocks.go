@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,9 +31,9 @@ type Blocks struct {
 	// target that answered 2xx through another exit (a permission error
 	// that every exit gets is the target's answer, not a block).
 	IsBlocked func(resp *http.Response) bool
-	// After is how many blocks in a row make a target's new requests avoid
-	// the exit. Zero means 3. After a cooldown, one block avoids it again.
-	After int
+	// ConsecutiveBlocks is how many blocks in a row make a target's new requests avoid
+	// the exit. Zero means 3. ConsecutiveBlocks a cooldown, one block avoids it again.
+	ConsecutiveBlocks int
 	// Cooldown is how long the first avoidance lasts; each one in a row
 	// doubles it, up to MaxCooldown, and each success after a cooldown
 	// halves it back (one request, the probe, re-admits the exit). Zero
@@ -58,15 +57,15 @@ const (
 
 func (b *Blocks) normalize(field string) error {
 	switch {
-	case b.After < 0:
-		return configErr(field+".After", "negative value %d (want 0 for the default %d)", b.After, defaultBlocksAfter)
+	case b.ConsecutiveBlocks < 0:
+		return configErr(field+".ConsecutiveBlocks", "negative value %d (want 0 for the default %d)", b.ConsecutiveBlocks, defaultBlocksAfter)
 	case b.Cooldown < 0:
 		return configErr(field+".Cooldown", "negative duration %v", b.Cooldown)
 	case b.MaxCooldown < 0:
 		return configErr(field+".MaxCooldown", "negative duration %v", b.MaxCooldown)
 	}
-	if b.After == 0 {
-		b.After = defaultBlocksAfter
+	if b.ConsecutiveBlocks == 0 {
+		b.ConsecutiveBlocks = defaultBlocksAfter
 	}
 	if b.Cooldown == 0 {
 		b.Cooldown = defaultBlockCooldown
@@ -82,8 +81,9 @@ func (b *Blocks) normalize(field string) error {
 
 // BlockStats describe one exit's blocks at one target, in Snapshot.Blocks.
 type BlockStats struct {
-	// Target is "scheme://host:port"; Exit is the exit's name.
-	Target, Exit string
+	// Target is the blocking target; Exit is the exit's name.
+	Target Target
+	Exit   string
 	// Blocks counts the responses that said the exit is blocked there.
 	Blocks uint64
 	// InARow is the current run of blocks.
@@ -102,20 +102,20 @@ type blockKeeper interface {
 	// is a block; otherwise it is a success, which ends a run of blocks
 	// and re-admits an exit after its cooldown. It reports whether an
 	// avoidance began or ended (what Config.Store shares).
-	observe(target string, exit int, blocked bool, now time.Time) (changed bool)
+	observe(target Target, exit int, blocked bool, now time.Time) (changed bool)
 	// export returns exit's avoidance of target for Config.Store: its
 	// level (avoidances in a row) and how long it lasts from now.
-	export(target string, exit int, now time.Time) (level int, left time.Duration, ok bool)
+	export(target Target, exit int, now time.Time) (level int, left time.Duration, ok bool)
 	// adopt takes an avoidance another Transport shared: the target's
 	// requests avoid exit for left from now (none when left <= 0: a
 	// re-admission), at least at level.
-	adopt(target string, exit, level int, left time.Duration, now time.Time)
+	adopt(target Target, exit, level int, left time.Duration, now time.Time)
 	// avoided returns the exits the target's requests avoid now (bit i
 	// for exit i).
-	avoided(target string, now time.Time) exitBits
+	avoided(target Target, now time.Time) exitBits
 	// leastRecentlyBlocked returns the exit of mask blocked the longest
 	// ago.
-	leastRecentlyBlocked(target string, mask exitBits) int
+	leastRecentlyBlocked(target Target, mask exitBits) int
 	// stats lists the blocks (exit names from names).
 	stats(names []string, now time.Time) []BlockStats
 	// quiet reports that no target has a block to look at: then a
@@ -134,7 +134,7 @@ type blockTable struct {
 	nexits  int
 	active  atomic.Int32 // targets with blocks in a row, an avoidance or a probe due: "none" costs no lock
 	mu      sync.Mutex
-	targets map[string]*targetBlocks
+	targets map[Target]*targetBlocks
 }
 
 type targetBlocks struct {
@@ -150,10 +150,10 @@ type exitBlocks struct {
 }
 
 func newBlockTable(conf *Blocks, nexits int) *blockTable {
-	return &blockTable{conf: conf, nexits: nexits, targets: make(map[string]*targetBlocks)}
+	return &blockTable{conf: conf, nexits: nexits, targets: make(map[Target]*targetBlocks)}
 }
 
-func (b *blockTable) observe(target string, exit int, blocked bool, now time.Time) bool {
+func (b *blockTable) observe(target Target, exit int, blocked bool, now time.Time) bool {
 	if exit >= b.nexits || !blocked && b.active.Load() == 0 {
 		return false
 	}
@@ -182,7 +182,7 @@ func (b *blockTable) observe(target string, exit int, blocked bool, now time.Tim
 	eb.blocks++
 	eb.inARow++
 	eb.last = now
-	avoid := eb.inARow >= b.conf.After || eb.probing && !now.Before(eb.until)
+	avoid := eb.inARow >= b.conf.ConsecutiveBlocks || eb.probing && !now.Before(eb.until)
 	if avoid {
 		eb.level++
 		d := b.conf.Cooldown << min(eb.level-1, 30)
@@ -202,7 +202,7 @@ func (eb *exitBlocks) avoidUntil(until time.Time) {
 	eb.avoidances++
 }
 
-func (b *blockTable) export(target string, exit int, now time.Time) (int, time.Duration, bool) {
+func (b *blockTable) export(target Target, exit int, now time.Time) (int, time.Duration, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	tb := b.targets[target]
@@ -213,7 +213,7 @@ func (b *blockTable) export(target string, exit int, now time.Time) (int, time.D
 	return eb.level, max(0, eb.until.Sub(now)), true
 }
 
-func (b *blockTable) adopt(target string, exit, level int, left time.Duration, now time.Time) {
+func (b *blockTable) adopt(target Target, exit, level int, left time.Duration, now time.Time) {
 	if exit >= b.nexits {
 		return
 	}
@@ -236,13 +236,13 @@ func (b *blockTable) adopt(target string, exit, level int, left time.Duration, n
 }
 
 // getLocked returns the target's entry, making room for a new one.
-func (b *blockTable) getLocked(target string, now time.Time) *targetBlocks {
+func (b *blockTable) getLocked(target Target, now time.Time) *targetBlocks {
 	if tb, ok := b.targets[target]; ok {
 		tb.touched = now
 		return tb
 	}
 	if len(b.targets) >= maxHostRows {
-		var oldest string
+		var oldest Target
 		var at time.Time
 		for k, tb := range b.targets {
 			if oldest == "" || tb.touched.Before(at) {
@@ -270,7 +270,7 @@ func (b *blockTable) recountLocked(now time.Time) {
 	b.active.Store(int32(n))
 }
 
-func (b *blockTable) avoided(target string, now time.Time) exitBits {
+func (b *blockTable) avoided(target Target, now time.Time) exitBits {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	tb := b.targets[target]
@@ -287,7 +287,7 @@ func (b *blockTable) avoided(target string, now time.Time) exitBits {
 }
 
 // leastRecentlyBlocked returns the exit of mask blocked the longest ago.
-func (b *blockTable) leastRecentlyBlocked(target string, mask exitBits) int {
+func (b *blockTable) leastRecentlyBlocked(target Target, mask exitBits) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	tb := b.targets[target]
@@ -353,11 +353,10 @@ func (p *hostPool) noteBlocks(resp *http.Response) {
 // blockedRoute narrows a request's exits to those its target does not
 // avoid. When it avoids all of them, the request fails with ErrBlocked
 // (Blocks.FailFast), or goes through the exit blocked the longest ago.
-func (t *Transport) blockedRoute(k hostKey, set *exitSet) (*exitSet, error) {
+func (t *Transport) blockedRoute(target Target, set *exitSet) (*exitSet, error) {
 	if t.cfg.Blocks.Disable || t.blocks.quiet() {
 		return set, nil
 	}
-	target := k.scheme + "://" + strings.ToLower(k.addr)
 	mask := t.blocks.avoided(target, t.now())
 	if mask.empty() {
 		return set, nil

@@ -94,7 +94,7 @@ func status(t *testing.T, c *http.Client, url string) int {
 
 // TestBlocksPerExitAndTarget: host A answers 403 to one exit's address,
 // 200 to the others; host B answers everyone. After at most
-// Blocks.After (3) blocks, A's requests avoid that exit (no further 403s
+// Blocks.ConsecutiveBlocks (3) blocks, A's requests avoid that exit (no further 403s
 // while the cooldown lasts), B keeps using all 4 exits, and no request
 // fails. A host that answers 403 to every exit blocks no exit. Every
 // request asks the rotation (RotateEachRequest), so each exit is tried.
@@ -227,8 +227,8 @@ func TestBlocksHook(t *testing.T) {
 
 // TestBlocksValidation: bad Blocks settings fail New naming the field.
 func TestBlocksValidation(t *testing.T) {
-	_, err := New(Config{Blocks: Blocks{After: -1}})
-	assert.ErrorContains(t, err, "Config.Blocks.After")
+	_, err := New(Config{Blocks: Blocks{ConsecutiveBlocks: -1}})
+	assert.ErrorContains(t, err, "Config.Blocks.ConsecutiveBlocks")
 	_, err = New(Config{Blocks: Blocks{Cooldown: time.Hour, MaxCooldown: time.Minute}})
 	assert.ErrorContains(t, err, "Config.Blocks.MaxCooldown")
 }

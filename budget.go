@@ -96,8 +96,7 @@ const (
 // learns is kept per protocol: an HTTP/1.1 close count says nothing about
 // HTTP/2. It is safe for concurrent use.
 type targetPolicy struct {
-	name     string // "https://host:port", lower case
-	hostname string
+	name     Target
 	h1, h2   *hostPolicy
 
 	// proto is the protocol the target's sockets speak (protoHTTP1 or
@@ -134,8 +133,8 @@ func (tp *targetPolicy) learned() bool {
 	return false
 }
 
-func newTargetPolicy(name, hostname string, conf Budget, learn bool, headroom float64, now func() time.Time) *targetPolicy {
-	return &targetPolicy{name: name, hostname: hostname,
+func newTargetPolicy(name Target, conf Budget, learn bool, headroom float64, now func() time.Time) *targetPolicy {
+	return &targetPolicy{name: name,
 		h1: newHostPolicy(name, "HTTP/1.1", conf, learn, headroom, now),
 		h2: newHostPolicy(name, "HTTP/2.0", conf, learn, headroom, now)}
 }
@@ -162,7 +161,8 @@ func (tp *targetPolicy) of(h2 bool) *hostPolicy {
 // limit learned from closes (on a probe socket, see probeEvery), or an
 // answer beyond a limit learned from resets, disproves it.
 type hostPolicy struct {
-	target, proto string
+	target Target
+	proto  string
 	conf          Budget // configured
 	learn         bool
 	headroom      float64
@@ -234,7 +234,7 @@ func (r *ring) agreed() (int, bool) {
 	return best, ok
 }
 
-func newHostPolicy(target, proto string, conf Budget, learn bool, headroom float64, now func() time.Time) *hostPolicy {
+func newHostPolicy(target Target, proto string, conf Budget, learn bool, headroom float64, now func() time.Time) *hostPolicy {
 	hp := &hostPolicy{target: target, proto: proto, conf: conf, learn: learn, headroom: headroom, now: now, eff: conf}
 	hp.view = hp.configuredView()
 	return hp

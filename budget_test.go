@@ -267,7 +267,7 @@ func TestLearnsGracefulCloseLimit(t *testing.T) {
 	for range 30 {
 		require.NoError(t, get(c, tg.URL()))
 	}
-	require.Eventually(t, func() bool { return rt.Snapshot().Total.OpenSockets == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.Sockets.Open == 0 }, 5*time.Second, 5*time.Millisecond)
 	snap := rt.Snapshot()
 	assert.Equal(t, uint64(2), snap.Total.Closes[CloseServerClose])
 	assert.Equal(t, uint64(4), snap.Total.Closes[CloseBudget])

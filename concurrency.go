@@ -24,7 +24,9 @@ type LimitPoint struct {
 
 // ConcurrencyStats describe the adaptive limit of one exit and host.
 type ConcurrencyStats struct {
-	Exit, Host string
+	// Exit is the exit's name; Target the target.
+	Exit   string
+	Target Target
 	// Limit is the current limit on requests in flight.
 	Limit float64
 	// InFlight and Queued are the requests holding and waiting for a slot.
@@ -319,7 +321,7 @@ func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
 	var used []time.Time
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		cs := p.lim.stats()
-		cs.Exit, cs.Host = p.exit.name, p.key.addr
+		cs.Exit, cs.Target = p.exit.name, p.target
 		p.mu.Lock()
 		last := p.lastReq
 		p.mu.Unlock()
@@ -343,7 +345,7 @@ func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
 		if out[i].Exit != out[j].Exit {
 			return out[i].Exit < out[j].Exit
 		}
-		return out[i].Host < out[j].Host
+		return out[i].Target < out[j].Target
 	})
 	return out
 }

@@ -86,7 +86,7 @@ func TestAdaptiveConcurrencyFindsThe429Threshold(t *testing.T) {
 	}
 	// The pool follows the limit: no more sockets than it allows plus
 	// spares (and those retiring).
-	assert.LessOrEqual(t, snap.Total.OpenSockets, int(cs.Limit)+defaultSpares+2)
+	assert.LessOrEqual(t, snap.Total.Sockets.Open, int(cs.Limit)+defaultSpares+2)
 }
 
 // TestRetryAfterPausesTheExitAndHost: with Retry-After: 1 on every 429, no

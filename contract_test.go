@@ -290,7 +290,7 @@ func TestEveryErrorIsCounted(t *testing.T) {
 	s = rt.Snapshot()
 	assert.Equal(t, uint64(returned), s.Total.Errors)
 	assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorClosed])
-	assert.Equal(t, uint64(1), s.Hosts["127.0.0.1"].ErrorKinds[ErrorClosed], "counted for its host too")
+	assert.Equal(t, uint64(1), s.Targets["127.0.0.1"].ErrorKinds[ErrorClosed], "counted for its host too")
 }
 
 // TestCallerTraceOrder: a caller's trace sees net/http's order on a cold
@@ -413,7 +413,7 @@ func TestUpgradeOnHTTP2Host(t *testing.T) {
 	assert.Zero(t, s.Total.Retries)
 	assert.Equal(t, uint64(2), s.Total.Handshakes, "one HTTP/2 socket, one HTTP/1.1 socket for the upgrade")
 	assert.Equal(t, map[CloseReason]uint64{CloseClientClose: 1}, s.Total.Closes)
-	assert.Equal(t, 1, s.Total.OpenSockets)
+	assert.Equal(t, 1, s.Total.Sockets.Open)
 }
 
 // TestLocalErrorsAreNotRetried: a request that net/http refuses to send
@@ -433,7 +433,7 @@ func TestLocalErrorsAreNotRetried(t *testing.T) {
 			s := rt.Snapshot()
 			assert.Zero(t, s.Total.Retries)
 			assert.Equal(t, uint64(1), s.Total.Handshakes)
-			assert.Equal(t, 1, s.Total.OpenSockets, "the socket is still good")
+			assert.Equal(t, 1, s.Total.Sockets.Open, "the socket is still good")
 			require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
 			assert.Equal(t, uint64(1), rt.Snapshot().Total.Handshakes)
 		})

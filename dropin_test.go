@@ -590,8 +590,8 @@ func TestSocketStaysReusable(t *testing.T) {
 				events := ev.all()
 				require.Len(t, events, 2, "one OnRequest event per request")
 				assert.NoError(t, errors.Join(events[0].Err, events[1].Err))
-				assert.Equal(t, Reused, events[1].State, "the GET after %s did not reuse the socket (state %v, socket %d then %d)",
-					names[i], events[1].State, events[0].SocketID, events[1].SocketID)
+				assert.Equal(t, ClassReused, events[1].Class, "the GET after %s did not reuse the socket (state %v, socket %d then %d)",
+					names[i], events[1].Class, events[0].SocketID, events[1].SocketID)
 				assert.Equal(t, events[0].SocketID, events[1].SocketID, "the GET after %s went out on another socket", names[i])
 				assert.Equal(t, conns[0], conns[1], "the server saw the GET after %s on another connection", names[i])
 				assert.Equal(t, 1, tg.Stats().ConnsWithRequests(), "connections with requests")

@@ -137,4 +137,4 @@ func TestProxyEnvironmentValues(t *testing.T) {
 	rt.Close()
 }
 
-func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+func keys[K ~string, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }

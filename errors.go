@@ -81,10 +81,9 @@ const (
 	ErrorClosed     ErrorKind = "closed"     // ErrClosed
 	ErrorInvalid    ErrorKind = "invalid"    // RoundTrip refused the request (nil, no URL or host, an unsupported scheme)
 	ErrorBlocked    ErrorKind = "blocked"    // ErrBlocked: the target blocks every exit (Blocks.FailFast)
-	ErrorOther      ErrorKind = "other"
 )
 
-var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorInvalid, ErrorBlocked, ErrorOther}
+var errorKinds = [...]ErrorKind{ErrorDial, ErrorProxy, ErrorTLS, ErrorReset, ErrorTimeout, ErrorCanceled, ErrorOverloaded, ErrorNoExit, ErrorClosed, ErrorInvalid, ErrorBlocked}
 
 func errorIndex(k ErrorKind) int {
 	for i, e := range errorKinds {
@@ -92,7 +91,7 @@ func errorIndex(k ErrorKind) int {
 			return i
 		}
 	}
-	return len(errorKinds) - 1
+	panic("warmpool: internal: unknown ErrorKind " + string(k))
 }
 
 // classifyError returns the kind of a failed attempt's error.

@@ -221,15 +221,16 @@ func TestAThousandExits(t *testing.T) {
 	}
 
 	// Blocks past exit 64: exit-900 answers 403 where exit-0 got a 2xx.
-	tp := rt.policy(hostKey{scheme: "https", addr: tg.Addr()}, tg.Host())
+	k := hostKey{scheme: "https", addr: tg.Addr()}
+	tp := rt.policy(k, k.target())
 	tp.ok2xx.add(0)
 	assert.True(t, tp.ok2xx.other(900))
 	assert.False(t, newAtomicExitBits(n).other(900))
-	for range rt.cfg.Blocks.After {
+	for range rt.cfg.Blocks.ConsecutiveBlocks {
 		rt.blocks.observe(tp.name, 900, true, rt.now())
 	}
 	assert.True(t, rt.blocks.avoided(tp.name, rt.now()).has(900))
-	set, err := rt.blockedRoute(hostKey{scheme: "https", addr: tg.Addr()}, &rt.baseSet)
+	set, err := rt.blockedRoute(k.target(), &rt.baseSet)
 	require.NoError(t, err)
 	assert.False(t, set.Eligible(900), "the blocked exit is avoided")
 	assert.True(t, set.Eligible(901))

@@ -87,12 +87,12 @@ func faultCloseAndAccount(t *testing.T, rt *Transport) Snapshot {
 	require.NoError(t, rt.Close())
 	settled := func(s Snapshot) bool {
 		closes := faultCloses(s.Total.Closes) - s.Total.Closes[CloseTLSError] - s.Total.Closes[CloseProxyError]
-		return s.Total.OpenSockets == 0 && s.Total.InFlight == 0 && closes == s.Total.Handshakes
+		return s.Total.Sockets.Open == 0 && s.Total.InFlight == 0 && closes == s.Total.Handshakes
 	}
 	var s Snapshot
 	if !assert.Eventually(t, func() bool { s = rt.Snapshot(); return settled(s) }, faultHang, time.Millisecond) {
 		t.Errorf("after Close: %d open, %d in flight, %d handshakes, closes %v",
-			s.Total.OpenSockets, s.Total.InFlight, s.Total.Handshakes, s.Total.Closes)
+			s.Total.Sockets.Open, s.Total.InFlight, s.Total.Handshakes, s.Total.Closes)
 	}
 	assert.Equal(t, SocketGauges{}, s.Total.Sockets, "socket gauges after Close")
 	checkInvariants(t, s)
@@ -102,8 +102,8 @@ func faultCloseAndAccount(t *testing.T, rt *Transport) Snapshot {
 // faultAwaitOpen waits until n sockets are open.
 func faultAwaitOpen(t *testing.T, rt *Transport, n int) {
 	t.Helper()
-	if !assert.Eventually(t, func() bool { return rt.Snapshot().Total.OpenSockets == n }, faultHang, time.Millisecond) {
-		t.Errorf("%d sockets open, want %d", rt.Snapshot().Total.OpenSockets, n)
+	if !assert.Eventually(t, func() bool { return rt.Snapshot().Total.Sockets.Open == n }, faultHang, time.Millisecond) {
+		t.Errorf("%d sockets open, want %d", rt.Snapshot().Total.Sockets.Open, n)
 	}
 }
 
@@ -112,10 +112,10 @@ func faultAwaitClosed(t *testing.T, rt *Transport, n uint64) {
 	t.Helper()
 	if !assert.Eventually(t, func() bool {
 		s := rt.Snapshot()
-		return s.Total.OpenSockets == 0 && faultCloses(s.Total.Closes) == n
+		return s.Total.Sockets.Open == 0 && faultCloses(s.Total.Closes) == n
 	}, faultHang, time.Millisecond) {
 		s := rt.Snapshot()
-		t.Errorf("%d sockets open, closes %v, want %d closes", s.Total.OpenSockets, s.Total.Closes, n)
+		t.Errorf("%d sockets open, closes %v, want %d closes", s.Total.Sockets.Open, s.Total.Closes, n)
 	}
 }
 
@@ -252,7 +252,7 @@ func TestFaultServerStopsAnswering(t *testing.T) {
 		err := faultTimedGet(c, tg.URL()+"/hang", 200*time.Millisecond)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		// The socket is closed as soon as RoundTrip returns.
-		assert.Zero(t, rt.Snapshot().Total.OpenSockets, "round %d", i)
+		assert.Zero(t, rt.Snapshot().Total.Sockets.Open, "round %d", i)
 		ts, ok := tg.Await(faultHang, func(s target.Stats) bool { return s.OpenConns() == 0 })
 		assert.True(t, ok, "the target still sees the abandoned connection")
 		assert.Equal(t, 2*(i+1), ts.Requests)
@@ -291,7 +291,7 @@ func TestFaultServerStopsAnsweringHTTP2(t *testing.T) {
 	assert.Equal(t, 5, ts.Requests)
 	s := rt.Snapshot()
 	assert.Empty(t, s.Total.Closes)
-	assert.Equal(t, 1, s.Total.OpenSockets)
+	assert.Equal(t, 1, s.Total.Sockets.Open)
 	assert.True(t, s.Exits["direct"].Healthy)
 	s = faultCloseAndAccount(t, rt)
 	assert.Equal(t, map[CloseReason]uint64{CloseClientClose: 1}, s.Total.Closes)
@@ -573,7 +573,7 @@ func TestFaultCancelDuringHandshake(t *testing.T) {
 	// not by the time it took: the target never completes its side of it
 	// (below), as it would 2 s in if the client had waited.
 	s := rt.Snapshot()
-	assert.Zero(t, s.Total.OpenSockets)
+	assert.Zero(t, s.Total.Sockets.Open)
 	assert.Zero(t, s.Total.Handshakes)
 	assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorCanceled], "error kinds %v", s.Total.ErrorKinds)
 	assert.Zero(t, s.Total.Closes[CloseTLSError], "a cancelled handshake is not a TLS failure")
@@ -617,7 +617,7 @@ func TestFaultCancelInProxyHop(t *testing.T) {
 			// made its tunnel (Tunnels) and the target its
 			// handshake (Handshakes).
 			s := rt.Snapshot()
-			assert.Zero(t, s.Total.OpenSockets)
+			assert.Zero(t, s.Total.Sockets.Open)
 			assert.Zero(t, s.Total.Handshakes)
 			assert.Empty(t, s.Total.Closes, "a cancelled dial is neither a proxy nor a TLS failure")
 			assert.True(t, s.Exits["px"].Healthy)
@@ -806,7 +806,7 @@ func TestFaultCloseDuringLoad(t *testing.T) {
 	s := rt.Snapshot()
 	require.NoError(t, rt.Close())
 	t.Logf("at Close: %d handshakes on requests' paths, %d at the target; open %d (%+v), in flight %d",
-		dialing, handshaking, s.Total.OpenSockets, s.Total.Sockets, s.Total.InFlight)
+		dialing, handshaking, s.Total.Sockets.Open, s.Total.Sockets, s.Total.InFlight)
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -81,9 +81,9 @@ func (h *health) failure(now time.Time, err error) bool {
 // ejectLocked ejects the exit for its next cooldown. h.mu must be held.
 func (h *health) ejectLocked(now time.Time) {
 	h.level++
-	d := h.conf.BaseEjection << min(h.level-1, 30)
-	if d <= 0 || d > h.conf.MaxEjection {
-		d = h.conf.MaxEjection
+	d := h.conf.Cooldown << min(h.level-1, 30)
+	if d <= 0 || d > h.conf.MaxCooldown {
+		d = h.conf.MaxCooldown
 	}
 	h.ejectUntilLocked(now.Add(d))
 	h.ejections++
@@ -265,12 +265,12 @@ type Health struct {
 	// with the last dial's error (wrapped), dialing nothing. Zero means 10
 	// seconds; negative means never remembered.
 	DeadTargetTTL time.Duration
-	// BaseEjection is the first cooldown. Each ejection in a row doubles
+	// Cooldown is the first cooldown. Each ejection in a row doubles
 	// it; each success after a cooldown halves it back. Zero means 5
 	// seconds.
-	BaseEjection time.Duration
-	// MaxEjection caps the cooldown. Zero means 5 minutes.
-	MaxEjection time.Duration
+	Cooldown time.Duration
+	// MaxCooldown caps the cooldown. Zero means 5 minutes.
+	MaxCooldown time.Duration
 }
 
 // Health defaults.
@@ -287,10 +287,10 @@ func (h *Health) normalize(field string) error {
 	switch {
 	case h.ConsecutiveFailures < 0:
 		return configErr(field+".ConsecutiveFailures", "negative value %d (want 0 for the default %d)", h.ConsecutiveFailures, defaultConsecutiveFailures)
-	case h.BaseEjection < 0:
-		return configErr(field+".BaseEjection", "negative duration %v", h.BaseEjection)
-	case h.MaxEjection < 0:
-		return configErr(field+".MaxEjection", "negative duration %v", h.MaxEjection)
+	case h.Cooldown < 0:
+		return configErr(field+".Cooldown", "negative duration %v", h.Cooldown)
+	case h.MaxCooldown < 0:
+		return configErr(field+".MaxCooldown", "negative duration %v", h.MaxCooldown)
 	case h.DistinctTargets < 0:
 		return configErr(field+".DistinctTargets", "negative value %d (want 0 for the default %d)", h.DistinctTargets, defaultDistinctTargets)
 	case h.TargetWindow < 0:
@@ -310,14 +310,14 @@ func (h *Health) normalize(field string) error {
 	} else if h.DeadTargetTTL < 0 {
 		h.DeadTargetTTL = 0
 	}
-	if h.BaseEjection == 0 {
-		h.BaseEjection = defaultBaseEjection
+	if h.Cooldown == 0 {
+		h.Cooldown = defaultBaseEjection
 	}
-	if h.MaxEjection == 0 {
-		h.MaxEjection = defaultMaxEjection
+	if h.MaxCooldown == 0 {
+		h.MaxCooldown = defaultMaxEjection
 	}
-	if h.MaxEjection < h.BaseEjection {
-		return configErr(field+".MaxEjection", "%v is below BaseEjection %v", h.MaxEjection, h.BaseEjection)
+	if h.MaxCooldown < h.Cooldown {
+		return configErr(field+".MaxCooldown", "%v is below Cooldown %v", h.MaxCooldown, h.Cooldown)
 	}
 	return nil
 }

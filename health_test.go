@@ -256,7 +256,7 @@ func TestExitThatReachesNothingIsEjected(t *testing.T) {
 // firstEligible is a Rotation that always picks the first eligible exit.
 type firstEligible struct{}
 
-func (firstEligible) Pick(_ string, exits ExitSet) int {
+func (firstEligible) Pick(_ Target, exits ExitSet) int {
 	for i := range exits.Len() {
 		if exits.Eligible(i) {
 			return i

@@ -87,7 +87,7 @@ func TestIdleGapsClosesWhatTheCrawlStoppedUsing(t *testing.T) {
 			rt.sweep()
 			s := rt.Snapshot()
 			assert.Equal(t, uint64(tc.wantClosed), s.Total.Closes[CloseIdle])
-			assert.Equal(t, tc.hosts-tc.wantClosed, s.Total.OpenSockets)
+			assert.Equal(t, tc.hosts-tc.wantClosed, s.Total.Sockets.Open)
 			_, byPool := openIdle(rt)
 			assert.Equal(t, 1, byPool[strings.TrimSuffix(strings.TrimPrefix(steady, "https://"), "/")], "the steady host keeps its socket")
 			assert.Equal(t, int64(tc.hosts), mh.handshakes.Load(), "one handshake per host")
@@ -337,7 +337,7 @@ func TestPoolsAndConcurrencyRowsAreBounded(t *testing.T) {
 	const n = 5000
 	e := rt.exits[0]
 	for i := range n {
-		p := rt.pool(e, hostKey{scheme: "https", addr: fmt.Sprintf("h%d.example:443", i)}, fmt.Sprintf("h%d.example", i))
+		p := rt.pool(e, hostKey{scheme: "https", addr: fmt.Sprintf("h%d.example:443", i)}, Target(fmt.Sprintf("https://h%d.example:443", i)))
 		p.mu.Lock()
 		p.lastReq = clk.Now()
 		p.mu.Unlock()
@@ -347,8 +347,8 @@ func TestPoolsAndConcurrencyRowsAreBounded(t *testing.T) {
 	assert.Len(t, rows, maxHostRows)
 	for _, r := range rows {
 		var i int
-		fmt.Sscanf(r.Host, "h%d.example:443", &i)
-		assert.GreaterOrEqual(t, i, n-maxHostRows, "row %s is not among the most recently used", r.Host)
+		fmt.Sscanf(string(r.Target), "https://h%d.example:443", &i)
+		assert.GreaterOrEqual(t, i, n-maxHostRows, "row %s is not among the most recently used", r.Target)
 	}
 	rt.sweep()
 	pools := 0
@@ -409,7 +409,7 @@ func startNamedHosts(t testing.TB, n int) *namedHosts {
 
 // TestForgottenHostCostsNothing: 200 hosts get one GET each; once their
 // sockets and pools are gone (by the injected clock), their counter rows
-// fold into OtherHosts (which keeps their counts) and their policies go,
+// fold into OtherTargets (which keeps their counts) and their policies go,
 // while a host with a configured budget keeps its policy. A crawl of many
 // hosts then holds nothing per host it left.
 func TestForgottenHostCostsNothing(t *testing.T) {
@@ -423,17 +423,17 @@ func TestForgottenHostCostsNothing(t *testing.T) {
 	}
 	awaitNoDials(t, rt)
 	s := rt.Snapshot()
-	require.Len(t, s.Hosts, 200)
+	require.Len(t, s.Targets, 200)
 	require.Len(t, s.Policies, 200)
 	clk.Advance(poolMemory + time.Second)
 	rt.sweep()
 	s = rt.Snapshot()
-	assert.Zero(t, s.Total.OpenSockets)
+	assert.Zero(t, s.Total.Sockets.Open)
 	pools := 0
 	rt.pools.Range(func(poolKey, *hostPool) bool { pools++; return true })
 	assert.Zero(t, pools)
-	assert.Equal(t, []string{OtherHosts}, keys(s.Hosts), "every host row folded")
-	assert.Equal(t, uint64(200), s.Hosts[OtherHosts].Requests, "their counts are kept")
+	assert.Equal(t, []Target{OtherTargets}, keys(s.Targets), "every host row folded")
+	assert.Equal(t, uint64(200), s.Targets[OtherTargets].Requests, "their counts are kept")
 	assert.Len(t, s.Pairs, 1)
 	rt.policyMu.Lock()
 	assert.Len(t, rt.policies, 1, "the configured target's policy stays")

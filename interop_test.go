@@ -117,7 +117,7 @@ func TestInteropNginx(t *testing.T) {
 	assert.Equal(t, SourceObserved, pol.MaxRequestsSource)
 
 	pause()
-	require.Eventually(t, func() bool { return rt.Snapshot().Total.OpenSockets == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.Sockets.Open == 0 }, 5*time.Second, 10*time.Millisecond)
 	learned := rt.Snapshot()
 	assert.Positive(t, learned.Total.Closes[CloseServerIdleTimeout], "the first pause teaches the idle timeout")
 	pol = onlyPolicy(t, learned)

@@ -18,7 +18,7 @@ import (
 type lease struct {
 	// Set by the pool (claimLocked, acquire).
 	s     *socket
-	state ConnState
+	state RequestClass
 	n     int  // the request's position on the socket
 	last  bool // the socket retires after this request
 	// callerClose: the caller set Request.Close, so the socket ends after
@@ -101,11 +101,11 @@ func (l *lease) emit(o outcome) {
 	}
 	t.cfg.OnRequest(RequestEvent{
 		Exit:          l.p.exit.name,
-		Host:          l.p.hostname,
+		Target:        l.p.target,
 		Method:        method,
 		SocketID:      l.s.id,
 		Proto:         l.s.proto,
-		State:         l.state,
+		Class:         l.state,
 		SocketRequest: l.n,
 		LastOnSocket:  l.last,
 		Attempt:       l.attempt,

@@ -168,7 +168,6 @@ func (c *counters) stats(now time.Time) Stats {
 		Statuses:        make(map[string]uint64),
 	}
 	s.RequestsPerSocket = c.perSo.summary()
-	s.HandshakesSaved = s.Reused
 	if n := s.Cold + s.Prewarmed + s.Reused; n > 0 {
 		s.KeepAliveRatio = float64(s.Reused) / float64(n)
 	}
@@ -236,15 +235,15 @@ func (c *counters) foldInto(o *counters) {
 // total, the exit's, the host's and the exit and host pair's.
 type scopes [4]*counters
 
-func (sc *scopes) attempt(st ConnState, waited bool, wait, tax time.Duration, now int64) {
+func (sc *scopes) attempt(st RequestClass, waited bool, wait, tax time.Duration, now int64) {
 	for _, c := range sc {
 		c = c.live()
 		c.requests.Add(1)
 		switch st {
-		case Cold:
+		case ClassCold:
 			c.cold.Add(1)
 			c.taxNanos.Add(int64(tax))
-		case Prewarmed:
+		case ClassPrewarmed:
 			c.prewarmed.Add(1)
 		default:
 			c.reused.Add(1)
@@ -259,7 +258,7 @@ func (sc *scopes) attempt(st ConnState, waited bool, wait, tax time.Duration, no
 
 // response records an attempt's response headers: status class and the
 // latency from asking for a socket to the headers.
-func (sc *scopes) response(status int, st ConnState, latency time.Duration) {
+func (sc *scopes) response(status int, st RequestClass, latency time.Duration) {
 	class := min(max(status/100, 0), 5)
 	for _, c := range sc {
 		c = c.live()
@@ -267,7 +266,7 @@ func (sc *scopes) response(status int, st ConnState, latency time.Duration) {
 		if status == 429 {
 			c.tooMany.Add(1)
 		}
-		if st == Cold {
+		if st == ClassCold {
 			c.cold2.recordDuration(latency)
 		} else {
 			c.warm.recordDuration(latency)
@@ -309,8 +308,8 @@ func (sc *scopes) closed(r CloseReason, requests int) {
 // new name takes the place of the least recently used row, which is folded
 // into the other row.
 type rows struct {
-	other string
-	m     map[string]*row
+	other Target
+	m     map[Target]*row
 	clock uint64
 }
 
@@ -323,9 +322,9 @@ type row struct {
 // get returns the row of name, creating it (and folding the least recently
 // used row) if needed. now is the time of the call. The caller holds
 // metrics.mu.
-func (r *rows) get(name string, now time.Time) *counters {
+func (r *rows) get(name Target, now time.Time) *counters {
 	if r.m == nil {
-		r.m = make(map[string]*row)
+		r.m = make(map[Target]*row)
 	}
 	r.clock++
 	if x, ok := r.m[name]; ok {
@@ -333,7 +332,7 @@ func (r *rows) get(name string, now time.Time) *counters {
 		return x.c
 	}
 	if len(r.m) >= maxHostRows {
-		var lruName string
+		var lruName Target
 		var lru *row
 		for n, x := range r.m {
 			if n != r.other && (lru == nil || x.used < lru.used) {
@@ -351,7 +350,7 @@ func (r *rows) get(name string, now time.Time) *counters {
 
 // fold folds the row of name into the other row: its counts move there,
 // and so do later writes through it. The caller holds metrics.mu.
-func (r *rows) fold(name string) {
+func (r *rows) fold(name Target) {
 	x := r.m[name]
 	o, ok := r.m[r.other]
 	if !ok {
@@ -366,7 +365,7 @@ func (r *rows) fold(name string) {
 // forget folds the rows of the names that live does not hold and that
 // were not asked for since before, once there are more than keepForgotten
 // rows. The caller holds metrics.mu.
-func (r *rows) forget(live func(string) bool, before time.Time) {
+func (r *rows) forget(live func(Target) bool, before time.Time) {
 	if len(r.m) <= keepForgotten {
 		return
 	}
@@ -377,7 +376,7 @@ func (r *rows) forget(live func(string) bool, before time.Time) {
 	}
 }
 
-// metrics holds the Transport's total, per-host and per-pair counters.
+// metrics holds the Transport's total, per-target and per-pair counters.
 // Exit counters live in each exit. The counters themselves are atomics;
 // mu guards only the row maps (finding or folding a row, and Snapshot
 // reading them), is taken when a pool is created rather than per request,
@@ -385,29 +384,29 @@ func (r *rows) forget(live func(string) bool, before time.Time) {
 type metrics struct {
 	total counters
 
-	mu    sync.Mutex
-	hosts rows
-	pairs map[string]*rows // per exit
+	mu      sync.Mutex
+	targets rows
+	pairs   map[string]*rows // per exit
 }
 
-// host returns the counters for hostname, asked for at now.
-func (m *metrics) host(hostname string, now time.Time) *counters {
+// target returns the counters for target, asked for at now.
+func (m *metrics) target(target Target, now time.Time) *counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.hosts.other = OtherHosts
-	return m.hosts.get(hostname, now)
+	m.targets.other = OtherTargets
+	return m.targets.get(target, now)
 }
 
-// forget folds the rows of the hosts that the Transport forgot (no pool,
-// nothing asked for them since before) into OtherHosts, once there are
+// forget folds the rows of the targets that the Transport forgot (no pool,
+// nothing asked for them since before) into OtherTargets, once there are
 // more than keepForgotten rows (per exit for the pairs). live reports the
-// hosts with pools, livePair the exits and hosts with pools.
-func (m *metrics) forget(live func(string) bool, livePair func(PairKey) bool, before time.Time) {
+// targets with pools, livePair the exits and targets with pools.
+func (m *metrics) forget(live func(Target) bool, livePair func(PairKey) bool, before time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.hosts.forget(live, before)
+	m.targets.forget(live, before)
 	for exit, r := range m.pairs {
-		r.forget(func(h string) bool { return livePair(PairKey{Exit: exit, Host: h}) }, before)
+		r.forget(func(h Target) bool { return livePair(PairKey{Exit: exit, Target: h}) }, before)
 	}
 }
 
@@ -416,15 +415,15 @@ func (m *metrics) forget(live func(string) bool, livePair func(PairKey) bool, be
 func (m *metrics) rowCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := len(m.hosts.m)
+	n := len(m.targets.m)
 	for _, r := range m.pairs {
 		n = max(n, len(r.m))
 	}
 	return n
 }
 
-// pair returns the counters for one exit and host, asked for at now.
-func (m *metrics) pair(exit, hostname string, now time.Time) *counters {
+// pair returns the counters for one exit and target, asked for at now.
+func (m *metrics) pair(exit string, target Target, now time.Time) *counters {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.pairs == nil {
@@ -432,10 +431,10 @@ func (m *metrics) pair(exit, hostname string, now time.Time) *counters {
 	}
 	r, ok := m.pairs[exit]
 	if !ok {
-		r = &rows{other: OtherHosts}
+		r = &rows{other: OtherTargets}
 		m.pairs[exit] = r
 	}
-	return r.get(hostname, now)
+	return r.get(target, now)
 }
 
 // transportsCreated counts the Transports created in this process, to

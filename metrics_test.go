@@ -46,7 +46,7 @@ func TestHostRowsAreBounded(t *testing.T) {
 	var m metrics
 	var held []*counters
 	for i := range 10_000 {
-		c := m.host(fmt.Sprintf("h%d.example", i), time.Now())
+		c := m.target(Target(fmt.Sprintf("https://h%d.example:443", i)), time.Now())
 		c.live().requests.Add(1)
 		if i%997 == 0 {
 			held = append(held, c) // a pool still holding an evicted row
@@ -57,14 +57,14 @@ func TestHostRowsAreBounded(t *testing.T) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	assert.Len(t, m.hosts.m, maxHostRows+1)
+	assert.Len(t, m.targets.m, maxHostRows+1)
 	var sum uint64
-	for _, r := range m.hosts.m {
+	for _, r := range m.targets.m {
 		sum += r.c.requests.Load()
 	}
 	assert.Equal(t, uint64(10_000+len(held)), sum)
-	assert.Contains(t, m.hosts.m, OtherHosts)
-	assert.Contains(t, m.hosts.m, "h9999.example", "the most recent host keeps its row")
+	assert.Contains(t, m.targets.m, OtherTargets)
+	assert.Contains(t, m.targets.m, Target("https://h9999.example:443"), "the most recent host keeps its row")
 }
 
 // TestSnapshotScenario checks the full Snapshot on a known workload: budget
@@ -89,7 +89,6 @@ func TestSnapshotScenario(t *testing.T) {
 	tot := snap.Total
 	checkInvariants(t, snap)
 	assert.Equal(t, uint64(100), tot.Requests)
-	assert.Equal(t, tot.Reused, tot.HandshakesSaved)
 	assert.InDelta(t, float64(tot.Reused)/100, tot.KeepAliveRatio, 1e-9)
 	assert.InDelta(t, float64(tot.Reused+tot.Prewarmed)/100, tot.WarmRatio, 1e-9)
 	assert.Equal(t, uint64(100), tot.Statuses["2xx"])
@@ -98,10 +97,9 @@ func TestSnapshotScenario(t *testing.T) {
 	assert.Zero(t, tot.InFlight)
 	assert.Positive(t, tot.PeakInFlight)
 	assert.LessOrEqual(t, tot.PeakInFlight, 2)
-	assert.Equal(t, tot.OpenSockets, tot.Sockets.Open)
 	assert.Equal(t, tot.Sockets.Open, tot.Sockets.Busy+tot.Sockets.Idle+tot.Sockets.Spares+tot.Sockets.Retiring)
 	assert.Equal(t, StatusHealthy, snap.Status)
-	pair := snap.Pairs[PairKey{Exit: "direct", Host: "127.0.0.1"}]
+	pair := snap.Pairs[PairKey{Exit: "direct", Target: "127.0.0.1"}]
 	assert.Equal(t, tot.Requests, pair.Requests)
 	assert.Equal(t, tot.Cold, pair.Cold)
 
@@ -235,13 +233,13 @@ func TestStatusRule(t *testing.T) {
 func BenchmarkMetricsRecording(b *testing.B) {
 	var m metrics
 	var e counters
-	sc := scopes{&m.total, &e, m.host("h", time.Now()), m.pair("e", "h", time.Now())}
+	sc := scopes{&m.total, &e, m.target("https://h:443", time.Now()), m.pair("e", "https://h:443", time.Now())}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		now := time.Now().UnixNano()
 		for pb.Next() {
-			sc.attempt(Reused, false, 0, 0, now)
-			sc.response(200, Reused, 300*time.Microsecond)
+			sc.attempt(ClassReused, false, 0, 0, now)
+			sc.response(200, ClassReused, 300*time.Microsecond)
 			sc.leave()
 		}
 	})
@@ -273,29 +271,29 @@ func BenchmarkOnRequest(b *testing.B) {
 }
 
 // TestFoldedHostKeepsItsSockets: when a host's row is folded into
-// OtherHosts while its socket stays open, the socket is counted under
-// OtherHosts (per host and per pair), and OpenSockets agrees with Sockets.
+// OtherTargets while its socket stays open, the socket is counted under
+// OtherTargets (per host and per pair).
 func TestFoldedHostKeepsItsSockets(t *testing.T) {
 	tg := startTarget(t, target.Config{})
 	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
 	require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
 	for i := range maxHostRows {
-		rt.metrics.host(fmt.Sprintf("h%d.example", i), time.Now())
-		rt.metrics.pair("direct", fmt.Sprintf("h%d.example", i), time.Now())
+		h := Target(fmt.Sprintf("https://h%d.example:443", i))
+		rt.metrics.target(h, time.Now())
+		rt.metrics.pair("direct", h, time.Now())
 	}
 	s := rt.Snapshot()
-	require.NotContains(t, s.Hosts, "127.0.0.1", "the host's row was folded")
-	require.NotContains(t, s.Pairs, PairKey{Exit: "direct", Host: "127.0.0.1"})
+	require.NotContains(t, s.Targets, urlTarget(t, tg.URL()), "the host's row was folded")
+	require.NotContains(t, s.Pairs, PairKey{Exit: "direct", Target: urlTarget(t, tg.URL())})
 	for name, st := range map[string]Stats{
 		"total": s.Total, "exit": s.Exits["direct"].Stats,
-		"host": s.Hosts[OtherHosts], "pair": s.Pairs[PairKey{Exit: "direct", Host: OtherHosts}],
+		"host": s.Targets[OtherTargets], "pair": s.Pairs[PairKey{Exit: "direct", Target: OtherTargets}],
 	} {
 		assert.Equal(t, 1, st.Sockets.Open, name)
 		assert.Equal(t, 1, st.Sockets.Idle, name)
-		assert.Equal(t, 1, st.OpenSockets, name)
 		assert.InDelta(t, 1.0, st.PoolEfficiency, 1e-9, name)
 	}
-	assert.Equal(t, uint64(1), s.Hosts[OtherHosts].Requests)
+	assert.Equal(t, uint64(1), s.Targets[OtherTargets].Requests)
 }
 
 // awaitNoDials waits until no pool of rt has a dial in progress.

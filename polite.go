@@ -106,16 +106,16 @@ type politeKeeper interface {
 	// reserve takes target's next turn for a request arriving at now and
 	// returns when it may go; base is the target's configured delay. It
 	// fails with errPoliteQueueFull when too many wait.
-	reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error)
+	reserve(target Target, base time.Duration, now time.Time) (time.Time, error)
 	// done says a request that reserved a turn stopped waiting.
-	done(target hostKey)
+	done(target Target)
 	// hold keeps the target's requests until until.
-	hold(target hostKey, until time.Time)
+	hold(target Target, until time.Time)
 	// held returns until when the target's requests are held.
-	held(target hostKey) time.Time
+	held(target Target) time.Time
 	// observe adapts the target's delay to a response's latency
 	// (AutoThrottle); ok says it was a 2xx.
-	observe(target hostKey, base, latency time.Duration, ok bool)
+	observe(target Target, base, latency time.Duration, ok bool)
 }
 
 // politeClocks is the in-memory politeKeeper: one clock per target, at most
@@ -125,7 +125,7 @@ type politeClocks struct {
 	conf  *Politeness
 	intN  func(int) int
 	mu    sync.Mutex
-	clock map[hostKey]*politeClock
+	clock map[Target]*politeClock
 }
 
 type politeClock struct {
@@ -141,16 +141,16 @@ type politeClock struct {
 }
 
 func newPoliteClocks(conf *Politeness, intN func(int) int) *politeClocks {
-	return &politeClocks{conf: conf, intN: intN, clock: make(map[hostKey]*politeClock)}
+	return &politeClocks{conf: conf, intN: intN, clock: make(map[Target]*politeClock)}
 }
 
-func (pc *politeClocks) getLocked(target hostKey, base time.Duration, now time.Time) *politeClock {
+func (pc *politeClocks) getLocked(target Target, base time.Duration, now time.Time) *politeClock {
 	if c, ok := pc.clock[target]; ok {
 		c.used = now
 		return c
 	}
 	if len(pc.clock) >= maxHostRows {
-		var old hostKey
+		var old Target
 		var at time.Time
 		found := false
 		for k, c := range pc.clock {
@@ -168,7 +168,7 @@ func (pc *politeClocks) getLocked(target hostKey, base time.Duration, now time.T
 // takeLocked returns target's clock, counting one more request waiting for
 // a turn there, and the delay after that turn; errPoliteQueueFull when
 // MaxQueue wait already. pc.mu must be held.
-func (pc *politeClocks) takeLocked(target hostKey, base time.Duration, now time.Time) (*politeClock, time.Duration, error) {
+func (pc *politeClocks) takeLocked(target Target, base time.Duration, now time.Time) (*politeClock, time.Duration, error) {
 	c := pc.getLocked(target, base, now)
 	if c.waiting >= pc.conf.MaxQueue {
 		return nil, 0, errPoliteQueueFull
@@ -177,7 +177,7 @@ func (pc *politeClocks) takeLocked(target hostKey, base time.Duration, now time.
 	return c, pc.intervalLocked(c, base), nil
 }
 
-func (pc *politeClocks) reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error) {
+func (pc *politeClocks) reserve(target Target, base time.Duration, now time.Time) (time.Time, error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	c, d, err := pc.takeLocked(target, base, now)
@@ -208,7 +208,7 @@ func (pc *politeClocks) intervalLocked(c *politeClock, base time.Duration) time.
 	return d
 }
 
-func (pc *politeClocks) done(target hostKey) {
+func (pc *politeClocks) done(target Target) {
 	pc.mu.Lock()
 	if c, ok := pc.clock[target]; ok && c.waiting > 0 {
 		c.waiting--
@@ -216,7 +216,7 @@ func (pc *politeClocks) done(target hostKey) {
 	pc.mu.Unlock()
 }
 
-func (pc *politeClocks) hold(target hostKey, until time.Time) {
+func (pc *politeClocks) hold(target Target, until time.Time) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	c := pc.getLocked(target, 0, until)
@@ -228,7 +228,7 @@ func (pc *politeClocks) hold(target hostKey, until time.Time) {
 	}
 }
 
-func (pc *politeClocks) held(target hostKey) time.Time {
+func (pc *politeClocks) held(target Target) time.Time {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if c, ok := pc.clock[target]; ok {
@@ -237,7 +237,7 @@ func (pc *politeClocks) held(target hostKey) time.Time {
 	return time.Time{}
 }
 
-func (pc *politeClocks) observe(target hostKey, base, latency time.Duration, ok bool) {
+func (pc *politeClocks) observe(target Target, base, latency time.Duration, ok bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	c, found := pc.clock[target]
@@ -252,24 +252,20 @@ func (pc *politeClocks) observe(target hostKey, base, latency time.Duration, ok 
 	c.delay = min(max(d, base), pc.conf.MaxDelay)
 }
 
-// politeTarget returns the pacing key of k (its scheme and lower-case
-// host:port) and its configured delay.
-func (t *Transport) politeTarget(k hostKey, hostname string) (hostKey, time.Duration) {
-	pl := &t.cfg.Politeness
-	d, ok := pl.HostDelays[strings.ToLower(k.addr)]
-	if !ok {
-		if d, ok = pl.HostDelays[hostname]; !ok {
-			d = pl.Delay
-		}
+// baseDelay returns target's configured delay: Politeness.HostDelays's,
+// else Politeness.Delay.
+func (t *Transport) baseDelay(target Target) time.Duration {
+	if d, ok := lookupHost(t.cfg.Politeness.HostDelays, target); ok {
+		return d
 	}
-	return hostKey{scheme: k.scheme, addr: strings.ToLower(k.addr)}, d
+	return t.cfg.Politeness.Delay
 }
 
 // waitTurn waits for the target's turn (Config.Politeness). It returns why
 // the caller gave up, ErrClosed, or ErrOverloaded when the target's queue
 // is full.
-func (t *Transport) waitTurn(k hostKey, hostname string, g giveUp) error {
-	target, base := t.politeTarget(k, hostname)
+func (t *Transport) waitTurn(target Target, g giveUp) error {
+	base := t.baseDelay(target)
 	at, err := t.polite.reserve(target, base, t.now())
 	if err != nil {
 		return errors.Join(ErrOverloaded, err)
@@ -310,7 +306,7 @@ func (p *hostPool) notePoliteness(resp *http.Response, latency time.Duration) {
 	if !pl.on() {
 		return
 	}
-	target, base := t.politeTarget(p.key, p.hostname)
+	target, base := p.target, t.baseDelay(p.target)
 	if pl.RetryAfter && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d := retryAfter(resp.Header.Get("Retry-After"), t.now()); d > 0 {
 			t.polite.hold(target, t.now().Add(min(d, pl.MaxDelay)))

@@ -62,7 +62,7 @@ func TestAutoThrottle(t *testing.T) {
 	}
 	pc := rt.polite.(*politeClocks)
 	pc.mu.Lock()
-	d := pc.clock[hostKey{scheme: "https", addr: tg.Addr()}].delay
+	d := pc.clock[urlTarget(t, tg.URL())].delay
 	pc.mu.Unlock()
 	assert.InDelta(t, float64(50*time.Millisecond), float64(d), float64(10*time.Millisecond), "delay %v", d)
 }

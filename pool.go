@@ -48,7 +48,7 @@ type hostPool struct {
 	t        *Transport
 	exit     *exit
 	key      hostKey
-	hostname string
+	target   Target
 	policy   *targetPolicy // shared by the pools of every exit for the target
 	sc       scopes
 	lim      *limiter // adaptive concurrency; nil when off
@@ -308,21 +308,21 @@ func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lea
 	l := lease{n: s.budget.assigned, last: last}
 	switch {
 	case l.n > 1:
-		l.state = Reused
+		l.state = ClassReused
 		l.idle = now.Sub(s.lastUsed)
 	case s.onPath:
-		l.state = Cold
+		l.state = ClassCold
 		l.dialTime = s.dialed
 	case s.born.After(start):
 		// A background dial finished while the request waited for
 		// it: the request paid for part of that handshake, and the
 		// pool should dial earlier.
-		l.state = Cold
+		l.state = ClassCold
 		l.dialTime = Timings{Total: s.born.Sub(start)}
 		p.late++
 		p.policy.spares.Add(-1)
 	default:
-		l.state = Prewarmed
+		l.state = ClassPrewarmed
 		l.idle = now.Sub(s.born)
 		p.policy.spares.Add(-1)
 	}

@@ -32,7 +32,7 @@ func TestPrewarmTakesHandshakesOffThePath(t *testing.T) {
 			rt := newTransport(t, tg, Config{
 				Budget: Budget{MaxRequests: 20},
 				OnRequest: func(e RequestEvent) {
-					if e.State == Cold {
+					if e.Class == ClassCold {
 						mu.Lock()
 						cold = append(cold, e)
 						mu.Unlock()
@@ -129,7 +129,7 @@ func TestSparesExpireBeforeTheIdleTimeout(t *testing.T) {
 	clk.Advance(2 * time.Minute)
 	rt.sweep()
 	snap := rt.Snapshot()
-	assert.Zero(t, snap.Total.OpenSockets)
+	assert.Zero(t, snap.Total.Sockets.Open)
 	assert.Equal(t, uint64(2), snap.Total.Closes[CloseIdle], "the used socket and the spare both expire")
 	require.NoError(t, get(c, tg.URL()))
 	snap = rt.Snapshot()
@@ -191,7 +191,7 @@ func TestCloseStopsBackgroundDials(t *testing.T) {
 		t.Fatal("Close hung")
 	}
 	snap := rt.Snapshot()
-	assert.Zero(t, snap.Total.OpenSockets)
+	assert.Zero(t, snap.Total.Sockets.Open)
 	assert.Zero(t, snap.Total.Prewarms, "the background dial finished instead of being cancelled")
 	// Had Close waited for the handshake instead of cancelling it, the
 	// target would have completed it: it sees the second connection go
@@ -289,12 +289,12 @@ func TestChurningCrawlStaysFlat(t *testing.T) {
 	first := rt.Snapshot().Total
 	crawl(t, c, urls[total/4:], 8)
 	last := rt.Snapshot().Total
-	assert.LessOrEqual(t, first.OpenSockets, 2*hosts)
-	assert.LessOrEqual(t, last.OpenSockets, 2*hosts)
-	assert.LessOrEqual(t, last.OpenSockets, first.OpenSockets+hosts/5, "open sockets grew: %d after the first quarter, %d at the end", first.OpenSockets, last.OpenSockets)
+	assert.LessOrEqual(t, first.Sockets.Open, 2*hosts)
+	assert.LessOrEqual(t, last.Sockets.Open, 2*hosts)
+	assert.LessOrEqual(t, last.Sockets.Open, first.Sockets.Open+hosts/5, "open sockets grew: %d after the first quarter, %d at the end", first.Sockets.Open, last.Sockets.Open)
 	assert.LessOrEqual(t, last.UnusedPrewarms*20, last.Handshakes)
 	t.Logf("open %d then %d (spares %d then %d); handshakes %d, prewarms %d, unused %d",
-		first.OpenSockets, last.OpenSockets, first.Sockets.Spares, last.Sockets.Spares, last.Handshakes, last.Prewarms, last.UnusedPrewarms)
+		first.Sockets.Open, last.Sockets.Open, first.Sockets.Spares, last.Sockets.Spares, last.Handshakes, last.Prewarms, last.UnusedPrewarms)
 }
 
 // burstCold sends n GETs at once and returns how many were cold (paid a
@@ -340,7 +340,7 @@ func TestKeepWarmAcrossIdleGaps(t *testing.T) {
 			}
 			assert.Zero(t, cold, "a request after the pause paid a handshake")
 			assert.GreaterOrEqual(t, s.KeepWarmDials, uint64(4*3), "each socket replaced every 10 s or so")
-			assert.LessOrEqual(t, s.OpenSockets, 8)
+			assert.LessOrEqual(t, s.Sockets.Open, 8)
 			assert.Zero(t, s.UnusedPrewarms, "keep-warm dials are counted apart")
 			// The server counts a handshake once it has read the
 			// client's last message, a moment after the client's
@@ -353,7 +353,7 @@ func TestKeepWarmAcrossIdleGaps(t *testing.T) {
 			after := rt.Snapshot().Total
 			pause(time.Minute)
 			assert.Equal(t, after.KeepWarmDials, rt.Snapshot().Total.KeepWarmDials)
-			assert.Zero(t, rt.Snapshot().Total.OpenSockets)
+			assert.Zero(t, rt.Snapshot().Total.Sockets.Open)
 		})
 	}
 }

@@ -20,7 +20,7 @@ import (
 // exit is unhealthy or was already tried for this request, warmpool takes
 // the next eligible one in order.
 type Rotation interface {
-	Pick(host string, exits ExitSet) int
+	Pick(target Target, exits ExitSet) int
 }
 
 // ExitSet is the read-only view of the exits a Rotation picks from.
@@ -44,7 +44,7 @@ func RoundRobin() Rotation { return new(roundRobin) }
 
 type roundRobin struct{ next atomic.Uint64 }
 
-func (r *roundRobin) Pick(_ string, exits ExitSet) int {
+func (r *roundRobin) Pick(_ Target, exits ExitSet) int {
 	n := exits.Len()
 	if n == 1 {
 		return 0
@@ -59,7 +59,7 @@ func LeastLoaded() Rotation { return new(leastLoaded) }
 
 type leastLoaded struct{ next atomic.Uint64 }
 
-func (r *leastLoaded) Pick(_ string, exits ExitSet) int {
+func (r *leastLoaded) Pick(_ Target, exits ExitSet) int {
 	n := exits.Len()
 	start := int((r.next.Add(1) - 1) % uint64(n))
 	best, bestLoad := -1, 0
@@ -82,7 +82,7 @@ func WeightedRandom() Rotation { return weightedRandom{} }
 
 type weightedRandom struct{}
 
-func (weightedRandom) Pick(_ string, exits ExitSet) int {
+func (weightedRandom) Pick(_ Target, exits ExitSet) int {
 	// In int64, with each weight at most maxWeight (New checks them), so
 	// that any number of exits adds up without overflow (a custom
 	// ExitSet's weights are taken within [0, maxWeight] too).
@@ -224,7 +224,7 @@ func (t *Transport) warmExit(key hostKey, r *tries) *exit {
 
 // pickExit returns the exit for one attempt of a request, or nil when no
 // exit is eligible.
-func (t *Transport) pickExit(host, session string, set *exitSet) *exit {
+func (t *Transport) pickExit(target Target, session string, set *exitSet) *exit {
 	n := len(t.exits)
 	if session != "" {
 		// Rendezvous hashing: the eligible exit with the highest hash
@@ -247,7 +247,7 @@ func (t *Transport) pickExit(host, session string, set *exitSet) *exit {
 		}
 		return nil
 	}
-	i := t.rot.Pick(host, set)
+	i := t.rot.Pick(target, set)
 	if i < 0 || i >= n {
 		i = 0
 	}

@@ -200,7 +200,7 @@ func TestKillProxyMidRun(t *testing.T) {
 	rt := newTransport(t, tg, Config{
 		Exits:  []Exit{{Name: "direct"}, {Name: "socks", Proxy: socks.URL()}, {Name: "connect", Proxy: px.URLString()}},
 		Budget: Budget{MaxRequests: 10},
-		Health: Health{BaseEjection: 300 * time.Millisecond},
+		Health: Health{Cooldown: 300 * time.Millisecond},
 	})
 	c := &http.Client{Transport: rt}
 
@@ -236,7 +236,7 @@ func TestKillProxyMidRun(t *testing.T) {
 
 	// No socket outlives Close, on our side or the target's.
 	require.NoError(t, rt.Close())
-	assert.Zero(t, rt.Snapshot().Total.OpenSockets)
+	assert.Zero(t, rt.Snapshot().Total.Sockets.Open)
 	_, ok := tg.Await(5*time.Second, func(s target.Stats) bool { return s.OpenConns() == 0 })
 	assert.True(t, ok, "the target still has open connections after Close")
 }
@@ -330,7 +330,7 @@ func TestExitErrorsAreClearAndNeverHang(t *testing.T) {
 		ln.Close() // the proxy is gone: the proxy's failure, not the target's
 		rt := newTransport(t, tg, Config{
 			Exits:  []Exit{{Name: "a", Proxy: "http://" + addr}},
-			Health: Health{ConsecutiveFailures: 2, BaseEjection: time.Minute},
+			Health: Health{ConsecutiveFailures: 2, Cooldown: time.Minute},
 		})
 		c := &http.Client{Transport: rt, Timeout: 10 * time.Second}
 		for range 3 {
@@ -468,7 +468,7 @@ func TestRotationPolicies(t *testing.T) {
 func TestHealthEjectionGrowsAndShrinks(t *testing.T) {
 	conf := Health{}
 	require.NoError(t, conf.normalize("Config.Health"))
-	conf.BaseEjection = time.Second
+	conf.Cooldown = time.Second
 	var h health
 	h.conf = &conf
 	now := time.Unix(1000, 0)

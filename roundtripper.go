@@ -14,8 +14,8 @@ import (
 // maxAttempts bounds the attempts one RoundTrip sends on sockets.
 const maxAttempts = 4
 
-// targetOf validates req and returns its host key and hostname.
-func targetOf(req *http.Request) (hostKey, string, error) {
+// targetOf validates req and returns its host key and Target.
+func targetOf(req *http.Request) (hostKey, Target, error) {
 	if req.URL == nil {
 		return hostKey{}, "", errors.New("warmpool: nil Request.URL")
 	}
@@ -39,9 +39,9 @@ func targetOf(req *http.Request) (hostKey, string, error) {
 	}
 	// The address keeps the host's case as written, as net/http's
 	// connection cache does (it is what the socket dials and names in
-	// SNI); policies and statistics go by the lower-case hostname.
+	// SNI); policies and statistics go by the lower-case Target.
 	k := hostKey{scheme: scheme, addr: net.JoinHostPort(host, port), h1only: requiresHTTP1(req)}
-	return k, strings.ToLower(host), nil
+	return k, k.target(), nil
 }
 
 // requiresHTTP1 reports whether req must go on an HTTP/1.1 socket: a
@@ -97,7 +97,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError("", ErrorInvalid)
 		return nil, errors.New("warmpool: nil Request")
 	}
-	key, hostname, err := targetOf(req)
+	key, target, err := targetOf(req)
 	if err != nil {
 		closeReqBody(req)
 		t.countError("", ErrorInvalid)
@@ -105,37 +105,37 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.closed.Load() {
 		closeReqBody(req)
-		t.countError(hostname, ErrorClosed)
+		t.countError(target, ErrorClosed)
 		return nil, ErrClosed
 	}
 	if err := t.dead.check(key, t.now()); err != nil {
 		closeReqBody(req)
-		t.countError(hostname, classifyError(err))
+		t.countError(target, classifyError(err))
 		return nil, err
 	}
 	set, err := t.route(req)
 	if err != nil {
 		closeReqBody(req)
-		t.countError(hostname, ErrorProxy)
+		t.countError(target, ErrorProxy)
 		return nil, err
 	}
 	if i, ok := pinnedExit(req.Context()); ok && i >= 0 && i < len(t.exits) {
 		// A session's request leaves from its exit, blocked or not:
 		// the session is that address (see SessionPool).
 		set = &exitSet{t: t, tried: allBut(len(t.exits), i)}
-	} else if set, err = t.blockedRoute(key, set); err != nil {
+	} else if set, err = t.blockedRoute(target, set); err != nil {
 		closeReqBody(req)
-		t.countError(hostname, ErrorBlocked)
+		t.countError(target, ErrorBlocked)
 		return nil, err
 	}
 	r := tries{out: req, set: set, session: sessionOf(req.Context()), attempt: 1, g: giveUpOf(req)}
 	for {
-		resp, f := t.try(req, key, hostname, &r)
+		resp, f := t.try(req, key, target, &r)
 		if f == nil {
 			return resp, nil
 		}
 		retry := t.shouldRetry(req, f, &r)
-		t.count(hostname, f, retry)
+		t.count(target, f, retry)
 		if !retry {
 			t.maybeDead(key, &r)
 			return nil, f.err
@@ -185,16 +185,16 @@ type failure struct {
 
 // try makes one attempt: it picks an exit, takes a socket there and sends
 // r.out on it. It returns the response, or what failed.
-func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *tries) (*http.Response, *failure) {
+func (t *Transport) try(req *http.Request, key hostKey, target Target, r *tries) (*http.Response, *failure) {
 	ctx := req.Context()
 	if t.cfg.Politeness.on() {
-		if err := t.waitTurn(key, hostname, r.g); err != nil {
+		if err := t.waitTurn(target, r.g); err != nil {
 			return nil, &failure{phase: failedAcquire, err: err}
 		}
 	}
 	e := t.warmExit(key, r)
 	if e == nil {
-		e = t.pickExit(hostname, r.session, r.set)
+		e = t.pickExit(target, r.session, r.set)
 	}
 	if e == nil {
 		return nil, &failure{phase: failedNoExit}
@@ -202,7 +202,7 @@ func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *trie
 	// The caller's trace sees GetConn before any dial hook, as with
 	// net/http.
 	callerGetConn(ctx, key.addr)
-	p, l, err := t.lease(r.g, e, key, hostname, r.failedAt)
+	p, l, err := t.lease(r.g, e, key, target, r.failedAt)
 	if err != nil {
 		return nil, &failure{phase: failedAcquire, err: err, exit: e, p: p}
 	}
@@ -241,7 +241,7 @@ func (t *Transport) try(req *http.Request, key hostKey, hostname string, r *trie
 	lost := lostSocket(l.s, err) && !badAnswer(err)
 	drop := r.g.err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
 	l.end(outcome{err: err, wrote: wrote, drop: drop})
-	return nil, &failure{phase: failedSend, err: err, exit: e, p: p, wrote: wrote, lost: lost, cold: l.state == Cold, n: l.n}
+	return nil, &failure{phase: failedSend, err: err, exit: e, p: p, wrote: wrote, lost: lost, cold: l.state == ClassCold, n: l.n}
 }
 
 // badAnswer reports whether err is the server's answer rather than a
@@ -285,9 +285,9 @@ func lostSocket(s *socket, err error) bool {
 // (when adaptive concurrency is on), then a socket from the pool, looking
 // the pool up again when the sweeper dropped it meanwhile. It returns the
 // pool even on failure, to count the failure there.
-func (t *Transport) lease(g giveUp, e *exit, key hostKey, hostname string, failedAt int) (*hostPool, lease, error) {
+func (t *Transport) lease(g giveUp, e *exit, key hostKey, target Target, failedAt int) (*hostPool, lease, error) {
 	for {
-		p := t.pool(e, key, hostname)
+		p := t.pool(e, key, target)
 		var sl slot
 		if p.lim != nil {
 			var err error
@@ -422,9 +422,9 @@ func (t *Transport) maybeDead(key hostKey, r *tries) {
 
 // count records a failed attempt: its error kind, and either a retry (of a
 // request sent on a socket) or the RoundTrip's error.
-func (t *Transport) count(hostname string, f *failure, retried bool) {
+func (t *Transport) count(target Target, f *failure, retried bool) {
 	if f.p == nil {
-		t.countError(hostname, classifyError(f.err))
+		t.countError(target, classifyError(f.err))
 		return
 	}
 	f.p.sc.failure(classifyError(f.err))
@@ -437,13 +437,13 @@ func (t *Transport) count(hostname string, f *failure, retried bool) {
 }
 
 // countError counts a request that failed before reaching any pool: in
-// total, and for its host when it has one.
-func (t *Transport) countError(hostname string, k ErrorKind) {
+// total, and for its target when it has one.
+func (t *Transport) countError(target Target, k ErrorKind) {
 	i := errorIndex(k)
 	t.metrics.total.errors.Add(1)
 	t.metrics.total.errKinds[i].Add(1)
-	if hostname != "" {
-		c := t.metrics.host(hostname, t.now()).live()
+	if target != "" {
+		c := t.metrics.target(target, t.now()).live()
 		c.errors.Add(1)
 		c.errKinds[i].Add(1)
 	}

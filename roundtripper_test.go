@@ -128,8 +128,8 @@ func checkInvariants(t *testing.T, s Snapshot) {
 		check("exit "+n, st.Stats)
 		exitSum += st.Requests
 	}
-	for n, st := range s.Hosts {
-		check("host "+n, st)
+	for n, st := range s.Targets {
+		check("target "+string(n), st)
 		hostSum += st.Requests
 	}
 	assert.Equal(t, s.Total.Requests, exitSum, "exits do not add up to the total")
@@ -370,11 +370,11 @@ func TestSweeperClosesIdleSockets(t *testing.T) {
 	clk := newFakeClock()
 	rt := newTransportClock(t, tg, Config{IdleConnTimeout: time.Minute}, clk.Now)
 	require.NoError(t, get(&http.Client{Transport: rt}, tg.URL()))
-	assert.Equal(t, 1, rt.Snapshot().Total.OpenSockets)
+	assert.Equal(t, 1, rt.Snapshot().Total.Sockets.Open)
 	clk.Advance(2 * time.Minute)
 	rt.sweep()
 	snap := rt.Snapshot()
-	assert.Zero(t, snap.Total.OpenSockets)
+	assert.Zero(t, snap.Total.Sockets.Open)
 	assert.Equal(t, uint64(1), snap.Total.Closes[CloseIdle])
 	rt.sweep() // the empty pool is dropped
 	n := 0
@@ -417,7 +417,7 @@ func TestServerIdleTimeoutIsNoticed(t *testing.T) {
 	require.NoError(t, get(c, tg.URL()))
 	// The server closes the idle socket; the pool notices through the
 	// conn's state hook without sending anything.
-	require.Eventually(t, func() bool { return rt.Snapshot().Total.OpenSockets == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.Sockets.Open == 0 }, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, get(c, tg.URL()))
 	snap := rt.Snapshot()
 	assert.Equal(t, uint64(1), snap.Total.Closes[CloseServerIdleTimeout])
@@ -490,7 +490,7 @@ func TestCloseWakesWaitersAndFailsInFlight(t *testing.T) {
 			t.Fatal("a request hung after Close")
 		}
 	}
-	assert.Zero(t, rt.Snapshot().Total.OpenSockets)
+	assert.Zero(t, rt.Snapshot().Total.Sockets.Open)
 }
 
 func TestCallerTraceStillFires(t *testing.T) {
@@ -547,16 +547,16 @@ func TestOnRequestEvents(t *testing.T) {
 		assert.Equal(t, i%4+1, e.SocketRequest, "event %d", i)
 		assert.Equal(t, i%4 == 3, e.LastOnSocket, "event %d", i)
 		if i%4 == 0 {
-			assert.Equal(t, Cold, e.State)
+			assert.Equal(t, ClassCold, e.Class)
 			assert.Positive(t, e.Dial.Total)
 			assert.Positive(t, e.Dial.TLS)
 		} else {
-			assert.Equal(t, Reused, e.State)
+			assert.Equal(t, ClassReused, e.Class)
 			assert.Zero(t, e.Dial.Total)
 		}
 		assert.Equal(t, 200, e.StatusCode)
 		assert.Equal(t, "direct", e.Exit)
-		assert.Equal(t, "127.0.0.1", e.Host)
+		assert.Equal(t, urlTarget(t, tg.URL()), e.Target)
 		assert.Equal(t, "HTTP/1.1", e.Proto)
 		tax += e.Dial.Total
 	}
@@ -568,11 +568,11 @@ func TestCloseIdleConnections(t *testing.T) {
 	rt := newTransport(t, tg, Config{})
 	c := &http.Client{Transport: rt}
 	require.Empty(t, hammer(c, tg.URL(), 4, 40))
-	open := rt.Snapshot().Total.OpenSockets
+	open := rt.Snapshot().Total.Sockets.Open
 	require.Positive(t, open)
 	c.CloseIdleConnections()
 	snap := rt.Snapshot()
-	assert.Zero(t, snap.Total.OpenSockets)
+	assert.Zero(t, snap.Total.Sockets.Open)
 	assert.Equal(t, uint64(open), snap.Total.Closes[CloseClientClose])
 }
 
@@ -593,11 +593,11 @@ func TestEarlyBodyCloseIsClientClose(t *testing.T) {
 func TestManyHostsStayBounded(t *testing.T) {
 	rt := newTransport(t, nil, Config{})
 	for i := range maxHostRows + 50 {
-		rt.metrics.host(fmt.Sprintf("h%d.example", i), time.Now())
+		rt.metrics.target(Target(fmt.Sprintf("https://h%d.example:443", i)), time.Now())
 	}
 	snap := rt.Snapshot()
-	assert.Len(t, snap.Hosts, maxHostRows+1)
-	assert.Contains(t, snap.Hosts, OtherHosts)
+	assert.Len(t, snap.Targets, maxHostRows+1)
+	assert.Contains(t, snap.Targets, OtherTargets)
 }
 
 func TestConcurrentHammerWithProxyAndClose(t *testing.T) {
@@ -651,7 +651,7 @@ func TestHTTP2ServerGoawayIsNoticed(t *testing.T) {
 	rt := newTransport(t, tg, Config{})
 	c := &http.Client{Transport: rt}
 	require.NoError(t, get(c, tg.URL()))
-	require.Eventually(t, func() bool { return rt.Snapshot().Total.OpenSockets == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return rt.Snapshot().Total.Sockets.Open == 0 }, 10*time.Second, 10*time.Millisecond)
 	snap := rt.Snapshot()
 	closes := snap.Total.Closes[CloseServerClose] + snap.Total.Closes[CloseServerIdleTimeout]
 	assert.Equal(t, uint64(1), closes, "closes %v", snap.Total.Closes)

@@ -41,12 +41,24 @@ const (
 	defaultMaxErrorScore = 2
 )
 
-// Reasons a session is retired, the keys of SessionStats.Retired.
+// SessionRetireReason says why a SessionPool retired a session: the keys
+// of SessionStats.Retired. The values are stable strings, usable as metric
+// labels.
+type SessionRetireReason string
+
+// Reasons a session is retired.
 const (
-	SessionRetiredAge      = "max_age"
-	SessionRetiredRequests = "max_requests"
-	SessionRetiredBlocked  = "blocked"
-	SessionRetiredDropped  = "dropped" // least recently used beyond MaxSessions
+	// SessionRetiredAge: the session reached SessionPoolConfig.MaxAge.
+	SessionRetiredAge SessionRetireReason = "max_age"
+	// SessionRetiredRequests: the session carried
+	// SessionPoolConfig.MaxRequests requests.
+	SessionRetiredRequests SessionRetireReason = "max_requests"
+	// SessionRetiredBlocked: the session's error score reached
+	// SessionPoolConfig.MaxErrorScore.
+	SessionRetiredBlocked SessionRetireReason = "blocked"
+	// SessionRetiredDropped: the session was the least recently used
+	// beyond SessionPoolConfig.MaxSessions.
+	SessionRetiredDropped SessionRetireReason = "dropped"
 )
 
 // SessionStats counts a pool's sessions.
@@ -54,7 +66,7 @@ type SessionStats struct {
 	// Live is the number of sessions in the pool now.
 	Live int
 	// Retired counts the retired sessions by reason.
-	Retired map[string]uint64
+	Retired map[SessionRetireReason]uint64
 }
 
 // SessionPool hands out sessions: each is bound to one exit of its
@@ -74,7 +86,7 @@ type SessionPool struct {
 	sessions map[string]*Session
 	clock    uint64 // for LRU
 	load     []int  // live sessions per exit
-	retired  map[string]uint64
+	retired  map[SessionRetireReason]uint64
 }
 
 // NewSessionPool returns a session pool over the Transport's exits. A
@@ -102,7 +114,7 @@ func (t *Transport) NewSessionPool(conf SessionPoolConfig) (*SessionPool, error)
 		conf.MaxErrorScore = defaultMaxErrorScore
 	}
 	return &SessionPool{t: t, conf: conf, sessions: make(map[string]*Session),
-		load: make([]int, len(t.exits)), retired: make(map[string]uint64)}, nil
+		load: make([]int, len(t.exits)), retired: make(map[SessionRetireReason]uint64)}, nil
 }
 
 // Session is one identity of a SessionPool: a key, bound to one exit with
@@ -172,7 +184,7 @@ func (sp *SessionPool) startLocked(s *Session, avoid int) {
 }
 
 // dropLocked ends s's current identity for reason. sp.mu must be held.
-func (sp *SessionPool) dropLocked(s *Session, reason string) {
+func (sp *SessionPool) dropLocked(s *Session, reason SessionRetireReason) {
 	sp.retired[reason]++
 	sp.load[s.exit]--
 	if reason == SessionRetiredDropped {
@@ -195,7 +207,7 @@ func (s *Session) Exit() string {
 func (sp *SessionPool) Stats() SessionStats {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	st := SessionStats{Live: len(sp.sessions), Retired: make(map[string]uint64, len(sp.retired))}
+	st := SessionStats{Live: len(sp.sessions), Retired: make(map[SessionRetireReason]uint64, len(sp.retired))}
 	for k, v := range sp.retired {
 		st.Retired[k] = v
 	}
@@ -227,7 +239,7 @@ func (sp *SessionPool) limitsLocked(s *Session) {
 }
 
 // retireLocked moves s's key to a fresh exit and an empty jar.
-func (sp *SessionPool) retireLocked(s *Session, reason string) {
+func (sp *SessionPool) retireLocked(s *Session, reason SessionRetireReason) {
 	old := s.exit
 	if !s.gone {
 		sp.dropLocked(s, reason)

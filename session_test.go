@@ -107,7 +107,7 @@ func TestSessionsKeepAddressAndCookies(t *testing.T) {
 	for ip, n := range perIP {
 		assert.Equal(t, 25, n, "sessions on %s", ip)
 	}
-	assert.Equal(t, SessionStats{Live: 100, Retired: map[string]uint64{}}, sp.Stats())
+	assert.Equal(t, SessionStats{Live: 100, Retired: map[SessionRetireReason]uint64{}}, sp.Stats())
 }
 
 // TestSessionsRetire: a session past MaxRequests, or blocked twice, is

@@ -2,7 +2,6 @@ package warmpool
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -24,8 +23,8 @@ type SocketGauges struct {
 }
 
 // Stats are the counters for one scope: the whole Transport, one exit, one
-// target host or one exit and host pair. Counters count since New; gauges
-// (OpenSockets, Sockets, InFlight) are current.
+// target or one exit and target pair. Counters count since New; gauges
+// (Sockets, InFlight) are current.
 //
 // Requests counts attempts: each time a request was sent on a socket. A
 // request that warmpool retried on another socket counts once per attempt,
@@ -82,25 +81,20 @@ type Stats struct {
 	// HandshakeTax is the time spent dialing (DNS, TCP, proxy, TLS) on
 	// requests' paths, summed over Cold attempts.
 	HandshakeTax time.Duration
-	// HandshakesSaved is the handshakes keep-alive spared: one per reused
-	// attempt (equal to Reused).
-	HandshakesSaved uint64
 	// KeepAliveRatio is Reused / (Cold + Prewarmed + Reused): the share of
 	// attempts that found a socket already in use (0 without requests).
 	KeepAliveRatio float64
 	// WarmRatio is (Reused + Prewarmed) / Requests: the share of attempts
 	// that paid no handshake on their path.
 	WarmRatio float64
-	// OpenSockets is the number of sockets open now (Sockets.Open).
-	OpenSockets int
-	// Sockets splits the open sockets by state.
+	// Sockets counts the sockets open now (Sockets.Open), split by state.
 	Sockets SocketGauges
 	// InFlight is the number of attempts in flight now.
 	InFlight int
 	// PeakInFlight is the most attempts in flight at once over the last
 	// 10 to 20 seconds.
 	PeakInFlight int
-	// PoolEfficiency is OpenSockets / PeakInFlight: about 1 when the pool
+	// PoolEfficiency is Sockets.Open / PeakInFlight: about 1 when the pool
 	// holds what the load needs; above 1 with spares or idle sockets kept
 	// for bursts; 0 without recent requests.
 	PoolEfficiency float64
@@ -146,13 +140,12 @@ type Snapshot struct {
 	// Exits has one entry per exit, keyed by Exit.Name: its Stats and its
 	// health.
 	Exits map[string]ExitStats
-	// Hosts has one entry per target host, keyed by the URL's Hostname().
-	// At most 1,024 hosts have their own row: when a new host needs one,
-	// the least recently used row is folded into the row named
-	// OtherHosts.
-	Hosts map[string]Stats
-	// Pairs has one entry per exit and host, bounded and folded like
-	// Hosts, per exit (into the key with Host OtherHosts).
+	// Targets has one entry per target (see TargetOf). At most 1,024
+	// targets have their own row: when a new target needs one, the least
+	// recently used row is folded into the row named OtherTargets.
+	Targets map[Target]Stats
+	// Pairs has one entry per exit and target, bounded and folded like
+	// Targets, per exit (into the key with Target OtherTargets).
 	Pairs map[PairKey]Stats
 	// Policies has, for each target (scheme, host and port) and each
 	// protocol its sockets spoke, the limits warmpool applies and where
@@ -175,27 +168,28 @@ type Snapshot struct {
 	Store *StoreStats `json:",omitempty"`
 }
 
-// PairKey is the key of Snapshot.Pairs: an exit's name and a target's
-// hostname. As text (and so as a JSON object key) it is "exit|host"; read
+// PairKey is the key of Snapshot.Pairs: an exit's name and a target. As
+// text (and so as a JSON object key) it is "exit|scheme://host:port"; read
 // back, the text is split at its last "|", which is unambiguous because a
-// URL's hostname cannot hold one, while an exit's name may.
+// Target cannot hold one, while an exit's name may.
 type PairKey struct {
-	Exit, Host string
+	Exit   string
+	Target Target
 }
 
-// String returns "exit|host".
-func (k PairKey) String() string { return k.Exit + "|" + k.Host }
+// String returns "exit|target".
+func (k PairKey) String() string { return k.Exit + "|" + string(k.Target) }
 
-// MarshalText returns "exit|host".
+// MarshalText returns "exit|target".
 func (k PairKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
-// UnmarshalText parses "exit|host", split at the last "|".
+// UnmarshalText parses "exit|target", split at the last "|".
 func (k *PairKey) UnmarshalText(b []byte) error {
 	i := strings.LastIndexByte(string(b), '|')
 	if i < 0 {
-		return fmt.Errorf("warmpool: PairKey %q has no \"|\" (want \"exit|host\")", b)
+		return fmt.Errorf("warmpool: PairKey %q has no \"|\" (want \"exit|target\")", b)
 	}
-	k.Exit, k.Host = string(b[:i]), string(b[i+1:])
+	k.Exit, k.Target = string(b[:i]), Target(b[i+1:])
 	return nil
 }
 
@@ -204,11 +198,12 @@ func (k *PairKey) UnmarshalText(b []byte) error {
 // "HTTP/2.0": warmpool learns limits per target and protocol. As text (a
 // JSON object key) it is "scheme://host:port HTTP/1.1".
 type PolicyKey struct {
-	Target, Proto string
+	Target Target
+	Proto  string
 }
 
 // String returns "scheme://host:port proto".
-func (k PolicyKey) String() string { return k.Target + " " + k.Proto }
+func (k PolicyKey) String() string { return string(k.Target) + " " + k.Proto }
 
 // MarshalText returns k.String().
 func (k PolicyKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
@@ -219,7 +214,7 @@ func (k *PolicyKey) UnmarshalText(b []byte) error {
 	if i < 0 {
 		return fmt.Errorf("warmpool: PolicyKey %q has no space (want \"scheme://host:port proto\")", b)
 	}
-	k.Target, k.Proto = string(b[:i]), string(b[i+1:])
+	k.Target, k.Proto = Target(b[:i]), string(b[i+1:])
 	return nil
 }
 
@@ -231,18 +226,9 @@ func (s Snapshot) Policy(rawURL, proto string) (HostPolicy, bool) {
 	if err != nil {
 		return HostPolicy{}, false
 	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
-	}
-	k := PolicyKey{Target: strings.ToLower(u.Scheme) + "://" + strings.ToLower(net.JoinHostPort(u.Hostname(), port)), Proto: proto}
-	p, ok := s.Policies[k]
+	p, ok := s.Policies[PolicyKey{Target: TargetOf(u), Proto: proto}]
 	return p, ok
 }
-
-// OtherHosts is the Snapshot.Hosts key under which hosts beyond the tracked
-// limit are summed, so that memory stays bounded with many distinct hosts.
-const OtherHosts = "(other)"
 
 // Snapshot returns the Transport's statistics now. It is safe to call
 // concurrently with requests; the counters are read one by one, so a
@@ -256,19 +242,19 @@ func (t *Transport) Snapshot() Snapshot {
 		Taken: now,
 		Total: t.metrics.total.stats(now),
 		Exits: make(map[string]ExitStats, len(t.exits)),
-		Hosts: make(map[string]Stats),
+		Targets: make(map[Target]Stats),
 		Pairs: make(map[PairKey]Stats),
 	}
 	for _, e := range t.exits {
 		s.Exits[e.name] = e.snapshot(now)
 	}
 	t.metrics.mu.Lock()
-	for h, r := range t.metrics.hosts.m {
-		s.Hosts[h] = r.c.stats(now)
+	for h, r := range t.metrics.targets.m {
+		s.Targets[h] = r.c.stats(now)
 	}
 	for e, rs := range t.metrics.pairs {
 		for h, r := range rs.m {
-			s.Pairs[PairKey{Exit: e, Host: h}] = r.c.stats(now)
+			s.Pairs[PairKey{Exit: e, Target: h}] = r.c.stats(now)
 		}
 	}
 	t.metrics.mu.Unlock()
@@ -287,8 +273,8 @@ func (t *Transport) Snapshot() Snapshot {
 }
 
 // addSocketGauges counts the open sockets of every pool by state, and sets
-// OpenSockets and PoolEfficiency from them, so that the three always agree
-// within one Snapshot. A host folded into OtherHosts counts there.
+// PoolEfficiency from them, so that the two always agree
+// within one Snapshot. A target folded into OtherTargets counts there.
 func (t *Transport) addSocketGauges(s *Snapshot) {
 	add := func(g *SocketGauges, h SocketGauges) {
 		g.Open += h.Open
@@ -297,18 +283,18 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 		g.Spares += h.Spares
 		g.Retiring += h.Retiring
 	}
-	addHost := func(key string, g SocketGauges) {
-		if _, ok := s.Hosts[key]; !ok {
-			key = OtherHosts
+	addTarget := func(key Target, g SocketGauges) {
+		if _, ok := s.Targets[key]; !ok {
+			key = OtherTargets
 		}
-		if st, ok := s.Hosts[key]; ok {
+		if st, ok := s.Targets[key]; ok {
 			add(&st.Sockets, g)
-			s.Hosts[key] = st
+			s.Targets[key] = st
 		}
 	}
 	addPair := func(key PairKey, g SocketGauges) {
 		if _, ok := s.Pairs[key]; !ok {
-			key.Host = OtherHosts
+			key.Target = OtherTargets
 		}
 		if st, ok := s.Pairs[key]; ok {
 			add(&st.Sockets, g)
@@ -322,8 +308,8 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 			add(&es.Sockets, g)
 			s.Exits[p.exit.name] = es
 		}
-		addHost(p.hostname, g)
-		addPair(PairKey{Exit: p.exit.name, Host: p.hostname}, g)
+		addTarget(p.target, g)
+		addPair(PairKey{Exit: p.exit.name, Target: p.target}, g)
 		return true
 	})
 	s.Total.setOpen()
@@ -331,9 +317,9 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 		es.setOpen()
 		s.Exits[k] = es
 	}
-	for k, st := range s.Hosts {
+	for k, st := range s.Targets {
 		st.setOpen()
-		s.Hosts[k] = st
+		s.Targets[k] = st
 	}
 	for k, st := range s.Pairs {
 		st.setOpen()
@@ -341,11 +327,10 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 	}
 }
 
-// setOpen derives OpenSockets and PoolEfficiency from Sockets.
+// setOpen derives PoolEfficiency from Sockets.
 func (s *Stats) setOpen() {
-	s.OpenSockets = s.Sockets.Open
 	if s.PeakInFlight > 0 {
-		s.PoolEfficiency = float64(s.OpenSockets) / float64(s.PeakInFlight)
+		s.PoolEfficiency = float64(s.Sockets.Open) / float64(s.PeakInFlight)
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 //
 // Anyone who can write to a shared store can write anything, so a Transport
 // takes what it hands back within its own bounds: an ejection lasts at most
-// Health.MaxEjection, an avoidance Blocks.MaxCooldown, a Pacer's turn holds
+// Health.MaxCooldown, an avoidance Blocks.MaxCooldown, a Pacer's turn holds
 // a request at most Politeness.MaxDelay; a record with a version above 2^53,
 // a TTL or age above 24 hours, a level above 64, a request limit above
 // 2^24, or a value that does not decode is skipped and counted

@@ -91,7 +91,7 @@ func TestStoreSharesEjection(t *testing.T) {
 	good := startProxy(t, testproxy.Config{})
 	exits := []Exit{{Name: "bad", Proxy: "http://" + bad}, {Name: "good", Proxy: good.URLString()}}
 	st := newFileStoreT(t, filepath.Join(t.TempDir(), "state.json"))
-	health := Health{ConsecutiveFailures: 2, BaseEjection: time.Minute}
+	health := Health{ConsecutiveFailures: 2, Cooldown: time.Minute}
 	a := newTransport(t, tg, Config{Exits: exits, Store: st, Health: health, RotateEachRequest: true})
 	b := newTransport(t, tg, Config{Exits: exits, Store: st, Health: health, RotateEachRequest: true})
 
@@ -197,7 +197,7 @@ func (s *injectedStore) Heartbeat(context.Context, string, time.Duration) (int, 
 }
 
 // TestSharedRecordsAreClamped: records from the store are taken within
-// this process's bounds: an ejection of 1,000 h lasts MaxEjection, an
+// this process's bounds: an ejection of 1,000 h lasts MaxCooldown, an
 // avoidance of 1,000 h lasts MaxCooldown, a politeness turn booked 1 h
 // ahead holds a request at most MaxDelay; records that do not decode or are
 // out of bounds (a version of 2^60, a TTL of 1,000 h, a negative level,
@@ -226,7 +226,7 @@ func TestSharedRecordsAreClamped(t *testing.T) {
 	rt := newTransport(t, tg, Config{
 		Exits:      []Exit{{Name: "direct"}, {Name: "px", Proxy: px.URLString()}},
 		Store:      st,
-		Health:     Health{MaxEjection: time.Minute},
+		Health:     Health{MaxCooldown: time.Minute},
 		Blocks:     Blocks{MaxCooldown: 2 * time.Minute},
 		Politeness: Politeness{Delay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
 	})
@@ -239,7 +239,7 @@ func TestSharedRecordsAreClamped(t *testing.T) {
 	assert.False(t, ex.EjectedUntil.After(time.Now().Add(time.Minute)), "ejected until %v", ex.EjectedUntil)
 	require.Len(t, s.Blocks, 1)
 	assert.False(t, s.Blocks[0].AvoidedUntil.After(time.Now().Add(2*time.Minute)), "avoided until %v", s.Blocks[0].AvoidedUntil)
-	assert.Equal(t, 100, s.Policies[PolicyKey{Target: target, Proto: "HTTP/1.1"}].ServerMaxRequests, "the valid record")
+	assert.Equal(t, 100, s.Policies[PolicyKey{Target: Target(target), Proto: "HTTP/1.1"}].ServerMaxRequests, "the valid record")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -258,7 +258,7 @@ func FuzzAdoptRecord(f *testing.F) {
 	f.Add("limit", "https://a:443 HTTP/1.1", []byte(`{"max":100,"max_source":"observed","resets":true}`), uint64(3), int64(time.Hour), int64(-1))
 	f.Add("limit", "x", []byte(`oops`), uint64(1<<63), int64(1<<62), int64(1<<62))
 	rt, err := New(Config{Exits: []Exit{{Name: "px", Proxy: "http://127.0.0.1:1"}},
-		Health: Health{MaxEjection: time.Minute}, Blocks: Blocks{MaxCooldown: time.Minute}})
+		Health: Health{MaxCooldown: time.Minute}, Blocks: Blocks{MaxCooldown: time.Minute}})
 	require.NoError(f, err)
 	f.Cleanup(func() { rt.Close() })
 	f.Fuzz(func(t *testing.T, kind, key string, value []byte, version uint64, ttl, age int64) {

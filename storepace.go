@@ -13,7 +13,7 @@ type fleetClocks struct {
 	s *storeSync
 }
 
-func (f *fleetClocks) reserve(target hostKey, base time.Duration, now time.Time) (time.Time, error) {
+func (f *fleetClocks) reserve(target Target, base time.Duration, now time.Time) (time.Time, error) {
 	pc := f.politeClocks
 	pc.mu.Lock()
 	c, d, err := pc.takeLocked(target, base, now)
@@ -28,7 +28,7 @@ func (f *fleetClocks) reserve(target hostKey, base time.Duration, now time.Time)
 	// that does not answer would cost every request StoreTimeout.
 	if d > 0 && (!f.s.degraded.Load() || now.UnixNano() >= f.s.retryAt.Load()) {
 		ctx, cancel := f.s.ctx()
-		wait, err = f.s.pacer.Reserve(ctx, target.scheme+"://"+target.addr, d)
+		wait, err = f.s.pacer.Reserve(ctx, string(target), d)
 		cancel()
 		// The fleet's turn is clamped to this process's bounds: a turn
 		// booked far ahead (a record anyone in the fleet can write)
@@ -74,7 +74,7 @@ func (f *fleetClocks) reserve(target hostKey, base time.Duration, now time.Time)
 	return at, nil
 }
 
-func (f *fleetClocks) hold(target hostKey, until time.Time) {
+func (f *fleetClocks) hold(target Target, until time.Time) {
 	f.politeClocks.hold(target, until)
-	f.s.hold(target.scheme+"://"+target.addr, until)
+	f.s.hold(string(target), until)
 }

@@ -41,7 +41,7 @@ type ejectValue struct {
 }
 
 // limitKey is the RecordLimit key of hp: "https://host:port HTTP/1.1".
-func limitKey(hp *hostPolicy) string { return hp.target + " " + hp.proto }
+func limitKey(hp *hostPolicy) string { return string(hp.target) + " " + hp.proto }
 
 // exitKey is the key of a proxy exit's shared state: the proxy's scheme and
 // address, never its credentials. The direct exit has none: each process has
@@ -138,7 +138,7 @@ func (t *Transport) exportRecord(ref recordRef) (Record, bool) {
 		if e == nil {
 			return rec, false
 		}
-		level, left, ok := t.blocks.export(target, e.idx, now)
+		level, left, ok := t.blocks.export(Target(target), e.idx, now)
 		if !ok {
 			return rec, false
 		}
@@ -183,7 +183,7 @@ func (t *Transport) adoptRecord(rec Record) (applied bool, err error) {
 		// Another process's word is clamped to this one's bounds: an
 		// ejection or an avoidance lasts at most as long as this
 		// process would make it.
-		cap := t.cfg.Health.MaxEjection
+		cap := t.cfg.Health.MaxCooldown
 		if rec.Kind == RecordBlock {
 			cap = t.cfg.Blocks.MaxCooldown
 		}
@@ -201,7 +201,7 @@ func (t *Transport) adoptRecord(rec Record) (applied bool, err error) {
 			if rec.Kind == RecordHealth {
 				e.health.adopt(v.Level, left, now, "ejected by another process sharing the store")
 			} else {
-				t.blocks.adopt(target, e.idx, v.Level, left, now)
+				t.blocks.adopt(Target(target), e.idx, v.Level, left, now)
 			}
 		}
 		return applied, nil
@@ -247,14 +247,15 @@ func (t *Transport) policyOf(key string, create bool) *hostPolicy {
 	var tp *targetPolicy
 	if create {
 		scheme, addr, ok := strings.Cut(name, "://")
-		host, _, err := net.SplitHostPort(addr)
+		_, _, err := net.SplitHostPort(addr)
 		if !ok || err != nil || scheme != "https" && scheme != "http" {
 			return nil
 		}
-		tp = t.policy(hostKey{scheme: scheme, addr: addr}, strings.ToLower(host))
+		k := hostKey{scheme: scheme, addr: addr}
+		tp = t.policy(k, k.target())
 	} else {
 		t.policyMu.Lock()
-		tp = t.policies[name]
+		tp = t.policies[Target(name)]
 		t.policyMu.Unlock()
 	}
 	if tp == nil {

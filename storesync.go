@@ -150,9 +150,9 @@ func (s *storeSync) changedEjection(e *exit) {
 }
 
 // changedBlock says target began or stopped avoiding e.
-func (s *storeSync) changedBlock(target string, e *exit) {
+func (s *storeSync) changedBlock(target Target, e *exit) {
 	if k := exitKey(e); s != nil && k != "" {
-		s.mark(recordRef{RecordBlock, target + " " + k})
+		s.mark(recordRef{RecordBlock, string(target) + " " + k})
 	}
 }
 

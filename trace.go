@@ -8,28 +8,28 @@ import (
 	"time"
 )
 
-// ConnState classifies a request attempt by the socket it went out on.
-type ConnState uint8
+// RequestClass classifies a request attempt by the socket it went out on.
+type RequestClass uint8
 
 const (
-	// Cold: the attempt paid for a handshake. Its socket was dialed for it,
+	// ClassCold: the attempt paid for a handshake. Its socket was dialed for it,
 	// or it waited for a dial still in progress.
-	Cold ConnState = iota
-	// Prewarmed: the first attempt on a socket whose handshake had finished
+	ClassCold RequestClass = iota
+	// ClassPrewarmed: the first attempt on a socket whose handshake had finished
 	// in the background before the attempt asked for a socket.
-	Prewarmed
-	// Reused: the socket had carried a request before.
-	Reused
+	ClassPrewarmed
+	// ClassReused: the socket had carried a request before.
+	ClassReused
 )
 
 // String returns "cold", "prewarmed" or "reused".
-func (s ConnState) String() string {
+func (s RequestClass) String() string {
 	switch s {
-	case Cold:
+	case ClassCold:
 		return "cold"
-	case Prewarmed:
+	case ClassPrewarmed:
 		return "prewarmed"
-	case Reused:
+	case ClassReused:
 		return "reused"
 	}
 	return "unknown"
@@ -56,16 +56,16 @@ type Timings struct {
 type RequestEvent struct {
 	// Exit is the name of the exit the attempt used.
 	Exit string
-	// Host is the target's hostname, as in Snapshot.Hosts.
-	Host string
+	// Target is the request's target, as in Snapshot.Targets.
+	Target Target
 	// Method is the request method.
 	Method string
 	// SocketID identifies the socket; IDs are unique within a Transport.
 	SocketID uint64
 	// Proto is the socket's protocol, "HTTP/1.1" or "HTTP/2.0".
 	Proto string
-	// State classifies the attempt: cold, prewarmed or reused.
-	State ConnState
+	// Class classifies the attempt: cold, prewarmed or reused.
+	Class RequestClass
 	// SocketRequest is the attempt's position on its socket, from 1.
 	SocketRequest int
 	// LastOnSocket reports that warmpool retired the socket with this
@@ -128,8 +128,9 @@ type SocketEvent struct {
 	At       time.Time
 	Kind     SocketEventKind
 	SocketID uint64
-	// Exit and Host are the socket's exit name and target hostname.
-	Exit, Host string
+	// Exit is the socket's exit name; Target its target.
+	Exit   string
+	Target Target
 	// Proto is "HTTP/1.1" or "HTTP/2.0".
 	Proto string
 	// Resumed reports a TLS handshake that resumed an earlier session.
@@ -155,7 +156,7 @@ func (t *Transport) socketEvent(p *hostPool, s *socket, k SocketEventKind, r Clo
 	n := s.budget.assigned
 	p.mu.Unlock()
 	e := SocketEvent{
-		Kind: k, SocketID: s.id, Exit: p.exit.name, Host: p.hostname, Proto: s.proto,
+		Kind: k, SocketID: s.id, Exit: p.exit.name, Target: p.target, Proto: s.proto,
 		Resumed: s.resumed, Dial: s.dialed, Replaces: s.replaces, ReplacesExit: s.replacesExit,
 		Requests: n, Reason: r,
 	}
@@ -164,7 +165,7 @@ func (t *Transport) socketEvent(p *hostPool, s *socket, k SocketEventKind, r Clo
 	// path and a ClientConn's read loop).
 	e = t.events.add(e, t.now)
 	if lg := t.cfg.Logger; lg != nil && lg.Enabled(context.Background(), slog.LevelDebug) {
-		lg.Debug("warmpool: socket "+k.String(), "socket", e.SocketID, "exit", e.Exit, "host", e.Host,
+		lg.Debug("warmpool: socket "+k.String(), "socket", e.SocketID, "exit", e.Exit, "target", string(e.Target),
 			"proto", e.Proto, "requests", e.Requests, "reason", string(e.Reason), "replaces", e.Replaces)
 	}
 	if t.cfg.OnSocket != nil {
@@ -252,15 +253,15 @@ func callerGetConn(ctx context.Context, hostPort string) {
 // *tls.Conn net/http would give, which warmpool cannot reach without doing
 // TLS itself instead of net/http. Callers that want the TLS state read
 // Response.TLS, or the TLSHandshakeDone hook of a cold request.
-func callerGotConn(ctx context.Context, s *socket, st ConnState, idle time.Duration) {
+func callerGotConn(ctx context.Context, s *socket, st RequestClass, idle time.Duration) {
 	ct := httptrace.ContextClientTrace(ctx)
 	if ct == nil || ct.GotConn == nil {
 		return
 	}
 	ct.GotConn(httptrace.GotConnInfo{
 		Conn:     s.conn.Conn,
-		Reused:   st == Reused,
-		WasIdle:  st != Cold && idle > 0,
+		Reused:   st == ClassReused,
+		WasIdle:  st != ClassCold && idle > 0,
 		IdleTime: idle,
 	})
 }

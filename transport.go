@@ -9,7 +9,6 @@ import (
 	"net"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +39,7 @@ type Transport struct {
 	pools    poolMap
 	sweepMu  sync.Mutex // one sweep at a time
 	policyMu sync.Mutex // guards policies; taken after no other lock
-	policies map[string]*targetPolicy
+	policies map[Target]*targetPolicy
 	dead     deadTargets  // targets no exit could reach (Health.DeadTargetTTL)
 	blocks   blockKeeper  // blocks per exit and target (Config.Blocks)
 	polite   politeKeeper // pacing per target (Config.Politeness)
@@ -82,7 +81,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, now: now, policies: make(map[string]*targetPolicy)}
+	t := &Transport{cfg: cfg, now: now, policies: make(map[Target]*targetPolicy)}
 	t.slots = ceiling{max: int64(cfg.MaxSockets), wake: make(chan struct{})}
 	t.pools.seed = maphash.MakeSeed()
 	seed := cfg.JitterSeed
@@ -132,11 +131,11 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 // policy that no pool uses any more is forgotten.
 const maxPolicies = 4 * maxHostRows
 
-// policy returns the shared policy of target k (hostname is its lower-case
-// host). Its configured budget is Config.HostBudgets["host:port"], else
+// policy returns the shared policy of target k (named target). Its
+// configured budget is Config.HostBudgets["host:port"], else
 // Config.HostBudgets["host"], else Config.Budget.
-func (t *Transport) policy(k hostKey, hostname string) *targetPolicy {
-	name := k.scheme + "://" + strings.ToLower(k.addr)
+func (t *Transport) policy(k hostKey, target Target) *targetPolicy {
+	name := target
 	t.policyMu.Lock()
 	defer t.policyMu.Unlock()
 	if tp, ok := t.policies[name]; ok {
@@ -155,13 +154,11 @@ func (t *Transport) policy(k hostKey, hostname string) *targetPolicy {
 			}
 		}
 	}
-	b, ok := t.cfg.HostBudgets[strings.ToLower(k.addr)]
+	b, ok := lookupHost(t.cfg.HostBudgets, target)
 	if !ok {
-		if b, ok = t.cfg.HostBudgets[hostname]; !ok {
-			b = t.cfg.Budget
-		}
+		b = t.cfg.Budget
 	}
-	tp := newTargetPolicy(name, hostname, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom, t.now)
+	tp := newTargetPolicy(name, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom, t.now)
 	tp.created = t.now()
 	tp.ok2xx = newAtomicExitBits(len(t.exits))
 	t.policies[name] = tp
@@ -170,9 +167,8 @@ func (t *Transport) policy(k hostKey, hostname string) *targetPolicy {
 
 // configured reports whether Config.HostBudgets names tp's target.
 func (t *Transport) configured(tp *targetPolicy) bool {
-	_, byHost := t.cfg.HostBudgets[tp.hostname]
-	_, byAddr := t.cfg.HostBudgets[strings.TrimPrefix(strings.TrimPrefix(tp.name, "https://"), "http://")]
-	return byHost || byAddr
+	_, ok := lookupHost(t.cfg.HostBudgets, tp.name)
+	return ok
 }
 
 // policySnapshot returns the policies listed in Snapshot: for each target,
@@ -210,7 +206,7 @@ func (t *Transport) intN(n int) int {
 }
 
 // pool returns the pool of exit e for target k, creating it if needed.
-func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
+func (t *Transport) pool(e *exit, k hostKey, target Target) *hostPool {
 	pk := poolKey{exit: e.idx, host: k}
 	if p, ok := t.pools.Load(pk); ok {
 		return p
@@ -219,8 +215,8 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 		t:        t,
 		exit:     e,
 		key:      k,
-		hostname: hostname,
-		policy:   t.policy(k, hostname),
+		target:   target,
+		policy:   t.policy(k, target),
 		wake:     make(chan struct{}),
 		maxConns: t.cfg.MaxConnsPerHost,
 		// Made for a request: a sweep that meets it before that
@@ -231,7 +227,7 @@ func (t *Transport) pool(e *exit, k hostKey, hostname string) *hostPool {
 		p.proto = protoHTTP1
 	}
 	now := t.now()
-	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.host(hostname, now), t.metrics.pair(e.name, hostname, now)}
+	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.target(target, now), t.metrics.pair(e.name, target, now)}
 	if t.cfg.Concurrency.Enable {
 		p.lim = newLimiter(&t.cfg.Concurrency, t.now, t.done)
 	}
@@ -448,17 +444,17 @@ func (t *Transport) forgetHosts(now time.Time) {
 	if nPolicies <= keepForgotten && t.metrics.rowCount() <= keepForgotten {
 		return
 	}
-	hosts := map[string]bool{}
+	live := map[Target]bool{}
 	pairs := map[PairKey]bool{}
 	targets := map[*targetPolicy]bool{}
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
-		hosts[p.hostname] = true
-		pairs[PairKey{Exit: p.exit.name, Host: p.hostname}] = true
+		live[p.target] = true
+		pairs[PairKey{Exit: p.exit.name, Target: p.target}] = true
 		targets[p.policy] = true
 		return true
 	})
 	before := now.Add(-poolMemory)
-	t.metrics.forget(func(h string) bool { return hosts[h] }, func(k PairKey) bool { return pairs[k] }, before)
+	t.metrics.forget(func(h Target) bool { return live[h] }, func(k PairKey) bool { return pairs[k] }, before)
 	if nPolicies <= keepForgotten {
 		return
 	}

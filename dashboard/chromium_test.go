@@ -148,7 +148,7 @@ func TestHandlerWriteScreenshot(t *testing.T) {
 			{Name: "us-socks", Proxy: "socks5://u:wrong@" + socks.Addr()},
 		},
 		Concurrency: warmpool.Concurrency{Enable: true, Initial: 4},
-		Health:      warmpool.Health{BaseEjection: time.Minute},
+		Health:      warmpool.Health{Cooldown: time.Minute},
 	})
 	c := &http.Client{Transport: rt}
 	load := func(url string, goroutines, n int) {

@@ -99,11 +99,11 @@ func TestHandlerJSON(t *testing.T) {
 				assert.Equal(t, want.Exits[name].Reused, s.Exits[name].Reused, name)
 				assert.Equal(t, want.Exits[name].Proxy, s.Exits[name].Proxy, name)
 				// Pairs round-trip through their "exit|host" text keys.
-				pair := warmpool.PairKey{Exit: name, Host: "127.0.0.1"}
+				pair := warmpool.PairKey{Exit: name, Target: "127.0.0.1"}
 				require.Contains(t, s.Pairs, pair)
 				assert.Equal(t, want.Pairs[pair].Requests, s.Pairs[pair].Requests, name)
 			}
-			assert.Equal(t, want.Hosts["127.0.0.1"].Requests, s.Hosts["127.0.0.1"].Requests)
+			assert.Equal(t, want.Targets["127.0.0.1"].Requests, s.Targets["127.0.0.1"].Requests)
 			assert.Equal(t, want.Policies, s.Policies)
 			assert.Equal(t, want.Total.ColdLatency.Count, s.Total.ColdLatency.Count)
 			assert.False(t, s.Taken.Before(want.Taken), "a new snapshot per request")
@@ -263,7 +263,7 @@ func TestHandlerShowsConcurrencyAndEjections(t *testing.T) {
 	rt := newTransport(t, tg, warmpool.Config{
 		Exits:       []warmpool.Exit{{}, {Name: "bad", Proxy: "http://u:" + proxyPassword + "@" + px.Addr()}},
 		Concurrency: warmpool.Concurrency{Enable: true},
-		Health:      warmpool.Health{ConsecutiveFailures: 1, BaseEjection: time.Minute},
+		Health:      warmpool.Health{ConsecutiveFailures: 1, Cooldown: time.Minute},
 		// Each request picks its exit, so the bad one is tried: with warm
 		// sockets first, a slow second worker could reuse the direct
 		// socket for all 10 (seen once under a busy core).

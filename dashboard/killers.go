@@ -1,7 +1,7 @@
 package dashboard
 
 import (
-	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -55,10 +55,10 @@ func Killers(s warmpool.Snapshot) []Killer {
 		add("client_recreation", uint64(s.TransportsCreated-1),
 			"many Transports were created in the last minute: each starts with no socket; create one and share it")
 	}
-	observed := map[string]bool{} // hostnames with a limit observed on some target
+	observed := map[warmpool.Target]bool{} // targets with a limit observed
 	for key, pol := range s.Policies {
 		if pol.MaxRequestsSource == warmpool.SourceObserved {
-			observed[hostOf(key)] = true
+			observed[key.Target] = true
 		}
 	}
 	var waf, proxy, other uint64
@@ -67,7 +67,7 @@ func Killers(s warmpool.Snapshot) []Killer {
 		n := st.Closes[warmpool.CloseReset]
 		switch {
 		case n == 0:
-		case observed[key.Host]:
+		case observed[key.Target]:
 			waf += n
 		case s.Exits[key.Exit].Proxy:
 			proxy += n
@@ -101,8 +101,8 @@ func Killers(s warmpool.Snapshot) []Killer {
 	// whose socket there is a new handshake; the advice names the exits
 	// each site blocks.
 	var avoid uint64
-	bySite := map[string][]string{}
-	var sites []string
+	bySite := map[warmpool.Target][]string{}
+	var sites []warmpool.Target
 	for _, b := range s.Blocks {
 		if b.Avoidances == 0 {
 			continue
@@ -114,26 +114,14 @@ func Killers(s warmpool.Snapshot) []Killer {
 		bySite[b.Target] = append(bySite[b.Target], b.Exit)
 	}
 	if avoid > 0 {
-		sort.Strings(sites)
+		slices.Sort(sites)
 		var parts []string
 		for _, site := range sites {
-			parts = append(parts, site+" blocks "+strings.Join(bySite[site], ", "))
+			parts = append(parts, string(site)+" blocks "+strings.Join(bySite[site], ", "))
 		}
 		add("blocked_exits", avoid, "sites blocked some exits, which their requests now avoid for a while: "+
 			strings.Join(parts, "; ")+"; use SessionPool or other exits for them")
 	}
 	sort.SliceStable(ks, func(i, j int) bool { return ks[i].Handshakes > ks[j].Handshakes })
 	return ks
-}
-
-// hostOf returns the hostname of a policy's target ("scheme://host:port").
-func hostOf(k warmpool.PolicyKey) string {
-	hp := k.Target
-	if i := strings.Index(hp, "://"); i >= 0 {
-		hp = hp[i+3:]
-	}
-	if h, _, err := net.SplitHostPort(hp); err == nil {
-		return h
-	}
-	return hp
 }

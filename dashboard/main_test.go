@@ -98,8 +98,8 @@ func checkInvariants(t *testing.T, s warmpool.Snapshot) {
 		check("exit "+n, st.Stats)
 		exitSum += st.Requests
 	}
-	for n, st := range s.Hosts {
-		check("host "+n, st)
+	for n, st := range s.Targets {
+		check("target "+string(n), st)
 		hostSum += st.Requests
 	}
 	assert.Equal(t, s.Total.Requests, exitSum, "exits do not add up to the total")

@@ -133,29 +133,28 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 		p.Exits = append(p.Exits, r)
 	}
 
-	// Hosts: those with statistics or a policy, busiest first.
-	hosts := make(map[string]bool, len(s.Hosts))
-	for h := range s.Hosts {
-		hosts[h] = true
+	// Targets: those with statistics or a policy, busiest first.
+	targets := make(map[warmpool.Target]bool, len(s.Targets))
+	for h := range s.Targets {
+		targets[h] = true
 	}
-	pols := map[string][]warmpool.PolicyKey{} // by hostname
+	pols := map[warmpool.Target][]warmpool.PolicyKey{}
 	for k := range s.Policies {
-		h := hostOf(k)
-		hosts[h] = true
-		pols[h] = append(pols[h], k)
+		targets[k.Target] = true
+		pols[k.Target] = append(pols[k.Target], k)
 	}
-	p.HostsTotal = len(hosts)
-	hostNames := slices.SortedFunc(maps.Keys(hosts), func(a, b string) int {
-		if ra, rb := s.Hosts[a].Requests, s.Hosts[b].Requests; ra != rb {
+	p.HostsTotal = len(targets)
+	names := slices.SortedFunc(maps.Keys(targets), func(a, b warmpool.Target) int {
+		if ra, rb := s.Targets[a].Requests, s.Targets[b].Requests; ra != rb {
 			if ra > rb {
 				return -1
 			}
 			return 1
 		}
-		return strings.Compare(a, b)
+		return strings.Compare(string(a), string(b))
 	})
-	for _, h := range hostNames[:min(len(hostNames), pageHosts)] {
-		r := hostRow{Host: h, Stats: newStatsRow(s.Hosts[h]), MaxRequests: "none", Idle: "none"}
+	for _, h := range names[:min(len(names), pageHosts)] {
+		r := hostRow{Host: string(h), Stats: newStatsRow(s.Targets[h]), MaxRequests: "none", Idle: "none"}
 		keys := pols[h]
 		slices.SortFunc(keys, func(a, b warmpool.PolicyKey) int { return strings.Compare(a.String(), b.String()) })
 		var maxReq, idle []string
@@ -163,7 +162,7 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 			pol := s.Policies[k]
 			label := ""
 			if len(keys) > 1 {
-				label = k.String() + ": " // say which target and protocol
+				label = k.Proto + ": " // say which protocol
 			}
 			maxReq = append(maxReq, label+policyText(pol.MaxRequests > 0, strconv.Itoa(pol.MaxRequests), pol.MaxRequestsSource,
 				pol.ServerMaxRequests > 0, strconv.Itoa(pol.ServerMaxRequests)))
@@ -202,7 +201,7 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 	}
 
 	for _, c := range s.Concurrency {
-		r := concRow{Exit: c.Exit, Host: c.Host, Limit: strconv.FormatFloat(c.Limit, 'f', 1, 64),
+		r := concRow{Exit: c.Exit, Host: string(c.Target), Limit: strconv.FormatFloat(c.Limit, 'f', 1, 64),
 			InFlight: c.InFlight, Queued: c.Queued, Drops: c.Drops, Decreases: c.Decreases,
 			Pauses: c.Pauses, Overloaded: c.Overloaded}
 		if !c.PausedUntil.IsZero() && c.PausedUntil.After(s.Taken) {
@@ -258,7 +257,7 @@ func newEventRow(ev warmpool.SocketEvent, taken time.Time) eventRow {
 		Kind:   ev.Kind.String(),
 		Socket: ev.SocketID,
 		Exit:   ev.Exit,
-		Host:   ev.Host,
+		Host:   string(ev.Target),
 		Proto:  ev.Proto,
 	}
 	if !ev.At.Before(taken) {

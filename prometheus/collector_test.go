@@ -172,7 +172,7 @@ func TestCollectorAgainstTransport(t *testing.T) {
 
 	const exit, host = "direct", "127.0.0.1"
 	require.Contains(t, snap.Exits, exit)
-	pair, ok := snap.Pairs[warmpool.PairKey{Exit: exit, Host: host}]
+	pair, ok := snap.Pairs[warmpool.PairKey{Exit: exit, Target: host}]
 	require.True(t, ok, "pairs: %v", snap.Pairs)
 	pool := map[string]string{"exit": exit, "host": host}
 

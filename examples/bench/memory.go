@@ -111,7 +111,7 @@ func memoryRun(o crawlOptions, n int, concurrency bool) (r crawlRow, h heapFigur
 		w.done()
 	})
 	r.Note = fmt.Sprintf("%d names × 1 GET; heap of this process (the servers run in another): start %.1f MB, peak %.1f MB, %.2f MB per 1,000 hosts above the start; %v after the last request %+.2f MB; open sockets at the end %d",
-		n, float64(h.Start)/mb, float64(h.Peak)/mb, h.peakPer1000(n), wait, float64(h.AfterIdle-h.Start)/mb, w.last.Total.OpenSockets)
+		n, float64(h.Start)/mb, float64(h.Peak)/mb, h.peakPer1000(n), wait, float64(h.AfterIdle-h.Start)/mb, w.last.Total.Sockets.Open)
 	if concurrency {
 		r.Note += fmt.Sprintf("; len(Snapshot().Concurrency) %d", limits)
 	}

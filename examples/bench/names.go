@@ -32,9 +32,9 @@ func manyHosts(o crawlOptions, rep *crawlReport) error {
 	}
 	var atEnd, later int
 	r := measure(hs, "many hosts", name, w, urls, o.Workers, func() {
-		atEnd = w.Snapshot().Total.OpenSockets
+		atEnd = w.Snapshot().Total.Sockets.Open
 		time.Sleep(o.NamesLater)
-		later = w.Snapshot().Total.OpenSockets
+		later = w.Snapshot().Total.Sockets.Open
 		w.done()
 	})
 	r.Note = fmt.Sprintf("%d names × 2 GETs; warmpool's open sockets: %d when the last request is done, %d %v later; %s; %s",

@@ -61,7 +61,7 @@ func main() {
 		Exits:           exits,
 		// Blocks are on by default: a 403 that other exits do not get
 		// makes the site avoid that exit after 3, for a minute at first.
-		Blocks:     warmpool.Blocks{After: 3},
+		Blocks:     warmpool.Blocks{ConsecutiveBlocks: 3},
 		Politeness: warmpool.Politeness{Delay: 50 * time.Millisecond, Jitter: 0.2, RetryAfter: true},
 	})
 	if err != nil {
