@@ -101,9 +101,9 @@ type blockKeeper interface {
 	// observe records a response through exit to target: blocked says it
 	// is a block; otherwise it is a success, which ends a run of blocks
 	// and re-admits an exit after its cooldown. It reports whether an
-	// avoidance began or ended (what Config.Store shares).
+	// avoidance began or ended (what Config.Sharing.Store shares).
 	observe(target Target, exit int, blocked bool, now time.Time) (changed bool)
-	// export returns exit's avoidance of target for Config.Store: its
+	// export returns exit's avoidance of target for Config.Sharing.Store: its
 	// level (avoidances in a row) and how long it lasts from now.
 	export(target Target, exit int, now time.Time) (level int, left time.Duration, ok bool)
 	// adopt takes an avoidance another Transport shared: the target's

@@ -123,7 +123,7 @@ func TestBlocksPerExitAndTarget(t *testing.T) {
 	assert.Zero(t, s.Total.Errors)
 	require.Len(t, s.Blocks, 1, "blocks %+v", s.Blocks)
 	blk := s.Blocks[0]
-	assert.Equal(t, "https://"+a.Addr(), blk.Target)
+	assert.Equal(t, urlTarget(t, a.URL()), blk.Target)
 	assert.Equal(t, "px1", blk.Exit)
 	assert.False(t, blk.AvoidedUntil.IsZero())
 	assert.Equal(t, uint64(1), blk.Avoidances)

@@ -25,7 +25,7 @@ const (
 	// the same point more than once.
 	SourceObserved Source = "observed"
 	// SourceShared: another Transport learned it (announced or observed)
-	// and shared it through Config.Store.
+	// and shared it through Config.Sharing.Store.
 	SourceShared Source = "shared"
 )
 
@@ -96,8 +96,8 @@ const (
 // learns is kept per protocol: an HTTP/1.1 close count says nothing about
 // HTTP/2. It is safe for concurrent use.
 type targetPolicy struct {
-	name     Target
-	h1, h2   *hostPolicy
+	name   Target
+	h1, h2 *hostPolicy
 
 	// proto is the protocol the target's sockets speak (protoHTTP1 or
 	// protoHTTP2; 0 until the first socket), shared by all its pools.
@@ -161,12 +161,12 @@ func (tp *targetPolicy) of(h2 bool) *hostPolicy {
 // limit learned from closes (on a probe socket, see probeEvery), or an
 // answer beyond a limit learned from resets, disproves it.
 type hostPolicy struct {
-	target Target
-	proto  string
-	conf          Budget // configured
-	learn         bool
-	headroom      float64
-	now           func() time.Time
+	target   Target
+	proto    string
+	conf     Budget // configured
+	learn    bool
+	headroom float64
+	now      func() time.Time
 
 	// used is set once a socket of this protocol was seen: Snapshot
 	// lists the policy from then on (or when it is configured).
@@ -196,7 +196,7 @@ type hostPolicy struct {
 	disproved   int       // a count disproved as a limit, until disprovedAt+disproofTTL
 	disprovedAt time.Time
 	// maxShared and idleShared say the server limit and idle timeout
-	// came from Config.Store (Snapshot shows SourceShared); local learning
+	// came from Config.Sharing.Store (Snapshot shows SourceShared); local learning
 	// clears them.
 	maxShared, idleShared bool
 }

@@ -1,11 +1,9 @@
 package warmpool
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -34,10 +32,6 @@ type ConcurrencyStats struct {
 	// Drops counts responses that counted as drops; Decreases those that
 	// lowered the limit (at most once per window of requests).
 	Drops, Decreases uint64
-	// Pauses counts Retry-After pauses; PausedUntil is the current one's
-	// end (zero when not paused).
-	Pauses      uint64
-	PausedUntil time.Time
 	// Overloaded counts requests refused with ErrOverloaded.
 	Overloaded uint64
 	// History holds the most recent limit changes, oldest first.
@@ -47,24 +41,22 @@ type ConcurrencyStats struct {
 // limiter is the AIMD limit of one hostPool (see Concurrency). Its mu is
 // taken after hostPool.mu, never before.
 type limiter struct {
-	conf *Concurrency
-	now  func() time.Time
-	done <-chan struct{}
+	conf     *Concurrency
+	maxQueue int // Config.MaxQueue
+	now      func() time.Time
+	done     <-chan struct{}
 
-	mu          sync.Mutex
-	limit       float64
-	dropAt      int // whole limit at the last decrease; 0 = none yet
-	inflight    int
-	queue       []*slotWaiter // FIFO
-	epoch       uint64        // bumped on each decrease
-	pausedUntil time.Time
-	timer       *time.Timer // dispatches the queue when a pause ends
-	drops       uint64
-	decreases   uint64
-	pauses      uint64
-	overloaded  uint64
-	hist        [limitHistory]LimitPoint
-	nhist       int
+	mu         sync.Mutex
+	limit      float64
+	dropAt     int // whole limit at the last decrease; 0 = none yet
+	inflight   int
+	queue      []*slotWaiter // FIFO
+	epoch      uint64        // bumped on each decrease
+	drops      uint64
+	decreases  uint64
+	overloaded uint64
+	hist       [limitHistory]LimitPoint
+	nhist      int
 }
 
 type slotWaiter struct {
@@ -73,8 +65,8 @@ type slotWaiter struct {
 	epoch   uint64
 }
 
-func newLimiter(conf *Concurrency, now func() time.Time, done <-chan struct{}) *limiter {
-	l := &limiter{conf: conf, now: now, done: done, limit: float64(conf.Initial)}
+func newLimiter(conf *Concurrency, maxQueue int, now func() time.Time, done <-chan struct{}) *limiter {
+	l := &limiter{conf: conf, maxQueue: maxQueue, now: now, done: done, limit: float64(conf.Initial)}
 	l.recordLocked(now())
 	return l
 }
@@ -95,21 +87,19 @@ type slot struct {
 // if the queue is full.
 func (l *limiter) acquire(g giveUp) (slot, error) {
 	l.mu.Lock()
-	now := l.now()
-	if len(l.queue) == 0 && l.inflight < l.capLocked() && !now.Before(l.pausedUntil) {
+	if len(l.queue) == 0 && l.inflight < l.capLocked() {
 		l.inflight++
 		e := l.epoch
 		l.mu.Unlock()
 		return slot{l, e}, nil
 	}
-	if len(l.queue) >= l.conf.MaxQueue {
+	if len(l.queue) >= l.maxQueue {
 		l.overloaded++
 		l.mu.Unlock()
 		return slot{}, ErrOverloaded
 	}
 	w := &slotWaiter{ready: make(chan struct{})}
 	l.queue = append(l.queue, w)
-	l.armLocked(now)
 	l.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -140,24 +130,23 @@ func (l *limiter) abandon(w *slotWaiter) {
 			}
 		}
 	}
-	l.dispatchLocked(l.now())
+	l.dispatchLocked()
 	l.mu.Unlock()
 }
 
-// free reports whether a slot is free now: nothing queued, room under the
-// limit, no pause.
+// free reports whether a slot is free now: nothing queued and room under
+// the limit.
 func (l *limiter) free() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.queue) == 0 && l.inflight < l.capLocked() && !l.now().Before(l.pausedUntil)
+	return len(l.queue) == 0 && l.inflight < l.capLocked()
 }
 
 // capLocked is the whole number of slots the limit allows.
 func (l *limiter) capLocked() int { return max(1, int(l.limit)) }
 
-// release returns a slot. drop says the target was overloaded; pause is its
-// Retry-After (0 = none).
-func (s slot) release(drop bool, pause time.Duration) {
+// release returns a slot. drop says the target was overloaded.
+func (s slot) release(drop bool) {
 	l := s.l
 	if l == nil {
 		return
@@ -176,13 +165,6 @@ func (s slot) release(drop bool, pause time.Duration) {
 			l.epoch++
 			l.decreases++
 			l.recordLocked(now)
-		}
-		if pause > 0 {
-			until := now.Add(min(pause, l.conf.MaxPause))
-			if until.After(l.pausedUntil) {
-				l.pausedUntil = until
-				l.pauses++
-			}
 		}
 	} else if l.limit < float64(l.conf.Max) && 2*(l.inflight+1) >= l.capLocked() {
 		// Grow only while the limit is in use: a limit far above the
@@ -204,13 +186,12 @@ func (s slot) release(drop bool, pause time.Duration) {
 			l.recordLocked(now)
 		}
 	}
-	l.dispatchLocked(now)
+	l.dispatchLocked()
 }
 
-// dispatchLocked grants slots to waiters in order while the limit and any
-// pause allow.
-func (l *limiter) dispatchLocked(now time.Time) {
-	for len(l.queue) > 0 && l.inflight < l.capLocked() && !now.Before(l.pausedUntil) {
+// dispatchLocked grants slots to waiters in order while the limit allows.
+func (l *limiter) dispatchLocked() {
+	for len(l.queue) > 0 && l.inflight < l.capLocked() {
 		w := l.queue[0]
 		l.queue[0] = nil
 		l.queue = l.queue[1:]
@@ -219,32 +200,6 @@ func (l *limiter) dispatchLocked(now time.Time) {
 		l.inflight++
 		close(w.ready)
 	}
-	l.armLocked(now)
-}
-
-// armLocked makes sure waiters held back by a pause are dispatched when it
-// ends.
-func (l *limiter) armLocked(now time.Time) {
-	if len(l.queue) == 0 || !now.Before(l.pausedUntil) {
-		return
-	}
-	d := l.pausedUntil.Sub(now)
-	if l.timer == nil {
-		l.timer = time.AfterFunc(d, l.wake)
-	} else {
-		l.timer.Reset(d)
-	}
-}
-
-func (l *limiter) wake() {
-	select {
-	case <-l.done:
-		return
-	default:
-	}
-	l.mu.Lock()
-	l.dispatchLocked(l.now())
-	l.mu.Unlock()
 }
 
 // unused reports whether no request is in flight or waiting under l.
@@ -254,60 +209,18 @@ func (l *limiter) unused() bool {
 	return l.inflight == 0 && len(l.queue) == 0
 }
 
-// stop stops the pause timer (Close).
-func (l *limiter) stop() {
-	l.mu.Lock()
-	if l.timer != nil {
-		l.timer.Stop()
-	}
-	l.mu.Unlock()
-}
-
 func (l *limiter) stats() ConcurrencyStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	cs := ConcurrencyStats{
 		Limit: l.limit, InFlight: l.inflight, Queued: len(l.queue),
-		Drops: l.drops, Decreases: l.decreases, Pauses: l.pauses, Overloaded: l.overloaded,
-	}
-	if l.now().Before(l.pausedUntil) {
-		cs.PausedUntil = l.pausedUntil
+		Drops: l.drops, Decreases: l.decreases, Overloaded: l.overloaded,
 	}
 	n := min(l.nhist, limitHistory)
 	for i := l.nhist - n; i < l.nhist; i++ {
 		cs.History = append(cs.History, l.hist[i%limitHistory])
 	}
 	return cs
-}
-
-// maxRetryAfter bounds what a server's Retry-After can say: a value that
-// large means "the longest", which each user of it caps further
-// (Concurrency.MaxPause, Politeness.MaxDelay). It is clamped before the
-// conversion to a Duration, which would wrap.
-const maxRetryAfter = 365 * 24 * time.Hour
-
-// retryAfter parses a Retry-After header: seconds or an HTTP date. A number
-// of seconds too large for an int, or for a Duration, is maxRetryAfter.
-func retryAfter(h string, now time.Time) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.ParseUint(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		if n == 0 {
-			return 0
-		}
-		if n >= uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		return time.Duration(n) * time.Second
-	}
-	if _, err := strconv.ParseInt(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		return 0 // negative
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // concurrencySnapshot lists the limits of the live pools: of the
@@ -356,11 +269,11 @@ func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
 // half of it is in use, and shrinks by Backoff on a drop (by default a 429, a
 // 503 or a reset). Growth slows down twentyfold just below the level of the
 // last drop, so that a target with a fixed threshold is probed rarely
-// instead of on every cycle; a probe that passes raises that level. A 429 or
-// 503 with Retry-After also pauses new requests to that exit and host until
-// then. Requests beyond the limit wait in a bounded FIFO queue, honouring
-// their context and Close. The zero value leaves concurrency unlimited (only
-// MaxConnsPerHost applies).
+// instead of on every cycle; a probe that passes raises that level.
+// Requests beyond the limit wait in a FIFO queue bounded by Config.MaxQueue,
+// honouring their context and Close. A Retry-After is not the limiter's:
+// Politeness.RetryAfter holds the target's requests until then. The zero
+// value leaves concurrency unlimited (only MaxConnsPerHost applies).
 type Concurrency struct {
 	// Enable turns adaptive limits on.
 	Enable bool
@@ -371,11 +284,6 @@ type Concurrency struct {
 	// Backoff is the factor applied to the limit on a drop, in (0, 1).
 	// Zero means 0.75.
 	Backoff float64
-	// MaxQueue bounds the requests waiting for a slot per exit and host;
-	// beyond it RoundTrip returns ErrOverloaded. Zero means 1024.
-	MaxQueue int
-	// MaxPause caps a Retry-After pause. Zero means 5 minutes.
-	MaxPause time.Duration
 	// IsDrop decides whether a response (or an error, with resp nil)
 	// means the target is overloaded. Nil means DefaultIsDrop.
 	IsDrop func(resp *http.Response, err error) bool
@@ -385,8 +293,6 @@ type Concurrency struct {
 const (
 	defaultInitialLimit = 8
 	defaultBackoff      = 0.75
-	defaultMaxQueue     = 1024
-	defaultMaxPause     = 5 * time.Minute
 )
 
 // DefaultIsDrop counts 429 Too Many Requests, 503 Service Unavailable and
@@ -411,10 +317,6 @@ func (c *Concurrency) normalize(field string, maxConns int) error {
 		return configErr(field+".Min", "negative bound (Min %d, Max %d)", c.Min, c.Max)
 	case c.Backoff < 0 || c.Backoff >= 1 || math.IsNaN(c.Backoff):
 		return configErr(field+".Backoff", "%v out of range (want 0 for the default %v, or a factor in (0, 1))", c.Backoff, defaultBackoff)
-	case c.MaxQueue < 0:
-		return configErr(field+".MaxQueue", "negative value %d", c.MaxQueue)
-	case c.MaxPause < 0:
-		return configErr(field+".MaxPause", "negative duration %v", c.MaxPause)
 	}
 	if c.Min == 0 {
 		c.Min = 1
@@ -431,12 +333,6 @@ func (c *Concurrency) normalize(field string, maxConns int) error {
 	c.Initial = min(max(c.Initial, c.Min), c.Max)
 	if c.Backoff == 0 {
 		c.Backoff = defaultBackoff
-	}
-	if c.MaxQueue == 0 {
-		c.MaxQueue = defaultMaxQueue
-	}
-	if c.MaxPause == 0 {
-		c.MaxPause = defaultMaxPause
 	}
 	if c.IsDrop == nil {
 		c.IsDrop = DefaultIsDrop

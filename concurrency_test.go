@@ -89,11 +89,13 @@ func TestAdaptiveConcurrencyFindsThe429Threshold(t *testing.T) {
 	assert.LessOrEqual(t, snap.Total.Sockets.Open, int(cs.Limit)+defaultSpares+2)
 }
 
-// TestRetryAfterPausesTheExitAndHost: with Retry-After: 1 on every 429, no
-// request reaches the target from that exit inside the pause.
-func TestRetryAfterPausesTheExitAndHost(t *testing.T) {
+// TestRetryAfterWithAdaptiveConcurrency: with Retry-After: 1 on every 429,
+// no request reaches the target inside the hold, and the 429s also lower
+// the concurrency limit: Politeness owns the Retry-After, the limiter the
+// limit (once, each: before, both acted on it, with two caps).
+func TestRetryAfterWithAdaptiveConcurrency(t *testing.T) {
 	tg := startTarget(t, target.Config{MaxInFlightPerIP: 2, RetryAfter: "1", ResponseDelay: 20 * time.Millisecond, LogArrivals: true})
-	rt := newTransport(t, tg, Config{Concurrency: Concurrency{Enable: true, Initial: 6}})
+	rt := newTransport(t, tg, Config{Concurrency: Concurrency{Enable: true, Initial: 6}, Politeness: Politeness{RetryAfter: true}})
 	c := &http.Client{Transport: rt}
 	var wg sync.WaitGroup
 	var got429 atomic.Int64
@@ -133,7 +135,8 @@ func TestRetryAfterPausesTheExitAndHost(t *testing.T) {
 		}
 	}
 	cs := rt.Snapshot().Concurrency[0]
-	assert.Positive(t, cs.Pauses)
+	assert.Positive(t, cs.Drops)
+	assert.Less(t, cs.Limit, 6.0, "the 429s lowered the limit")
 }
 
 // TestCancelWhileQueued: a request waiting for a concurrency slot returns
@@ -146,7 +149,7 @@ func TestCancelWhileQueued(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})})
-	rt := newTransport(t, tg, Config{Concurrency: Concurrency{Enable: true, Initial: 1, Max: 1, MaxQueue: 1}})
+	rt := newTransport(t, tg, Config{Concurrency: Concurrency{Enable: true, Initial: 1, Max: 1}, MaxQueue: 1})
 	c := &http.Client{Transport: rt}
 	slow := make(chan error, 1)
 	go func() { slow <- get(c, tg.URL()+"/slow") }()
@@ -212,12 +215,12 @@ func TestCloseWakesQueuedRequests(t *testing.T) {
 }
 
 func TestLimiterAIMD(t *testing.T) {
-	conf := Concurrency{Enable: true, Initial: 4, Max: 100, MaxQueue: 8}
+	conf := Concurrency{Enable: true, Initial: 4, Max: 100}
 	require.NoError(t, conf.normalize("Config.Concurrency", 64))
 	done := make(chan struct{})
 	defer close(done)
 	clk := newFakeClock()
-	l := newLimiter(&conf, clk.Now, done)
+	l := newLimiter(&conf, 8, clk.Now, done)
 	ctx := context.Background()
 	take := func() slot {
 		s, err := l.acquire(giveUp{ctx: ctx})
@@ -225,32 +228,23 @@ func TestLimiterAIMD(t *testing.T) {
 		return s
 	}
 	// A success with the limit mostly unused adds nothing.
-	take().release(false, 0)
+	take().release(false)
 	assert.InDelta(t, 4, l.stats().Limit, 0.01)
 	// Four successes with the limit in use add one.
 	for range 4 {
 		a, b := take(), take()
-		a.release(false, 0)
-		b.release(false, 0)
+		a.release(false)
+		b.release(false)
 	}
 	assert.InDelta(t, 5, l.stats().Limit, 0.3)
 	// Two drops from the same window decrease once.
 	a, b := take(), take()
-	a.release(true, 0)
-	b.release(true, 0)
+	a.release(true)
+	b.release(true)
 	st := l.stats()
 	assert.InDelta(t, 5*0.75, st.Limit, 0.3)
 	assert.Equal(t, uint64(2), st.Drops)
 	assert.Equal(t, uint64(1), st.Decreases)
-	// Retry-After pauses new slots until it ends.
-	take().release(true, time.Second)
-	ctx2, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	_, err := l.acquire(giveUp{ctx: ctx2})
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	clk.Advance(time.Second)
-	take().release(false, 0)
-	assert.Equal(t, uint64(1), l.stats().Pauses)
 }
 
 func TestRetryAfterParsing(t *testing.T) {
@@ -271,8 +265,7 @@ func TestConcurrencyValidation(t *testing.T) {
 
 // TestRetryAfterAtTheEdges: a Retry-After too large for an int64 of
 // nanoseconds (or for a uint64 of seconds) means the longest wait, never a
-// wrapped one: the concurrency pause ends at its MaxPause and the
-// politeness hold at its MaxDelay. (Before: 9223372037 gave no wait at all
+// wrapped one, which the politeness hold caps at its MaxDelay. (Before: 9223372037 gave no wait at all
 // and 18446744074 gave 291 ms.)
 func TestRetryAfterAtTheEdges(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -282,15 +275,4 @@ func TestRetryAfterAtTheEdges(t *testing.T) {
 	assert.Equal(t, 31535999*time.Second, retryAfter("31535999", now), "just below the bound: exact")
 	assert.Zero(t, retryAfter("-9223372037", now))
 	assert.Zero(t, retryAfter("0", now))
-
-	conf := Concurrency{Enable: true, Initial: 4, MaxPause: time.Minute}
-	require.NoError(t, conf.normalize("Config.Concurrency", 64))
-	done := make(chan struct{})
-	defer close(done)
-	clk := newFakeClock()
-	l := newLimiter(&conf, clk.Now, done)
-	s, err := l.acquire(giveUp{ctx: context.Background()})
-	require.NoError(t, err)
-	s.release(true, retryAfter("9223372037", now))
-	assert.Equal(t, clk.Now().Add(time.Minute), l.stats().PausedUntil, "paused for MaxPause")
 }

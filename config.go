@@ -126,9 +126,14 @@ type Config struct {
 	// tests. Zero means a random seed.
 	JitterSeed uint64
 	// Concurrency turns on adaptive limits of the requests in flight per
-	// exit and host (AIMD on 429, 503 and resets, with Retry-After
-	// pauses). The zero value leaves them off.
+	// exit and target (AIMD on 429, 503 and resets). The zero value leaves
+	// them off.
 	Concurrency Concurrency
+	// MaxQueue bounds each queue of waiting requests: those waiting for a
+	// concurrency slot on one exit and target (Concurrency), and those
+	// waiting for one target's turn (Politeness). A request beyond it
+	// fails at once with an error wrapping ErrOverloaded. Zero means 1024.
+	MaxQueue int
 	// Rotation chooses the exit of each new socket for requests without a
 	// session (see WithSession): a request takes a warm socket of its
 	// target on any eligible exit first, so that a crawl pays about one
@@ -146,20 +151,10 @@ type Config struct {
 	// minimum delay, per-host crawl-delays, AutoThrottle and Retry-After
 	// holds. The zero value paces nothing.
 	Politeness Politeness
-	// Store, if not nil, shares what the Transport learns about targets
-	// and exits (limits, ejections, blocks) with later runs
-	// (NewFileStore) or a fleet (the redisstore module), and takes what
-	// the others learned; a Store that is also a Pacer holds
-	// Config.Politeness's delays across the fleet. Nil keeps everything in
-	// memory. See Store.
-	Store Store
-	// StoreTimeout bounds each call to Store. Zero means 50 ms: one round
-	// trip to a nearby Redis with room, and the most a paced request waits
-	// for a store that does not answer.
-	StoreTimeout time.Duration
-	// StoreID names this process to a Pacer's heartbeat (Pacer.Heartbeat).
-	// Empty means the host name, the process id and a random suffix.
-	StoreID string
+	// Sharing shares what the Transport learns about targets and exits
+	// with later runs or a fleet, through a Store. The zero value keeps
+	// everything in memory.
+	Sharing Sharing
 	// Blocks configures blocks per exit and target: a target that blocks
 	// one exit's address is avoided through that exit only, for a
 	// cooldown. The zero value turns them on with their defaults.
@@ -198,6 +193,7 @@ const (
 	defaultDialTimeout         = 30 * time.Second
 	defaultTLSHandshakeTimeout = 10 * time.Second
 	defaultResetHeadroom       = 0.05
+	defaultMaxQueue            = 1024
 	defaultExitName            = "direct"
 )
 
@@ -278,11 +274,14 @@ func (c Config) normalize() (Config, error) {
 	if err := c.Politeness.normalize("Config.Politeness"); err != nil {
 		return c, err
 	}
+	if err := c.Sharing.normalize("Config.Sharing"); err != nil {
+		return c, err
+	}
 	switch {
-	case c.StoreTimeout < 0:
-		return c, configErr("Config.StoreTimeout", "negative duration %v (want 0 for the default %v)", c.StoreTimeout, defaultStoreTimeout)
-	case c.StoreTimeout == 0:
-		c.StoreTimeout = defaultStoreTimeout
+	case c.MaxQueue < 0:
+		return c, configErr("Config.MaxQueue", "negative value %d (want 0 for the default %d, or a positive count)", c.MaxQueue, defaultMaxQueue)
+	case c.MaxQueue == 0:
+		c.MaxQueue = defaultMaxQueue
 	}
 	if err := c.Concurrency.normalize("Config.Concurrency", c.MaxConnsPerHost); err != nil {
 		return c, err

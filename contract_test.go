@@ -290,7 +290,7 @@ func TestEveryErrorIsCounted(t *testing.T) {
 	s = rt.Snapshot()
 	assert.Equal(t, uint64(returned), s.Total.Errors)
 	assert.Equal(t, uint64(1), s.Total.ErrorKinds[ErrorClosed])
-	assert.Equal(t, uint64(1), s.Targets["127.0.0.1"].ErrorKinds[ErrorClosed], "counted for its host too")
+	assert.Equal(t, uint64(1), s.Targets[urlTarget(t, tg.URL())].ErrorKinds[ErrorClosed], "counted for its target too")
 }
 
 // TestCallerTraceOrder: a caller's trace sees net/http's order on a cold

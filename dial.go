@@ -142,7 +142,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 			if cause == nil {
 				cause = cerr
 			}
-			return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: fmt.Errorf("%w (%v)", cause, err),
+			return nil, &DialError{Exit: p.exit.name, Target: p.target, Err: fmt.Errorf("%w (%v)", cause, err),
 				viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
 		}
 		dt.mu.Lock()
@@ -159,12 +159,12 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 		if isProxyAuth(err) {
 			err = fmt.Errorf("%w: %w", ErrProxyAuth, err)
 		}
-		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: err,
+		return nil, &DialError{Exit: p.exit.name, Target: p.target, Err: err,
 			viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil, targetFault: !byProxy}
 	}
 	if di.conn == nil {
 		cc.Close()
-		return nil, &DialError{Exit: p.exit.name, Addr: p.key.addr, Err: errors.New("exit transport did not report its connection")}
+		return nil, &DialError{Exit: p.exit.name, Target: p.target, Err: errors.New("exit transport did not report its connection")}
 	}
 	tm := dt.timings()
 	if p.exit.proxy == nil {

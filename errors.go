@@ -20,10 +20,11 @@ var (
 	// the exit's credentials (HTTP 407, or a SOCKS5 authentication
 	// failure). Check the exit's user and password.
 	ErrProxyAuth = errors.New("proxy authentication failed (check the exit's credentials)")
-	// ErrOverloaded is returned by RoundTrip when adaptive concurrency is
-	// on and the queue of requests waiting for a concurrency slot on their
-	// exit and host is full (Concurrency.MaxQueue).
-	ErrOverloaded = errors.New("warmpool: too many requests waiting for a concurrency slot")
+	// ErrOverloaded is wrapped by the error of a request that found its
+	// queue full (Config.MaxQueue): the requests waiting for a concurrency
+	// slot on their exit and target, or for their target's politeness
+	// turn.
+	ErrOverloaded = errors.New("warmpool: too many requests waiting")
 )
 
 // errPoolRemoved is returned inside warmpool when a request found a pool
@@ -45,12 +46,14 @@ func configErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// DialError reports a failed dial of a new socket. Exit is the exit's name
-// (never with credentials) and Addr the target's host:port.
+// DialError reports a failed dial of a new socket.
 type DialError struct {
+	// Exit is the exit's name (never with credentials).
 	Exit string
-	Addr string
-	Err  error
+	// Target is the target the socket was for.
+	Target Target
+	// Err is the cause.
+	Err error
 
 	viaProxy      bool // the exit is a proxy
 	connectFailed bool // no TCP connection was made
@@ -59,7 +62,7 @@ type DialError struct {
 
 // Error names the target, the exit and the cause.
 func (e *DialError) Error() string {
-	return fmt.Sprintf("warmpool: dial %s via exit %q: %v", e.Addr, e.Exit, e.Err)
+	return fmt.Sprintf("warmpool: dial %s via exit %q: %v", e.Target, e.Exit, e.Err)
 }
 
 // Unwrap returns the underlying error.

@@ -312,7 +312,7 @@ func TestFaultProxyRejectsConnect(t *testing.T) {
 		var de *DialError
 		require.ErrorAs(t, err, &de)
 		assert.Equal(t, "px", de.Exit)
-		assert.Equal(t, tg.Addr(), de.Addr)
+		assert.Equal(t, urlTarget(t, tg.URL()), de.Target)
 		assert.Contains(t, err.Error(), `exit "px"`)
 		assert.Contains(t, err.Error(), "Bad Gateway")
 		s := rt.Snapshot()
@@ -538,7 +538,7 @@ func TestFaultUnknownHost(t *testing.T) {
 	var de *DialError
 	require.ErrorAs(t, err, &de)
 	assert.Equal(t, "direct", de.Exit)
-	assert.Equal(t, "no-such-host.invalid:443", de.Addr)
+	assert.Equal(t, Target("https://no-such-host.invalid:443"), de.Target)
 	var dns *net.DNSError
 	require.ErrorAs(t, err, &dns, "want a DNS error, got %v", err)
 	s := rt.Snapshot()

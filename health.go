@@ -322,7 +322,7 @@ func (h *Health) normalize(field string) error {
 	return nil
 }
 
-// export returns the exit's ejection for Config.Store: its level and how
+// export returns the exit's ejection for Config.Sharing.Store: its level and how
 // long it lasts from now.
 func (h *health) export(now time.Time) (level int, left time.Duration) {
 	h.mu.Lock()

@@ -46,7 +46,6 @@ type outcome struct {
 	err     error         // the attempt's error, or its body's; nil on success
 	wrote   bool          // a failed attempt had written to the socket
 	drop    bool          // the target said it is overloaded (Concurrency.IsDrop)
-	pause   time.Duration // its Retry-After
 	upgrade bool          // 101 Switching Protocols: the caller owns the conn now
 }
 
@@ -85,7 +84,7 @@ func (l *lease) end(o outcome) {
 	p.policy.busy.Add(-1)
 	p.exit.inflight.Add(-1)
 	p.sc.leave()
-	l.slot.release(o.drop, o.pause)
+	l.slot.release(o.drop)
 	l.emit(o)
 }
 
@@ -137,9 +136,6 @@ func (l *lease) respond(resp *http.Response) *http.Response {
 	}
 	if l.slot.l != nil && t.cfg.Concurrency.IsDrop(resp, nil) {
 		o.drop = true
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			o.pause = retryAfter(resp.Header.Get("Retry-After"), t.now())
-		}
 	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		l.end(o)

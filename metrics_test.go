@@ -99,7 +99,7 @@ func TestSnapshotScenario(t *testing.T) {
 	assert.LessOrEqual(t, tot.PeakInFlight, 2)
 	assert.Equal(t, tot.Sockets.Open, tot.Sockets.Busy+tot.Sockets.Idle+tot.Sockets.Spares+tot.Sockets.Retiring)
 	assert.Equal(t, StatusHealthy, snap.Status)
-	pair := snap.Pairs[PairKey{Exit: "direct", Target: "127.0.0.1"}]
+	pair := snap.Pairs[PairKey{Exit: "direct", Target: urlTarget(t, tg.URL())}]
 	assert.Equal(t, tot.Requests, pair.Requests)
 	assert.Equal(t, tot.Cold, pair.Cold)
 

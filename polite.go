@@ -3,6 +3,7 @@ package warmpool
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,8 +23,12 @@ var errPoliteQueueFull = errors.New("politeness queue full")
 //
 // Each request reserves the target's next turn, one delay after the
 // previous one's, and sleeps until then, once: waiting requests queue per
-// target in arrival order, bounded by MaxQueue, and honour their context,
-// Request.Cancel and Close. This queue is not Concurrency's.
+// target in arrival order, bounded by Config.MaxQueue, and honour their
+// context, Request.Cancel and Close.
+//
+// Politeness owns Retry-After: with RetryAfter set, a 429 or 503 that
+// carries one holds the target on every exit (and, with a Pacer, across
+// the fleet); adaptive concurrency only lowers its limit on them.
 type Politeness struct {
 	// Delay is the least time between two requests to one target. Zero
 	// means none (with AutoThrottle, the delay starts at zero and follows
@@ -34,8 +39,10 @@ type Politeness struct {
 	// crawl-delay. It overrides Delay; AutoThrottle never goes below it.
 	HostDelays map[string]time.Duration
 	// Jitter, in [0, 1), lengthens each delay by a random fraction of up to
-	// Jitter of it, never shortens it, so that the requests form no fixed
-	// rhythm. Zero means none.
+	// Jitter of it, so that the requests form no fixed rhythm. Like
+	// Budget.Jitter it never crosses the bound it varies: a delay is a
+	// minimum, so jitter only lengthens it. Zero means none;
+	// Config.JitterSeed makes the draws reproducible.
 	Jitter float64
 	// AutoThrottle makes each target's delay follow its latency, as
 	// Scrapy's AutoThrottle does: after each response the delay becomes the
@@ -51,16 +58,10 @@ type Politeness struct {
 	// RetryAfter makes a 429 or 503 with a Retry-After header hold the
 	// target's requests on every exit until then (at most MaxDelay).
 	RetryAfter bool
-	// MaxQueue bounds the requests waiting for one target's turn; beyond
-	// it RoundTrip returns an error wrapping ErrOverloaded. Zero means 1024.
-	MaxQueue int
 }
 
 // Politeness defaults.
-const (
-	defaultPoliteMaxDelay = time.Minute
-	defaultPoliteQueue    = 1024
-)
+const defaultPoliteMaxDelay = time.Minute
 
 // on reports whether pacing applies at all.
 func (pl *Politeness) on() bool {
@@ -77,8 +78,6 @@ func (pl *Politeness) normalize(field string) error {
 		return configErr(field+".TargetConcurrency", "negative value %v", pl.TargetConcurrency)
 	case pl.MaxDelay < 0:
 		return configErr(field+".MaxDelay", "negative duration %v", pl.MaxDelay)
-	case pl.MaxQueue < 0:
-		return configErr(field+".MaxQueue", "negative value %d", pl.MaxQueue)
 	}
 	hd := make(map[string]time.Duration, len(pl.HostDelays))
 	for k, d := range pl.HostDelays {
@@ -93,9 +92,6 @@ func (pl *Politeness) normalize(field string) error {
 	}
 	if pl.MaxDelay == 0 {
 		pl.MaxDelay = defaultPoliteMaxDelay
-	}
-	if pl.MaxQueue == 0 {
-		pl.MaxQueue = defaultPoliteQueue
 	}
 	return nil
 }
@@ -122,10 +118,11 @@ type politeKeeper interface {
 // maxHostRows of them (the least recently used idle one goes first). Safe
 // for concurrent use; mu is taken after no other lock.
 type politeClocks struct {
-	conf  *Politeness
-	intN  func(int) int
-	mu    sync.Mutex
-	clock map[Target]*politeClock
+	conf     *Politeness
+	maxQueue int // Config.MaxQueue
+	intN     func(int) int
+	mu       sync.Mutex
+	clock    map[Target]*politeClock
 }
 
 type politeClock struct {
@@ -140,8 +137,8 @@ type politeClock struct {
 	fleetAhead time.Duration
 }
 
-func newPoliteClocks(conf *Politeness, intN func(int) int) *politeClocks {
-	return &politeClocks{conf: conf, intN: intN, clock: make(map[Target]*politeClock)}
+func newPoliteClocks(conf *Politeness, maxQueue int, intN func(int) int) *politeClocks {
+	return &politeClocks{conf: conf, maxQueue: maxQueue, intN: intN, clock: make(map[Target]*politeClock)}
 }
 
 func (pc *politeClocks) getLocked(target Target, base time.Duration, now time.Time) *politeClock {
@@ -170,7 +167,7 @@ func (pc *politeClocks) getLocked(target Target, base time.Duration, now time.Ti
 // MaxQueue wait already. pc.mu must be held.
 func (pc *politeClocks) takeLocked(target Target, base time.Duration, now time.Time) (*politeClock, time.Duration, error) {
 	c := pc.getLocked(target, base, now)
-	if c.waiting >= pc.conf.MaxQueue {
+	if c.waiting >= pc.maxQueue {
 		return nil, 0, errPoliteQueueFull
 	}
 	c.waiting++ // c stays in pc.clock while it has waiters
@@ -315,4 +312,34 @@ func (p *hostPool) notePoliteness(resp *http.Response, latency time.Duration) {
 	if pl.AutoThrottle {
 		t.polite.observe(target, base, latency, resp.StatusCode >= 200 && resp.StatusCode < 300)
 	}
+}
+
+// maxRetryAfter bounds what a server's Retry-After can say: a value that
+// large means "the longest", which Politeness.MaxDelay caps
+// further. It is clamped before the conversion to a Duration, which
+// would wrap.
+const maxRetryAfter = 365 * 24 * time.Hour
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date. A number
+// of seconds too large for an int, or for a Duration, is maxRetryAfter.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n == 0 {
+			return 0
+		}
+		if n >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(n) * time.Second
+	}
+	if _, err := strconv.ParseInt(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		return 0 // negative
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

@@ -99,11 +99,11 @@ func TestRetryAfterHoldsEveryExit(t *testing.T) {
 }
 
 // TestPolitenessQueue: the requests waiting for a target's turn are
-// bounded (ErrOverloaded beyond MaxQueue), and a waiting request that is
+// bounded (ErrOverloaded beyond Config.MaxQueue), and a waiting request that is
 // cancelled returns its context's error and is never sent.
 func TestPolitenessQueue(t *testing.T) {
 	tg := startTarget(t, target.Config{})
-	rt := newTransport(t, tg, Config{Politeness: Politeness{Delay: time.Hour, MaxQueue: 2}})
+	rt := newTransport(t, tg, Config{Politeness: Politeness{Delay: time.Hour}, MaxQueue: 2})
 	c := &http.Client{Transport: rt}
 	require.NoError(t, get(c, tg.URL())) // the first goes at once
 	ctx, cancel := context.WithCancel(context.Background())

@@ -297,12 +297,12 @@ func (t *Transport) lease(g giveUp, e *exit, key hostKey, target Target, failedA
 		}
 		l, err := p.acquire(g, failedAt)
 		if err == errPoolRemoved {
-			sl.release(false, 0)
+			sl.release(false)
 			t.pools.CompareAndDelete(poolKey{e.idx, key}, p)
 			continue
 		}
 		if err != nil {
-			sl.release(false, 0)
+			sl.release(false)
 			return p, lease{}, err
 		}
 		l.slot = sl

@@ -163,7 +163,7 @@ type Snapshot struct {
 	// last minute. More than 10 is client recreation, which wastes every
 	// handshake (New then warns through Config.Logger, once).
 	TransportsCreated int
-	// Store is the state of Config.Store (degraded or not, records put
+	// Store is the state of Config.Sharing.Store (degraded or not, records put
 	// and taken); nil without a store.
 	Store *StoreStats `json:",omitempty"`
 }
@@ -239,11 +239,11 @@ func (t *Transport) Snapshot() Snapshot {
 	}
 	now := t.now()
 	s := Snapshot{
-		Taken: now,
-		Total: t.metrics.total.stats(now),
-		Exits: make(map[string]ExitStats, len(t.exits)),
+		Taken:   now,
+		Total:   t.metrics.total.stats(now),
+		Exits:   make(map[string]ExitStats, len(t.exits)),
 		Targets: make(map[Target]Stats),
-		Pairs: make(map[PairKey]Stats),
+		Pairs:   make(map[PairKey]Stats),
 	}
 	for _, e := range t.exits {
 		s.Exits[e.name] = e.snapshot(now)

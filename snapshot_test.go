@@ -13,8 +13,8 @@ import (
 // key split at the first "|" got wrong.
 func TestPairKeyTextRoundTrip(t *testing.T) {
 	in := Snapshot{Pairs: map[PairKey]Stats{
-		{Exit: "dc|1", Target: "https://example.com:443"}:      {Requests: 3},
-		{Exit: "direct", Target: OtherTargets}:                 {Requests: 5},
+		{Exit: "dc|1", Target: "https://example.com:443"}:           {Requests: 3},
+		{Exit: "direct", Target: OtherTargets}:                      {Requests: 5},
 		{Exit: "socks5://10.0.0.1:1080", Target: "http://[::1]:80"}: {Requests: 7},
 	}}
 	b, err := json.Marshal(in)

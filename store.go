@@ -14,7 +14,7 @@ import (
 //
 // The Transport works on its own in-memory state and shares it in the
 // background: it puts the records it changed and reads the changes of
-// others about four times a second, each call bounded by Config.StoreTimeout.
+// others about four times a second, each call bounded by Config.Sharing.Timeout.
 // Nothing of the store is on the path of a request, except a Pacer's
 // reservation when Config.Politeness asks for one. A store that fails or
 // is slow never fails a request: the Transport goes on with what it knows,
@@ -112,6 +112,36 @@ type Record struct {
 	// Value is warmpool's encoding of the state; a store keeps it as it
 	// is.
 	Value []byte
+}
+
+// Sharing configures what a Transport shares through a Store. The zero
+// value shares nothing.
+type Sharing struct {
+	// Store, if not nil, shares what the Transport learns about targets
+	// and exits (limits, ejections, blocks) with later runs (package
+	// filestore) or a fleet (the redisstore module), and takes what the
+	// others learned; a Store that is also a Pacer holds
+	// Config.Politeness's delays across the fleet. Nil keeps everything in
+	// memory. See Store.
+	Store Store
+	// Timeout bounds each call to Store. Zero means 50 ms: one round trip
+	// to a nearby Redis with room, and the most a paced request waits for
+	// a store that does not answer.
+	Timeout time.Duration
+	// ID names this process to a Pacer's heartbeat (Pacer.Heartbeat).
+	// Empty means the host name, the process id and a random suffix.
+	ID string
+}
+
+// normalize validates the settings and fills in the default Timeout.
+func (s *Sharing) normalize(field string) error {
+	switch {
+	case s.Timeout < 0:
+		return configErr(field+".Timeout", "negative duration %v (want 0 for the default %v)", s.Timeout, defaultStoreTimeout)
+	case s.Timeout == 0:
+		s.Timeout = defaultStoreTimeout
+	}
+	return nil
 }
 
 // ErrStoreClosed is returned by a Store's methods after its Close.

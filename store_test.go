@@ -36,7 +36,7 @@ func TestStoreRestartKeepsResetLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 
 	st := newFileStoreT(t, path)
-	a := newTransport(t, tg, Config{Store: st})
+	a := newTransport(t, tg, Config{Sharing: Sharing{Store: st}})
 	require.Empty(t, hammer(&http.Client{Transport: a}, tg.URL(), 2, 1000))
 	learned := tg.Stats().Resets
 	require.Positive(t, learned)
@@ -46,7 +46,7 @@ func TestStoreRestartKeepsResetLimit(t *testing.T) {
 	st.Close() // writes the file
 
 	st2 := newFileStoreT(t, path)
-	b := newTransport(t, tg, Config{Store: st2})
+	b := newTransport(t, tg, Config{Sharing: Sharing{Store: st2}})
 	require.Empty(t, hammer(&http.Client{Transport: b}, tg.URL(), 2, 2000))
 	assert.Equal(t, learned, tg.Stats().Resets, "the restarted process paid no reset")
 	pol := onlyPolicy(t, b.Snapshot())
@@ -92,8 +92,8 @@ func TestStoreSharesEjection(t *testing.T) {
 	exits := []Exit{{Name: "bad", Proxy: "http://" + bad}, {Name: "good", Proxy: good.URLString()}}
 	st := newFileStoreT(t, filepath.Join(t.TempDir(), "state.json"))
 	health := Health{ConsecutiveFailures: 2, Cooldown: time.Minute}
-	a := newTransport(t, tg, Config{Exits: exits, Store: st, Health: health, RotateEachRequest: true})
-	b := newTransport(t, tg, Config{Exits: exits, Store: st, Health: health, RotateEachRequest: true})
+	a := newTransport(t, tg, Config{Exits: exits, Sharing: Sharing{Store: st}, Health: health, RotateEachRequest: true})
+	b := newTransport(t, tg, Config{Exits: exits, Sharing: Sharing{Store: st}, Health: health, RotateEachRequest: true})
 
 	ca := &http.Client{Transport: a}
 	for i := 0; a.Snapshot().Exits["bad"].Healthy; i++ {
@@ -128,7 +128,7 @@ func TestStoreSharesBlocks(t *testing.T) {
 		w.Write([]byte("ok"))
 	})})
 	st := newFileStoreT(t, filepath.Join(t.TempDir(), "state.json"))
-	a := newTransport(t, tg, Config{Exits: exits, Store: st, RotateEachRequest: true})
+	a := newTransport(t, tg, Config{Exits: exits, Sharing: Sharing{Store: st}, RotateEachRequest: true})
 	ca := &http.Client{Transport: a}
 	for range 40 {
 		resp, err := ca.Get(tg.URL())
@@ -144,7 +144,7 @@ func TestStoreSharesBlocks(t *testing.T) {
 	require.NotEmpty(t, avoided, "the banned exit was not avoided: %+v", a.Snapshot().Blocks)
 	a.Close()
 
-	b := newTransport(t, tg, Config{Exits: exits, Store: st, RotateEachRequest: true})
+	b := newTransport(t, tg, Config{Exits: exits, Sharing: Sharing{Store: st}, RotateEachRequest: true})
 	bans := len(tg.Stats().Arrivals)
 	cb := &http.Client{Transport: b}
 	for range 40 {
@@ -162,11 +162,11 @@ func TestStoreSharesBlocks(t *testing.T) {
 	assert.True(t, shown, "the shared block is not in the Snapshot: %+v", b.Snapshot().Blocks)
 }
 
-// TestStoreTimeoutValidation: a negative StoreTimeout is refused, naming
+// TestStoreTimeoutValidation: a negative Sharing.Timeout is refused, naming
 // the field.
 func TestStoreTimeoutValidation(t *testing.T) {
-	_, err := New(Config{StoreTimeout: -time.Second})
-	assert.ErrorContains(t, err, "Config.StoreTimeout")
+	_, err := New(Config{Sharing: Sharing{Timeout: -time.Second}})
+	assert.ErrorContains(t, err, "Config.Sharing.Timeout")
 }
 
 // injectedStore is a Pacer that hands out fixed records (as anyone who
@@ -225,7 +225,7 @@ func TestSharedRecordsAreClamped(t *testing.T) {
 	}}
 	rt := newTransport(t, tg, Config{
 		Exits:      []Exit{{Name: "direct"}, {Name: "px", Proxy: px.URLString()}},
-		Store:      st,
+		Sharing:    Sharing{Store: st},
 		Health:     Health{MaxCooldown: time.Minute},
 		Blocks:     Blocks{MaxCooldown: 2 * time.Minute},
 		Politeness: Politeness{Delay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond},

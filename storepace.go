@@ -2,7 +2,7 @@ package warmpool
 
 import "time"
 
-// fleetClocks is the politeKeeper of a Transport whose Config.Store is a
+// fleetClocks is the politeKeeper of a Transport whose Config.Sharing.Store is a
 // Pacer: each turn is reserved from the Pacer, so that the delay holds
 // across every process that shares it. The local clocks keep the queue
 // bound, AutoThrottle's delay and the holds, and pace alone while the

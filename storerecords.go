@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// This file holds what Config.Store shares, kind by kind: the record of each
+// This file holds what Config.Sharing.Store shares, kind by kind: the record of each
 // piece of state (export) and how another Transport's record is taken
 // (adopt). Values are JSON: readable in Redis and in a file store.
 

@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// StoreStats is the state of Config.Store, in Snapshot.Store.
+// StoreStats is the state of Config.Sharing.Store, in Snapshot.Store.
 type StoreStats struct {
 	// Degraded is set while the store fails or does not answer within
-	// Config.StoreTimeout: the Transport goes on with what it knows, and
+	// Config.Sharing.Timeout: the Transport goes on with what it knows, and
 	// puts its records again when the store answers. DegradedSince is when
 	// that began, LastError the last failure.
 	Degraded      bool
@@ -45,7 +45,7 @@ type recordRef struct {
 const maxStoreRefs = 4 * maxHostRows
 
 // storeSync shares the Transport's target and exit state through
-// Config.Store: the request path only marks what changed (changedLimit,
+// Config.Sharing.Store: the request path only marks what changed (changedLimit,
 // changedEjection, changedBlock: a map insert, when something was learned);
 // a background goroutine puts those records and takes the others' every
 // storeSyncEvery. A nil *storeSync (no store) does nothing.
@@ -74,7 +74,7 @@ type storeSync struct {
 }
 
 func newStoreSync(t *Transport) *storeSync {
-	s := &storeSync{t: t, store: t.cfg.Store, id: t.cfg.StoreID, timeout: t.cfg.StoreTimeout,
+	s := &storeSync{t: t, store: t.cfg.Sharing.Store, id: t.cfg.Sharing.ID, timeout: t.cfg.Sharing.Timeout,
 		dirty: make(map[recordRef]struct{}), known: make(map[recordRef]uint64), holds: make(map[string]time.Time)}
 	s.pacer, _ = s.store.(Pacer)
 	if s.id == "" {

@@ -210,7 +210,7 @@ func (t *Transport) Events() []SocketEvent {
 	return out
 }
 
-// ejected logs an exit's ejection at Info and shares it (Config.Store).
+// ejected logs an exit's ejection at Info and shares it (Config.Sharing.Store).
 func (t *Transport) ejected(e *exit) {
 	t.store.changedEjection(e)
 	if lg := t.cfg.Logger; lg != nil {
@@ -220,7 +220,7 @@ func (t *Transport) ejected(e *exit) {
 }
 
 // learned logs a policy that this Transport's sockets changed, at Info,
-// and shares it (Config.Store).
+// and shares it (Config.Sharing.Store).
 func (t *Transport) learned(hp *hostPolicy) {
 	t.store.changedLimit(hp)
 	t.logLearned(hp)

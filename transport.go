@@ -43,7 +43,7 @@ type Transport struct {
 	dead     deadTargets  // targets no exit could reach (Health.DeadTargetTTL)
 	blocks   blockKeeper  // blocks per exit and target (Config.Blocks)
 	polite   politeKeeper // pacing per target (Config.Politeness)
-	store    *storeSync   // sharing through Config.Store; nil without one
+	store    *storeSync   // sharing through Config.Sharing.Store; nil without one
 
 	idle      atomic.Int64 // sockets open with no request in flight (Config.IdleGaps)
 	firstGap  atomic.Int64 // smoothed first gap of targets, in ns (see rhythm)
@@ -69,8 +69,8 @@ const defaultSweepInterval = 250 * time.Millisecond
 // New validates cfg and returns a Transport. Invalid configuration returns
 // a *ConfigError naming the field. The Transport starts one background
 // goroutine that expires idle sockets, and one more that shares state with
-// Config.Store when it is set (New first takes what the store holds, within
-// Config.StoreTimeout); Close stops them.
+// Config.Sharing.Store when it is set (New first takes what the store holds, within
+// Config.Sharing.Timeout); Close stops them.
 func New(cfg Config) (*Transport, error) {
 	return newWithClock(cfg, time.Now)
 }
@@ -97,7 +97,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 		t.exits = append(t.exits, ex)
 	}
 	t.blocks = newBlockTable(&t.cfg.Blocks, len(t.exits))
-	t.polite = newPoliteClocks(&t.cfg.Politeness, t.intN)
+	t.polite = newPoliteClocks(&t.cfg.Politeness, t.cfg.MaxQueue, t.intN)
 	t.baseSet = exitSet{t: t, shared: true}
 	if cfg.envProxy != nil {
 		for i := range t.exits {
@@ -115,7 +115,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	t.bg, t.closeDone = newGoroutines(), make(chan struct{})
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.done = t.ctx.Done()
-	if cfg.Store != nil {
+	if cfg.Sharing.Store != nil {
 		t.store = newStoreSync(t)
 		if t.store.pacer != nil {
 			t.polite = &fleetClocks{politeClocks: t.polite.(*politeClocks), s: t.store}
@@ -189,7 +189,7 @@ func (t *Transport) policySnapshot() map[PolicyKey]HostPolicy {
 				continue
 			}
 			// A policy no socket used yet is listed when it has something
-			// to show: configured, or adopted from Config.Store.
+			// to show: configured, or adopted from Config.Sharing.Store.
 			if v := hp.snapshot(); hp.used.Load() || v != (HostPolicy{}) {
 				out[PolicyKey{Target: tp.name, Proto: hp.proto}] = v
 			}
@@ -229,7 +229,7 @@ func (t *Transport) pool(e *exit, k hostKey, target Target) *hostPool {
 	now := t.now()
 	p.sc = scopes{&t.metrics.total, &e.stats, t.metrics.target(target, now), t.metrics.pair(e.name, target, now)}
 	if t.cfg.Concurrency.Enable {
-		p.lim = newLimiter(&t.cfg.Concurrency, t.now, t.done)
+		p.lim = newLimiter(&t.cfg.Concurrency, t.cfg.MaxQueue, t.now, t.done)
 	}
 	return t.pools.LoadOrStore(pk, p)
 }
@@ -286,9 +286,6 @@ func (t *Transport) Close() error {
 	t.bg.wait(me)
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		p.closeIdle(CloseClientClose, true)
-		if p.lim != nil {
-			p.lim.stop()
-		}
 		return true
 	})
 	close(t.closeDone)

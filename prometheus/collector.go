@@ -151,13 +151,13 @@ func newCollector(snapshot func() warmpool.Snapshot, opts ...Option) *collector 
 		"Sockets dialed in the background that closed without carrying a request.",
 		nil)
 	c.storeDegraded = desc("store_degraded",
-		"1 while Config.Store fails or does not answer in time (the Transport goes on with what it knows).",
+		"1 while Config.Sharing.Store fails or does not answer in time (the Transport goes on with what it knows).",
 		nil)
 	c.storeErrors = desc("store_errors_total",
-		"Failed calls to Config.Store.",
+		"Failed calls to Config.Sharing.Store.",
 		nil)
 	c.storeRecords = desc("store_records_total",
-		"Records shared through Config.Store, by direction: put (learned here), adopted (learned by others) or malformed (skipped: undecodable or out of bounds).",
+		"Records shared through Config.Sharing.Store, by direction: put (learned here), adopted (learned by others) or malformed (skipped: undecodable or out of bounds).",
 		[]string{"direction"})
 	c.storeTurns = desc("store_politeness_turns_total",
 		"Politeness turns, by source: fleet (reserved from the store) or local (the store failed).",

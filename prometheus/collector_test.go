@@ -470,17 +470,17 @@ warmpool_sockets{exit="a|b",host="example.com",state="busy"} 1
 warmpool_sockets{exit="a|b",host="example.com",state="idle"} 1
 warmpool_sockets{exit="a|b",host="example.com",state="retiring"} 1
 warmpool_sockets{exit="a|b",host="example.com",state="spare"} 1
-# HELP warmpool_store_degraded 1 while Config.Store fails or does not answer in time (the Transport goes on with what it knows).
+# HELP warmpool_store_degraded 1 while Config.Sharing.Store fails or does not answer in time (the Transport goes on with what it knows).
 # TYPE warmpool_store_degraded gauge
 warmpool_store_degraded 1
-# HELP warmpool_store_errors_total Failed calls to Config.Store.
+# HELP warmpool_store_errors_total Failed calls to Config.Sharing.Store.
 # TYPE warmpool_store_errors_total counter
 warmpool_store_errors_total 2
 # HELP warmpool_store_politeness_turns_total Politeness turns, by source: fleet (reserved from the store) or local (the store failed).
 # TYPE warmpool_store_politeness_turns_total counter
 warmpool_store_politeness_turns_total{source="fleet"} 11
 warmpool_store_politeness_turns_total{source="local"} 1
-# HELP warmpool_store_records_total Records shared through Config.Store, by direction: put (learned here), adopted (learned by others) or malformed (skipped: undecodable or out of bounds).
+# HELP warmpool_store_records_total Records shared through Config.Sharing.Store, by direction: put (learned here), adopted (learned by others) or malformed (skipped: undecodable or out of bounds).
 # TYPE warmpool_store_records_total counter
 warmpool_store_records_total{direction="adopted"} 7
 warmpool_store_records_total{direction="malformed"} 3

@@ -36,7 +36,7 @@
 //	warmpool_socket_closes_total{exit,host,reason}     ended sockets by warmpool.CloseReason
 //	warmpool_exit_ejections_total{exit}                ejections of the exit for repeated failures
 //	warmpool_unused_prewarms_total                     background sockets that closed unused
-//	warmpool_store_errors_total                        failed calls to Config.Store (with a store)
+//	warmpool_store_errors_total                        failed calls to Config.Sharing.Store (with a store)
 //	warmpool_store_records_total{direction}            records put (learned here) or adopted (from others)
 //	warmpool_store_politeness_turns_total{source}      politeness turns from the fleet or taken locally
 //
@@ -49,7 +49,7 @@
 //	warmpool_concurrency_limit{exit,host}              adaptive concurrency limit (only with Config.Concurrency on)
 //	warmpool_exit_healthy{exit}                        1 while the exit takes requests, 0 while it is ejected
 //	warmpool_exit_blocked_targets{exit}                targets avoiding the exit now (Config.Blocks)
-//	warmpool_store_degraded                            1 while Config.Store fails (with a store)
+//	warmpool_store_degraded                            1 while Config.Sharing.Store fails (with a store)
 //	warmpool_up                                        always 1
 //
 // Summary, per exit only to bound cardinality:
@@ -60,5 +60,5 @@
 //
 // Map-valued counters (errors, responses, socket closes) have a series only
 // for the label values that occurred, and the store's only with a
-// Config.Store; the others are always present.
+// Config.Sharing.Store; the others are always present.
 package prometheus

@@ -7,7 +7,7 @@
 //	st, err := redisstore.New(client, redisstore.Options{Prefix: "crawler:"})
 //	if err != nil { ... }
 //	defer st.Close()
-//	rt, err := warmpool.New(warmpool.Config{Store: st,
+//	rt, err := warmpool.New(warmpool.Config{Sharing: warmpool.Sharing{Store: st},
 //		Politeness: warmpool.Politeness{Delay: 50 * time.Millisecond}}) // 20 req/s per site, fleet-wide
 //
 // Keys (under the hash tag "{prefix}"): r:<kind>:<key> (a record: version,
@@ -40,7 +40,7 @@
 // for more than a day.
 //
 // Redis that is down, slow or flushed never fails a request: warmpool bounds
-// each call (Config.StoreTimeout), goes on with local state, paces at the
+// each call (Config.Sharing.Timeout), goes on with local state, paces at the
 // fleet's delay times the processes last seen alive, and puts everything
 // again when Redis answers.
 package redisstore

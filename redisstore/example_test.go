@@ -23,7 +23,7 @@ func Example() {
 	}
 	defer st.Close()
 	rt, err := warmpool.New(warmpool.Config{
-		Store: st,
+		Sharing: warmpool.Sharing{Store: st},
 		// At most 20 requests a second to each site, for the whole fleet.
 		Politeness: warmpool.Politeness{Delay: 50 * time.Millisecond},
 	})

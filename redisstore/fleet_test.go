@@ -37,7 +37,7 @@ type fleetJob struct {
 	For           time.Duration // GETs to URL for this long
 	Workers       int
 	Delay         time.Duration // Politeness.Delay
-	StoreTimeout  time.Duration // Config.StoreTimeout (0: the default)
+	StoreTimeout  time.Duration // Config.Sharing.Timeout (0: the default)
 	Exits         []string      // proxy URLs (none: direct)
 	// UntilEjected sends GETs until the first exit is ejected (at most
 	// Requests).
@@ -91,7 +91,7 @@ func (job *fleetJob) run() (*fleetResult, error) {
 		return nil, err
 	}
 	defer st.Close()
-	cfg := warmpool.Config{Store: st, StoreTimeout: job.StoreTimeout, TLSClientConfig: &tls.Config{RootCAs: pool}, RotateEachRequest: true,
+	cfg := warmpool.Config{Sharing: warmpool.Sharing{Store: st, Timeout: job.StoreTimeout}, TLSClientConfig: &tls.Config{RootCAs: pool}, RotateEachRequest: true,
 		Politeness: warmpool.Politeness{Delay: job.Delay}}
 	for i, px := range job.Exits {
 		cfg.Exits = append(cfg.Exits, warmpool.Exit{Name: fmt.Sprint("px", i), Proxy: px})

@@ -312,7 +312,7 @@ func TestStoreGivenBackAfterFlush(t *testing.T) {
 	t.Parallel()
 	tg := startTarget(t, target.Config{ResetAfter: 100})
 	st, client, _ := newStore(t, nil, "flush:")
-	rt, err := warmpool.New(warmpool.Config{Store: st, TLSClientConfig: tg.TLSConfig()})
+	rt, err := warmpool.New(warmpool.Config{Sharing: warmpool.Sharing{Store: st}, TLSClientConfig: tg.TLSConfig()})
 	require.NoError(t, err)
 	defer rt.Close()
 	c := &http.Client{Transport: rt}

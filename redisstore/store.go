@@ -57,7 +57,7 @@ const purgePerPut = 4
 // Store keeps warmpool's shared state in Redis: learned limits, proxy exits'
 // ejections and blocks as versioned records that expire, politeness turns
 // as one clock per target (GCRA, in Redis time), and the processes' heart
-// beats. It implements warmpool.Pacer: give it to warmpool.Config.Store.
+// beats. It implements warmpool.Pacer: give it to warmpool.Config.Sharing.Store.
 // Every method is one round trip (Put: one pipeline). It is safe for
 // concurrent use.
 type Store struct {
