@@ -218,8 +218,11 @@ func TestServerBudgetRule(t *testing.T) {
 // request, where the rule that waits for two agreeing resets paid a second
 // reset on the next socket. Then 8 workers on a WAF resetting at 101: a
 // socket whose 101st request was already on its way when the first reset
-// was seen is reset too (sockets opened together reach 101 together), so
-// each of 3 runs sees 1-3 resets: logged, and at most 3.
+// was seen is reset too (sockets opened together reach 101 together). On an
+// idle machine each of 3 runs sees 1-3 resets (logged); the bound that
+// holds whatever the scheduling is one per request in flight when the
+// first reset was seen: at most 8. (4 were seen with helpers compiling on
+// both cores; the earlier bound of 3 was the idle machine's.)
 func TestResetLimitIsProvisionalAfterTheFirstReset(t *testing.T) {
 	tg := startTarget(t, target.Config{ResetAfter: 10})
 	rt := newTransport(t, tg, Config{Prewarm: Prewarm{Disable: true}})
@@ -238,7 +241,7 @@ func TestResetLimitIsProvisionalAfterTheFirstReset(t *testing.T) {
 		rt := newTransport(t, tg, Config{})
 		assert.Empty(t, hammer(&http.Client{Transport: rt}, tg.URL(), 8, 1600))
 		resets := tg.Stats().Resets
-		assert.LessOrEqual(t, resets, 3, "run %d", run)
+		assert.LessOrEqual(t, resets, 8, "run %d: more resets than requests in flight", run)
 		t.Logf("8 workers, run %d: %d resets, policy %+v", run, resets, onlyPolicy(t, rt.Snapshot()))
 		rt.Close()
 		tg.Close()

@@ -7,36 +7,97 @@ import (
 	"time"
 )
 
-// lease is one request attempt's claim on a socket, from the pool's
-// acquire to the end of its response body (or its failure).
+// lease is one request attempt: its claim on a socket, from the pool's
+// acquire to the end of its response body (or its failure), and the
+// sending of its request (send).
 //
-// begin and end own everything that goes up when an attempt starts and down
-// when it ends, so that each pair lives in one place: the exit's and the
-// scopes' in-flight gauges, the socket's slot (pool.release), the concurrency
-// slot, and the attempt's OnRequest event. end runs exactly once per
-// attempt that began.
+// send (through begin) and end own everything that goes up when an attempt
+// starts and down when it ends, so that each pair lives in one place: the
+// exit's and the scopes' in-flight gauges, the socket's slot
+// (pool.release), the concurrency slot, and the attempt's OnRequest event.
+// end runs exactly once per attempt that began.
 type lease struct {
-	// Set by the pool (claimLocked, acquire).
-	s     *socket
-	state RequestClass
-	n     int  // the request's position on the socket
-	last  bool // the socket retires after this request
-	// callerClose: the caller set Request.Close, so the socket ends after
-	// this request by the caller's wish (and a "Connection: close" answer
-	// teaches nothing about the server).
-	callerClose bool
-	waited      bool
-	wait        time.Duration
-	idle        time.Duration
-	written     int64 // bytes written on the socket when the lease began
-	dialTime    Timings
-	slot        slot // concurrency slot, when adaptive concurrency is on
+	// Set by hostPool.claimLocked: the socket, and the attempt's place
+	// and class on it.
+	s        *socket
+	state    RequestClass
+	n        int  // the request's position on the socket
+	last     bool // the socket retires after this request
+	idle     time.Duration
+	dialTime Timings
 
-	// Set by begin.
+	// Set by reserved, once the socket's ClientConn took the request.
+	waited  bool
+	wait    time.Duration
+	written int64 // bytes written on the socket when the lease began
+
+	// Set by Transport.lease: the concurrency slot, when adaptive
+	// concurrency is on.
+	slot slot
+
+	// Set by send (begin).
 	p       *hostPool
 	req     *http.Request // the caller's request
 	attempt int
 	sent    time.Time
+	// callerClose: the caller set Request.Close, so the socket ends after
+	// this request by the caller's wish (and a "Connection: close" answer
+	// teaches nothing about the server).
+	callerClose bool
+}
+
+// reserved records that the lease's socket took the request (its
+// ClientConn's Reserve succeeded) at now, for a request that asked for a
+// socket at start; waited says it waited for a dial or a busy socket.
+func (l *lease) reserved(start, now time.Time, waited bool) {
+	l.written = l.s.conn.written.Load()
+	if waited {
+		l.waited = true
+		l.wait = now.Sub(start)
+	}
+}
+
+// send sends out, the request to put on the wire for the caller's req, as
+// attempt number attempt through p, and returns the response (its body
+// wrapped so that its end ends the lease) or what failed. It begins the
+// lease and, on failure, ends it.
+func (l *lease) send(p *hostPool, req, out *http.Request, attempt int) (*http.Response, *failure) {
+	t := p.t
+	l.begin(p, req, attempt)
+	if out.Close {
+		// The caller asked for this socket's end: it takes no new
+		// request, and its close is the client's, not the server's
+		// (HTTP/2 closes an idle socket marked so without a word).
+		l.callerClose = true
+		p.retire(l.s, CloseClientClose)
+	}
+	if !l.s.h2 {
+		switch {
+		case l.last && !out.Close:
+			c := *out
+			c.Close = true
+			out = &c
+		case l.n == 1 && t.cfg.KeepAliveProbe && !t.cfg.DisableLearning && out.Header.Get("Connection") == "":
+			// Ask for the server's keep-alive limits: Apache
+			// announces them only to a keep-alive token.
+			c := *out
+			c.Header = out.Header.Clone()
+			c.Header.Set("Connection", "keep-alive")
+			out = &c
+		}
+	}
+	callerGotConn(req.Context(), l.s, l.state, l.idle)
+	l.sent = t.now()
+	resp, err := l.s.cc.RoundTrip(out)
+	if err == nil {
+		resp.Request = req // the caller's, never a copy of warmpool's
+		return l.respond(resp), nil
+	}
+	wrote := l.s.conn.written.Load() != l.written
+	lost := lostSocket(l.s, err) && !badAnswer(err)
+	drop := giveUpOf(req).err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
+	l.end(outcome{err: err, wrote: wrote, drop: drop})
+	return nil, &failure{phase: failedSend, err: err, exit: p.exit, p: p, wrote: wrote, lost: lost, cold: l.state == ClassCold, n: l.n}
 }
 
 // outcome is how an attempt ended, as lease.end records it.

@@ -170,12 +170,7 @@ func (p *hostPool) acquire(g giveUp, failedAt int) (lease, error) {
 				waited = true
 				continue
 			}
-			l.s = s
-			l.written = s.conn.written.Load()
-			if waited {
-				l.waited = true
-				l.wait = t.now().Sub(start)
-			}
+			l.reserved(start, t.now(), waited)
 			p.maybePrewarm(bud.MaxRequests)
 			return l, nil
 		}
@@ -305,7 +300,7 @@ func (p *hostPool) warm(now time.Time, failedAt int) (ok, reused bool) {
 // socket at start, and classifies the request. p.mu must be held.
 func (p *hostPool) claimLocked(s *socket, now, start time.Time, hostMax int) lease {
 	last := s.budget.take(hostMax)
-	l := lease{n: s.budget.assigned, last: last}
+	l := lease{s: s, n: s.budget.assigned, last: last}
 	switch {
 	case l.n > 1:
 		l.state = ClassReused
@@ -457,10 +452,7 @@ func (p *hostPool) dialForRequest(g giveUp, start time.Time) (l lease, unused bo
 		p.onState(s)
 		return lease{}, true, fmt.Errorf("warmpool: new socket to %s via exit %q closed before its first request: %w", p.key.addr, p.exit.name, err)
 	}
-	l.s = s
-	l.written = s.conn.written.Load()
-	l.waited = true
-	l.wait = now.Sub(start)
+	l.reserved(start, now, true)
 	return l, false, nil
 }
 

@@ -134,7 +134,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if f == nil {
 			return resp, nil
 		}
-		retry := t.shouldRetry(req, f, &r)
+		r.record(f, t.live(&r))
+		retry := t.retryable(req, f, &r) && r.next(req, f)
+		if !retry {
+			f.err = t.final(f, &r)
+		}
 		t.count(target, f, retry)
 		if !retry {
 			t.maybeDead(key, &r)
@@ -206,42 +210,7 @@ func (t *Transport) try(req *http.Request, key hostKey, target Target, r *tries)
 	if err != nil {
 		return nil, &failure{phase: failedAcquire, err: err, exit: e, p: p}
 	}
-	l.begin(p, req, r.attempt)
-	send := r.out
-	if send.Close {
-		// The caller asked for this socket's end: it takes no new
-		// request, and its close is the client's, not the server's
-		// (HTTP/2 closes an idle socket marked so without a word).
-		l.callerClose = true
-		p.retire(l.s, CloseClientClose)
-	}
-	if !l.s.h2 {
-		switch {
-		case l.last && !send.Close:
-			c := *send
-			c.Close = true
-			send = &c
-		case l.n == 1 && t.cfg.KeepAliveProbe && !t.cfg.DisableLearning && send.Header.Get("Connection") == "":
-			// Ask for the server's keep-alive limits: Apache
-			// announces them only to a keep-alive token.
-			c := *send
-			c.Header = send.Header.Clone()
-			c.Header.Set("Connection", "keep-alive")
-			send = &c
-		}
-	}
-	callerGotConn(ctx, l.s, l.state, l.idle)
-	l.sent = t.now()
-	resp, err := l.s.cc.RoundTrip(send)
-	if err == nil {
-		resp.Request = req // the caller's, never a copy of warmpool's
-		return l.respond(resp), nil
-	}
-	wrote := l.s.conn.written.Load() != l.written
-	lost := lostSocket(l.s, err) && !badAnswer(err)
-	drop := r.g.err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
-	l.end(outcome{err: err, wrote: wrote, drop: drop})
-	return nil, &failure{phase: failedSend, err: err, exit: e, p: p, wrote: wrote, lost: lost, cold: l.state == ClassCold, n: l.n}
+	return l.send(p, req, r.out, r.attempt)
 }
 
 // badAnswer reports whether err is the server's answer rather than a
@@ -310,91 +279,6 @@ func (t *Transport) lease(g giveUp, e *exit, key hostKey, target Target, failedA
 	}
 }
 
-// shouldRetry is warmpool's one retry rule. It reports whether the request
-// goes out again after the failed attempt f, and records in r what the next
-// attempt sends and avoids. f.err becomes the error to return otherwise.
-//
-//   - Never after the caller gave up (its context ended, or its
-//     Request.Cancel fired: see giveUp) or the Transport closed.
-//   - A failed dial sent nothing: any request then tries each other
-//     eligible exit once.
-//   - An attempt that failed on a socket is sent again only when the
-//     socket broke under it (lostSocket): never after an error of the
-//     request's own, which would fail again, nor after the server's own
-//     answer (oversized or malformed: badAnswer), which another socket
-//     would get too. As in net/http, only a socket that waited (reused, or
-//     a spare) is retried, since the server may have closed it meanwhile:
-//     a socket dialed for the attempt that fails on it is the server's
-//     answer too (a server that resets every connection gets one per
-//     request, as from net/http), except through a proxy exit, which may
-//     have died under it: that attempt goes again once, through another
-//     exit (so two connections at most). Then at most maxAttempts in all, and
-//     only under net/http's rule: nothing was written, or the request is
-//     replayable and its body can be had again (rewind). A reused socket
-//     that failed on its Nth request makes the next attempt skip sockets
-//     at their Nth request or later.
-//
-// (A new socket that closed before its first request is no attempt: the
-// pool redials it once, in acquire.)
-func (t *Transport) shouldRetry(req *http.Request, f *failure, r *tries) bool {
-	retry := false
-	live := r.g.err() == nil && !t.closed.Load()
-	switch f.phase {
-	case failedNoExit:
-		f.err = r.lastErr
-		if f.err == nil || !t.anyHealthy(t.now()) {
-			f.err = t.noHealthyExit(r.lastErr)
-		}
-	case failedAcquire:
-		var de *DialError
-		if live && errors.As(f.err, &de) {
-			r.lastErr = f.err
-			r.set = r.set.withTried(f.exit.idx)
-			r.dialFailures++
-			if de.targetFault {
-				r.targetFaults++
-			}
-			retry = r.dialFailures < len(t.exits)
-		}
-	case failedSend:
-		r.sent++
-		// A socket dialed for the attempt is retried only through
-		// another exit, once, when it went through a proxy: a proxy that
-		// died breaks a fresh tunnel like an old one.
-		coldOK := f.cold && f.exit.proxy != nil && len(t.exits) > 1 && !r.coldRetried
-		if live && f.lost && (!f.cold || coldOK) && r.attempt < maxAttempts {
-			if next, ok := rewind(req, !f.wrote); ok {
-				retry = true
-				if f.cold {
-					r.set = r.set.withTried(f.exit.idx)
-					r.coldRetried = true
-				}
-				r.out = next
-				r.lastErr = f.err
-				r.failedAt = 0
-				if f.n > 1 {
-					r.failedAt = f.n
-				}
-				r.attempt++
-			}
-		}
-	}
-	if retry {
-		return true
-	}
-	if f.phase != failedSend {
-		// The socket's RoundTrip closes the body it was given.
-		closeReqBody(r.out)
-	}
-	if f.phase == failedSend {
-		f.err = unwrapReadFromServer(f.err)
-	}
-	if t.closed.Load() && !errors.Is(f.err, ErrClosed) {
-		f.err = fmt.Errorf("%w: %w", ErrClosed, f.err)
-	}
-	return false
-}
-
 // unwrapReadFromServer returns the error inside net/http's internal
 // transportReadFromServerError, as http.Transport.RoundTrip does before
 // returning it, so that callers see the same error chain (a ClientConn
@@ -447,38 +331,6 @@ func (t *Transport) countError(target Target, k ErrorKind) {
 		c.errors.Add(1)
 		c.errKinds[i].Add(1)
 	}
-}
-
-// rewind returns the request to send again after a failed attempt, or false
-// when sending it again could duplicate a side effect.
-func rewind(req *http.Request, nothingWritten bool) (*http.Request, bool) {
-	if !nothingWritten && !replayable(req) {
-		return nil, false
-	}
-	if req.Body == nil || req.Body == http.NoBody {
-		return req, true
-	}
-	if req.GetBody == nil {
-		return nil, false
-	}
-	body, err := req.GetBody()
-	if err != nil {
-		return nil, false
-	}
-	c := *req
-	c.Body = body
-	return &c, true
-}
-
-// replayable reports whether req may be sent twice, as net/http decides.
-func replayable(req *http.Request) bool {
-	switch req.Method {
-	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	_, a := req.Header["Idempotency-Key"]
-	_, b := req.Header["X-Idempotency-Key"]
-	return a || b
 }
 
 func closeReqBody(req *http.Request) {
