@@ -318,9 +318,9 @@ func TestHTTP10TargetGetsPrewarmedSockets(t *testing.T) {
 func TestHostBudgetsShowAsConfigured(t *testing.T) {
 	rt := newTransport(t, nil, Config{HostBudgets: map[string]Budget{
 		"Example.COM": {MaxRequests: 9}, "example.com:8443": {MaxRequests: 4}}})
-	rt.policy(hostKey{scheme: "https", addr: "example.com:443"}, "example.com")
-	rt.policy(hostKey{scheme: "https", addr: "EXAMPLE.com:8443"}, "example.com")
-	rt.policy(hostKey{scheme: "http", addr: "example.com:80"}, "example.com")
+	for _, k := range []hostKey{{scheme: "https", addr: "example.com:443"}, {scheme: "https", addr: "EXAMPLE.com:8443"}, {scheme: "http", addr: "example.com:80"}} {
+		rt.policy(k, k.target())
+	}
 	s := rt.Snapshot()
 	for url, want := range map[string]int{"https://example.com/": 9, "https://example.com:8443/": 4, "http://Example.com/": 9} {
 		for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {

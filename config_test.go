@@ -85,7 +85,7 @@ func TestConfigIsCopied(t *testing.T) {
 	defer rt.Close()
 	hb["a.example"] = Budget{MaxRequests: 100}
 	exits[0].Name = "changed"
-	assert.Equal(t, 3, rt.policy(hostKey{scheme: "https", addr: "a.example:443"}, "a.example").h1.current().MaxRequests)
+	assert.Equal(t, 3, rt.policy(hostKey{scheme: "https", addr: "a.example:443"}, "https://a.example:443").h1.current().MaxRequests)
 	assert.Contains(t, rt.Snapshot().Exits, "x")
 }
 

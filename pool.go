@@ -240,13 +240,7 @@ func (p *hostPool) pickLocked(now, start time.Time, hostMax, failedAt int, gone 
 			*gone = append(*gone, s)
 			continue
 		}
-		if !s.usableLocked() || s.budget.full(hostMax) {
-			continue
-		}
-		if !s.h2 && s.inflight > 0 || s.cc.Available() == 0 {
-			continue
-		}
-		if failedAt > 0 && s.budget.assigned+1 >= failedAt {
+		if !s.takesLocked(hostMax, failedAt) {
 			continue
 		}
 		if best == nil || (best.budget.assigned == 0 && s.budget.assigned > 0) {
@@ -262,6 +256,23 @@ func (p *hostPool) pickLocked(now, start time.Time, hostMax, failedAt int, gone 
 	return best, p.claimLocked(best, now, start, hostMax)
 }
 
+// takesLocked reports whether s can take a request now: it is usable (not
+// retiring or closed), has budget left under hostMax, has a free slot (an
+// HTTP/1.1 socket carries one request at a time), and, with failedAt > 0,
+// its next request would come before number failedAt. It is the one
+// "usable socket" test of pickLocked and warm. p.mu must be held.
+func (s *socket) takesLocked(hostMax, failedAt int) bool {
+	switch {
+	case !s.usableLocked() || s.budget.full(hostMax):
+		return false
+	case !s.h2 && s.inflight > 0 || s.cc.Available() == 0:
+		return false
+	case failedAt > 0 && s.budget.assigned+1 >= failedAt:
+		return false
+	}
+	return true
+}
+
 // warm reports whether the pool has a socket a request could take now,
 // without a dial or a wait (as pickLocked would find it), and whether that
 // socket has carried requests before. It claims nothing: the request then
@@ -274,16 +285,11 @@ func (p *hostPool) warm(now time.Time, failedAt int) (ok, reused bool) {
 		return false, false
 	}
 	for _, s := range p.sockets {
-		if !s.usableLocked() || s.budget.full(bud.MaxRequests) || p.h2GoneLocked(s) {
-			continue
-		}
-		if !s.h2 && s.inflight > 0 || s.cc.Available() == 0 {
-			continue
-		}
-		if failedAt > 0 && s.budget.assigned+1 >= failedAt {
+		if p.h2GoneLocked(s) || !s.takesLocked(bud.MaxRequests, failedAt) {
 			continue
 		}
 		if s.inflight == 0 {
+			// acquire expires such a socket before it picks.
 			if _, exp := expired(now, s.born, s.lastUsed, bud, p.t.cfg.IdleConnTimeout); exp {
 				continue
 			}
