@@ -148,7 +148,8 @@ type Config struct {
 	Politeness Politeness
 	// Store, if not nil, shares what the Transport learns about targets
 	// and exits (limits, ejections, blocks) with later runs
-	// (NewFileStore) or a fleet (the redisstore module), and takes what
+	// (filestore.New (package github.com/warmpool/warmpool/filestore)) or
+	// a fleet (the redisstore module), and takes what
 	// the others learned; a Store that is also a Pacer holds
 	// Config.Politeness's delays across the fleet. Nil keeps everything in
 	// memory. See Store.

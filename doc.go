@@ -101,7 +101,8 @@
 //   - store.go: the Store and Pacer interfaces; storesync.go: sharing
 //     through Config.Store in the background; storerecords.go: what each
 //     shared record holds and how it is taken; storepace.go: politeness
-//     turns reserved from a Pacer; filestore.go: NewFileStore.
+//     turns reserved from a Pacer. The file store is filestore.New (package
+//     github.com/warmpool/warmpool/filestore).
 //   - metrics.go: lock-free counters and bounded rows; snapshot.go: Stats and
 //     Snapshot; trace.go: request classification, events, logging and the
 //     caller's httptrace; histogram.go: fixed-size latency histograms.
