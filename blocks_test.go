@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warmpool/warmpool/internal/target"
-	"github.com/warmpool/warmpool/internal/testproxy"
+	"github.com/warmpool/warmpool/internal/testenv"
 )
 
 // banTarget answers 403 to the source addresses in ban (all of them with
@@ -73,9 +73,8 @@ func (bt *banTarget) counts() (seen, forbidden map[string]int) {
 // fourExits returns 4 CONNECT exits sending from 127.0.0.2 to 127.0.0.5.
 func fourExits(t *testing.T) []Exit {
 	var exits []Exit
-	for i := range 4 {
-		px := startProxy(t, testproxy.Config{SourceIP: fmt.Sprintf("127.0.0.%d", i+2)})
-		exits = append(exits, Exit{Name: fmt.Sprint("px", i), Proxy: px.URLString()})
+	for i, u := range testenv.FourProxies(t) {
+		exits = append(exits, Exit{Name: fmt.Sprint("px", i), Proxy: u})
 	}
 	return exits
 }

@@ -10,7 +10,6 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warmpool/warmpool/internal/target"
+	"github.com/warmpool/warmpool/internal/testenv"
 	"github.com/warmpool/warmpool/internal/testproxy"
 )
 
@@ -29,10 +29,7 @@ func TestMain(m *testing.M) {
 // startTarget starts a test target and stops it when the test ends.
 func startTarget(t testing.TB, cfg target.Config) *target.Target {
 	t.Helper()
-	tg, err := target.Start(cfg)
-	require.NoError(t, err, "start test target")
-	t.Cleanup(func() { tg.Close() })
-	return tg
+	return testenv.StartTarget(t, cfg)
 }
 
 // newTransport builds a Transport trusting tg and closes it when the test
@@ -64,19 +61,8 @@ func onlyPolicy(t *testing.T, s Snapshot) HostPolicy {
 	return HostPolicy{}
 }
 
-// get sends one GET and reads the whole body.
-func get(c *http.Client, url string) error {
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return err
-}
+// get sends one GET and reads the whole body (testenv.Get).
+func get(c *http.Client, url string) error { return testenv.Get(c, url) }
 
 // hangUntil holds a handler until release is closed. If the client gives
 // up first, it aborts the connection rather than answer: the client's TLS
@@ -90,30 +76,9 @@ func hangUntil(r *http.Request, release <-chan struct{}) {
 	}
 }
 
-// hammer sends n GETs to url from g goroutines and returns the errors.
-func hammer(c *http.Client, url string, g, n int) []error {
-	var (
-		mu   sync.Mutex
-		errs []error
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range g {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if err := get(c, url); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errs
-}
+// hammer sends n GETs to url from g goroutines and returns the errors
+// (testenv.Hammer).
+func hammer(c *http.Client, url string, g, n int) []error { return testenv.Hammer(c, url, g, n) }
 
 // checkInvariants asserts Requests == Cold + Prewarmed + Reused for the
 // total, every exit and every host.

@@ -8,7 +8,8 @@ import (
 
 // A Store keeps the state that belongs to a target or an exit rather than
 // to a socket, so that what one Transport learned is known to others: in
-// later runs of one process (NewFileStore) or across a fleet of processes
+// later runs of one process (filestore.New (package
+// github.com/warmpool/warmpool/filestore)) or across a fleet of processes
 // (the redisstore module). It holds three kinds of Record: a target's
 // learned limits, an exit's ejection, and an exit's blocks on a target.
 //

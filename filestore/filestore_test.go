@@ -1,4 +1,4 @@
-package warmpool
+package filestore
 
 import (
 	"bytes"
@@ -15,7 +15,16 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/warmpool/warmpool"
 )
+
+// TestMain checks that no test leaves a goroutine behind (a store's
+// writer runs until Close), as the warmpool package's tests do.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 // fileStoreClock is a clock that tests move by hand.
 type fileStoreClock struct {
@@ -73,32 +82,32 @@ func captureFileStoreLog(t *testing.T) *fileStoreLog {
 }
 
 // openFileStore opens a file store at path and closes it when the test ends.
-func openFileStore(t *testing.T, path string, every time.Duration, now func() time.Time) *fileStore {
+func openFileStore(t *testing.T, path string, every time.Duration, now func() time.Time) *Store {
 	t.Helper()
-	s, err := newFileStore(path, every, now)
+	s, err := newStore(path, every, now)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
 // readFileStoreDoc parses the document at path.
-func readFileStoreDoc(t *testing.T, path string) fileDoc {
+func readFileStoreDoc(t *testing.T, path string) document {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
-	var doc fileDoc
+	var doc document
 	require.NoError(t, json.Unmarshal(b, &doc))
-	require.Equal(t, fileStoreFormat, doc.Format)
+	require.Equal(t, docFormat, doc.Format)
 	return doc
 }
 
-func fileStoreRec(kind RecordKind, key string, version uint64, value string, ttl time.Duration) Record {
-	return Record{Kind: kind, Key: key, Version: version, Value: []byte(value), TTL: ttl}
+func fileStoreRec(kind warmpool.RecordKind, key string, version uint64, value string, ttl time.Duration) warmpool.Record {
+	return warmpool.Record{Kind: kind, Key: key, Version: version, Value: []byte(value), TTL: ttl}
 }
 
 // fileStoreStripped is recs without TTL and Age, to compare what was put.
-func fileStoreStripped(recs []Record) []Record {
-	out := make([]Record, len(recs))
+func fileStoreStripped(recs []warmpool.Record) []warmpool.Record {
+	out := make([]warmpool.Record, len(recs))
 	for i, r := range recs {
 		r.TTL, r.Age = 0, 0
 		out[i] = r
@@ -106,7 +115,7 @@ func fileStoreStripped(recs []Record) []Record {
 	return out
 }
 
-func fileStoreChanges(t *testing.T, s Store, cursor uint64) ([]Record, uint64) {
+func fileStoreChanges(t *testing.T, s warmpool.Store, cursor uint64) ([]warmpool.Record, uint64) {
 	t.Helper()
 	recs, next, err := s.Changes(context.Background(), cursor)
 	require.NoError(t, err)
@@ -118,17 +127,17 @@ func fileStoreChanges(t *testing.T, s Store, cursor uint64) ([]Record, uint64) {
 func TestFileStoreReload(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.json")
-	s, err := NewFileStore(path)
+	s, err := New(path)
 	require.NoError(t, err)
-	put := []Record{
-		fileStoreRec(RecordLimit, "https://a:443 HTTP/1.1", 3, `{"max":100}`, time.Hour),
-		fileStoreRec(RecordHealth, "socks5://10.0.0.7:1080", 1, `{"level":1}`, time.Hour),
-		fileStoreRec(RecordBlock, "https://a:443 socks5://10.0.0.7:1080", 7, "\x00\xffbinary", time.Hour),
+	put := []warmpool.Record{
+		fileStoreRec(warmpool.RecordLimit, "https://a:443 HTTP/1.1", 3, `{"max":100}`, time.Hour),
+		fileStoreRec(warmpool.RecordHealth, "socks5://10.0.0.7:1080", 1, `{"level":1}`, time.Hour),
+		fileStoreRec(warmpool.RecordBlock, "https://a:443 socks5://10.0.0.7:1080", 7, "\x00\xffbinary", time.Hour),
 	}
 	require.NoError(t, s.Put(ctx, put))
 	require.NoError(t, s.Close())
 
-	s2, err := NewFileStore(path)
+	s2, err := New(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s2.Close() })
 	recs, next := fileStoreChanges(t, s2, 0)
@@ -148,9 +157,9 @@ func TestFileStoreReloadDropsExpired(t *testing.T) {
 	clk := newFileStoreClock()
 	path := filepath.Join(t.TempDir(), "state.json")
 	s := openFileStore(t, path, time.Hour, clk.now)
-	require.NoError(t, s.Put(ctx, []Record{
-		fileStoreRec(RecordLimit, "short", 1, "s", time.Minute),
-		fileStoreRec(RecordLimit, "long", 2, "l", time.Hour),
+	require.NoError(t, s.Put(ctx, []warmpool.Record{
+		fileStoreRec(warmpool.RecordLimit, "short", 1, "s", time.Minute),
+		fileStoreRec(warmpool.RecordLimit, "long", 2, "l", time.Hour),
 	}))
 	require.NoError(t, s.Close())
 	assert.Len(t, readFileStoreDoc(t, path).Records, 2)
@@ -178,25 +187,25 @@ func TestFileStoreStaleVersions(t *testing.T) {
 	ctx := context.Background()
 	clk := newFileStoreClock()
 	s := openFileStore(t, filepath.Join(t.TempDir(), "state.json"), time.Hour, clk.now)
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 3, "v3", time.Hour)}))
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 2, "v2", time.Hour)}))
-	require.NoError(t, s.Put(ctx, []Record{
-		fileStoreRec(RecordLimit, "k", 3, "v3 again", time.Hour),
-		fileStoreRec(RecordHealth, "k", 1, "other kind", time.Hour),
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 3, "v3", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 2, "v2", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{
+		fileStoreRec(warmpool.RecordLimit, "k", 3, "v3 again", time.Hour),
+		fileStoreRec(warmpool.RecordHealth, "k", 1, "other kind", time.Hour),
 	}))
 	recs, _ := fileStoreChanges(t, s, 0)
-	assert.Equal(t, []Record{
-		fileStoreRec(RecordLimit, "k", 3, "v3", 0),
-		fileStoreRec(RecordHealth, "k", 1, "other kind", 0),
+	assert.Equal(t, []warmpool.Record{
+		fileStoreRec(warmpool.RecordLimit, "k", 3, "v3", 0),
+		fileStoreRec(warmpool.RecordHealth, "k", 1, "other kind", 0),
 	}, fileStoreStripped(recs))
 
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 4, "v4", time.Minute)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 4, "v4", time.Minute)}))
 	clk.advance(2 * time.Minute) // v4 expires
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 1, "v1 after expiry", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 1, "v1 after expiry", time.Hour)}))
 	recs, _ = fileStoreChanges(t, s, 0)
-	assert.Equal(t, []Record{
-		fileStoreRec(RecordHealth, "k", 1, "other kind", 0),
-		fileStoreRec(RecordLimit, "k", 1, "v1 after expiry", 0),
+	assert.Equal(t, []warmpool.Record{
+		fileStoreRec(warmpool.RecordHealth, "k", 1, "other kind", 0),
+		fileStoreRec(warmpool.RecordLimit, "k", 1, "v1 after expiry", 0),
 	}, fileStoreStripped(recs))
 }
 
@@ -209,9 +218,9 @@ func TestFileStoreChangesCursor(t *testing.T) {
 	assert.Empty(t, recs)
 	assert.Zero(t, next)
 
-	require.NoError(t, s.Put(ctx, []Record{
-		fileStoreRec(RecordLimit, "a", 1, "a", time.Hour),
-		fileStoreRec(RecordLimit, "b", 1, "b", time.Hour),
+	require.NoError(t, s.Put(ctx, []warmpool.Record{
+		fileStoreRec(warmpool.RecordLimit, "a", 1, "a", time.Hour),
+		fileStoreRec(warmpool.RecordLimit, "b", 1, "b", time.Hour),
 	}))
 	recs, next = fileStoreChanges(t, s, 0)
 	assert.Len(t, recs, 2)
@@ -220,14 +229,14 @@ func TestFileStoreChangesCursor(t *testing.T) {
 	assert.Equal(t, next, next2)
 
 	// A dropped (stale) put is no change.
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "a", 1, "stale", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "a", 1, "stale", time.Hour)}))
 	recs, next2 = fileStoreChanges(t, s, next)
 	assert.Empty(t, recs)
 	assert.Equal(t, next, next2)
 
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "c", 1, "c", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "c", 1, "c", time.Hour)}))
 	recs, next2 = fileStoreChanges(t, s, next)
-	assert.Equal(t, []Record{fileStoreRec(RecordLimit, "c", 1, "c", 0)}, fileStoreStripped(recs))
+	assert.Equal(t, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "c", 1, "c", 0)}, fileStoreStripped(recs))
 	assert.Greater(t, next2, next)
 
 	recs, _ = fileStoreChanges(t, s, next2+100)
@@ -238,7 +247,7 @@ func TestFileStoreChangesCursor(t *testing.T) {
 // fails naming the path.
 func TestFileStoreMissing(t *testing.T) {
 	dir := t.TempDir()
-	s, err := NewFileStore(filepath.Join(dir, "state.json"))
+	s, err := New(filepath.Join(dir, "state.json"))
 	require.NoError(t, err)
 	recs, next := fileStoreChanges(t, s, 0)
 	assert.Empty(t, recs)
@@ -247,14 +256,14 @@ func TestFileStoreMissing(t *testing.T) {
 	assert.NoFileExists(t, filepath.Join(dir, "state.json"), "nothing changed, nothing written")
 
 	path := filepath.Join(dir, "missing", "state.json")
-	_, err = NewFileStore(path)
+	_, err = New(path)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path)
 
-	_, err = NewFileStore("")
+	_, err = New("")
 	require.Error(t, err)
 
-	_, err = NewFileStore(dir) // a directory is no file
+	_, err = New(dir) // a directory is no file
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), dir)
 }
@@ -264,8 +273,8 @@ func TestFileStoreMissing(t *testing.T) {
 // warning, and replaced by a valid one at the next write.
 func TestFileStoreCorrupt(t *testing.T) {
 	ctx := context.Background()
-	valid, err := json.Marshal(fileDoc{Format: fileStoreFormat, Records: []fileDocItem{{
-		Kind: RecordLimit, Key: "k", Version: 1, Value: []byte("v"),
+	valid, err := json.Marshal(document{Format: docFormat, Records: []docItem{{
+		Kind: warmpool.RecordLimit, Key: "k", Version: 1, Value: []byte("v"),
 		Written: time.Now().UnixNano(), Expires: time.Now().Add(time.Hour).UnixNano(),
 	}}})
 	require.NoError(t, err)
@@ -275,7 +284,7 @@ func TestFileStoreCorrupt(t *testing.T) {
 		"format":    bytes.Replace(valid, []byte(`"format":1`), []byte(`"format":99`), 1),
 		"trailing":  append(append([]byte{}, valid...), "}"...),
 		// A valid document, padded with white space past the bound.
-		"too large": append(bytes.Repeat([]byte(" "), fileStoreMaxSize), valid...),
+		"too large": append(bytes.Repeat([]byte(" "), maxSize), valid...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			logs := captureFileStoreLog(t)
@@ -287,7 +296,7 @@ func TestFileStoreCorrupt(t *testing.T) {
 			assert.Contains(t, logs.String(), "warmpool: ignoring corrupt store file")
 			assert.Contains(t, logs.String(), path)
 
-			require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordHealth, "h", 2, "new", time.Hour)}))
+			require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordHealth, "h", 2, "new", time.Hour)}))
 			require.NoError(t, s.Close())
 			doc := readFileStoreDoc(t, path)
 			require.Len(t, doc.Records, 1)
@@ -320,8 +329,8 @@ func TestFileStoreAtomicWrite(t *testing.T) {
 				absent++
 				continue
 			}
-			var doc fileDoc
-			if err != nil || json.Unmarshal(b, &doc) != nil || doc.Format != fileStoreFormat {
+			var doc document
+			if err != nil || json.Unmarshal(b, &doc) != nil || doc.Format != docFormat {
 				bad = append(bad, fmt.Sprintf("err %v, %d bytes", err, len(b)))
 				continue
 			}
@@ -331,8 +340,8 @@ func TestFileStoreAtomicWrite(t *testing.T) {
 	value := bytes.Repeat([]byte("x"), 512) // a document of some size
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; s.writes.Load() < 30 && time.Now().Before(deadline); i++ {
-		require.NoError(t, s.Put(ctx, []Record{{
-			Kind: RecordLimit, Key: fmt.Sprint("k", i%200), Version: uint64(i + 1), Value: value, TTL: time.Hour,
+		require.NoError(t, s.Put(ctx, []warmpool.Record{{
+			Kind: warmpool.RecordLimit, Key: fmt.Sprint("k", i%200), Version: uint64(i + 1), Value: value, TTL: time.Hour,
 		}}))
 		time.Sleep(100 * time.Microsecond)
 	}
@@ -355,14 +364,13 @@ func TestFileStoreAtomicWrite(t *testing.T) {
 func TestFileStoreWritesAtMostOncePerInterval(t *testing.T) {
 	ctx := context.Background()
 	start := time.Now()
-	st, err := NewFileStore(filepath.Join(t.TempDir(), "state.json"))
+	s, err := New(filepath.Join(t.TempDir(), "state.json"))
 	require.NoError(t, err)
-	s := st.(*fileStore)
 	t.Cleanup(func() { _ = s.Close() })
 	require.Equal(t, time.Second, s.every)
 
 	for i := range 50 {
-		require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, fmt.Sprint("k", i), 1, "v", time.Hour)}))
+		require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, fmt.Sprint("k", i), 1, "v", time.Hour)}))
 		time.Sleep(30 * time.Millisecond)
 	}
 	require.Eventually(t, func() bool { return s.writes.Load() >= 1 }, 20*time.Second, 10*time.Millisecond)
@@ -380,48 +388,48 @@ func TestFileStoreWritesOnlyChanges(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	assert.Zero(t, s.writes.Load())
 
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 2, "v", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 2, "v", time.Hour)}))
 	require.Eventually(t, func() bool { return s.writes.Load() == 1 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 1, "stale", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 1, "stale", time.Hour)}))
 	time.Sleep(20 * time.Millisecond)
 	assert.Equal(t, int64(1), s.writes.Load())
 
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 3, "v3", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 3, "v3", time.Hour)}))
 	require.Eventually(t, func() bool { return s.writes.Load() == 2 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, s.Close())
 	assert.Equal(t, int64(2), s.writes.Load(), "Close has nothing left to write")
 }
 
-// TestFileStoreBounded: at most maxHostRows records of a kind, the least
+// TestFileStoreBounded: at most maxRecords records of a kind, the least
 // recently written dropped first, in memory and in the file.
 func TestFileStoreBounded(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.json")
 	s := openFileStore(t, path, time.Hour, time.Now)
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordHealth, "other kind", 1, "h", time.Hour)}))
-	var batch []Record
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordHealth, "other kind", 1, "h", time.Hour)}))
+	var batch []warmpool.Record
 	for i := range 1100 {
-		batch = append(batch, fileStoreRec(RecordLimit, fmt.Sprint("k", i), 1, "v", time.Hour))
+		batch = append(batch, fileStoreRec(warmpool.RecordLimit, fmt.Sprint("k", i), 1, "v", time.Hour))
 		if len(batch) == 100 {
 			require.NoError(t, s.Put(ctx, batch))
 			batch = nil
 		}
 		if i == 999 { // k0 written again: k1..k76 are the oldest at the end
-			require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k0", 2, "again", time.Hour)}))
+			require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k0", 2, "again", time.Hour)}))
 		}
 	}
 
-	check := func(recs []Record) {
+	check := func(recs []warmpool.Record) {
 		t.Helper()
 		keys := map[string]bool{}
 		limits := 0
 		for _, r := range recs {
-			if r.Kind == RecordLimit {
+			if r.Kind == warmpool.RecordLimit {
 				limits++
 				keys[r.Key] = true
 			}
 		}
-		assert.Equal(t, maxHostRows, limits)
+		assert.Equal(t, maxRecords, limits)
 		assert.True(t, keys["k0"])
 		assert.False(t, keys["k1"])
 		assert.False(t, keys["k76"])
@@ -430,24 +438,24 @@ func TestFileStoreBounded(t *testing.T) {
 	}
 	recs, _ := fileStoreChanges(t, s, 0)
 	check(recs)
-	assert.Equal(t, RecordHealth, recs[0].Kind, "other kinds are bounded apart")
+	assert.Equal(t, warmpool.RecordHealth, recs[0].Kind, "other kinds are bounded apart")
 	require.NoError(t, s.Close())
-	assert.Len(t, readFileStoreDoc(t, path).Records, maxHostRows+1)
+	assert.Len(t, readFileStoreDoc(t, path).Records, maxRecords+1)
 
 	s2 := openFileStore(t, path, time.Hour, time.Now)
 	recs, next := fileStoreChanges(t, s2, 0)
 	check(recs)
-	assert.Equal(t, uint64(maxHostRows+1), next)
+	assert.Equal(t, uint64(maxRecords+1), next)
 }
 
 // TestFileStoreClose: Close writes what is pending, is idempotent, and the
-// store answers ErrStoreClosed afterwards.
+// store answers warmpool.ErrStoreClosed afterwards.
 func TestFileStoreClose(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.json")
-	s, err := NewFileStore(path)
+	s, err := New(path)
 	require.NoError(t, err)
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 1, "v", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 1, "v", time.Hour)}))
 	require.NoError(t, s.Close())
 	assert.Len(t, readFileStoreDoc(t, path).Records, 1, "Close wrote the pending change")
 	var wg sync.WaitGroup
@@ -456,10 +464,10 @@ func TestFileStoreClose(t *testing.T) {
 	}
 	wg.Wait()
 
-	err = s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 2, "v", time.Hour)})
-	require.ErrorIs(t, err, ErrStoreClosed)
+	err = s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 2, "v", time.Hour)})
+	require.ErrorIs(t, err, warmpool.ErrStoreClosed)
 	_, _, err = s.Changes(ctx, 0)
-	require.ErrorIs(t, err, ErrStoreClosed)
+	require.ErrorIs(t, err, warmpool.ErrStoreClosed)
 }
 
 // TestFileStoreWriteFailure: a failed write is logged and retried, and a
@@ -473,7 +481,7 @@ func TestFileStoreWriteFailure(t *testing.T) {
 	s := openFileStore(t, path, 2*time.Millisecond, time.Now)
 
 	require.NoError(t, os.Remove(dir))
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 1, "v", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 1, "v", time.Hour)}))
 	require.Eventually(t, func() bool {
 		return bytes.Contains([]byte(logs.String()), []byte("warmpool: cannot write store file"))
 	}, 10*time.Second, time.Millisecond)
@@ -484,7 +492,7 @@ func TestFileStoreWriteFailure(t *testing.T) {
 	assert.Len(t, readFileStoreDoc(t, path).Records, 1)
 
 	require.NoError(t, os.RemoveAll(dir))
-	require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, "k", 2, "v", time.Hour)}))
+	require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, "k", 2, "v", time.Hour)}))
 	assert.Error(t, s.Close(), "the last write failed")
 	assert.NoError(t, s.Close())
 }
@@ -498,7 +506,7 @@ func TestFileStoreConcurrent(t *testing.T) {
 		wg.Go(func() {
 			var cursor uint64
 			for i := range 200 {
-				assert.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordLimit, fmt.Sprint("k", i%10), uint64(i), fmt.Sprint(g), time.Hour)}))
+				assert.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordLimit, fmt.Sprint("k", i%10), uint64(i), fmt.Sprint(g), time.Hour)}))
 				_, next, err := s.Changes(ctx, cursor)
 				assert.NoError(t, err)
 				cursor = next
@@ -514,16 +522,16 @@ func TestFileStoreConcurrent(t *testing.T) {
 }
 
 // writeFileStoreDoc writes a document of items at path.
-func writeFileStoreDoc(t *testing.T, path string, items []fileDocItem) {
+func writeFileStoreDoc(t *testing.T, path string, items []docItem) {
 	t.Helper()
-	b, err := json.Marshal(fileDoc{Format: fileStoreFormat, Records: items})
+	b, err := json.Marshal(document{Format: docFormat, Records: items})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 }
 
 // fileStoreItem is a document item written at now that expires after ttl.
-func fileStoreItem(kind RecordKind, key string, version uint64, now time.Time, ttl time.Duration) fileDocItem {
-	return fileDocItem{Kind: kind, Key: key, Version: version, Value: []byte("v"),
+func fileStoreItem(kind warmpool.RecordKind, key string, version uint64, now time.Time, ttl time.Duration) docItem {
+	return docItem{Kind: kind, Key: key, Version: version, Value: []byte("v"),
 		Written: now.UnixNano(), Expires: now.Add(ttl).UnixNano()}
 }
 
@@ -535,33 +543,33 @@ func TestFileStoreLoadBounds(t *testing.T) {
 	clk := newFileStoreClock()
 	now := clk.now()
 	path := filepath.Join(t.TempDir(), "state.json")
-	var items []fileDocItem
+	var items []docItem
 	for i := range 1500 {
-		items = append(items, fileStoreItem(RecordKind(fmt.Sprint("kind", i)), "k", 1, now, time.Hour))
+		items = append(items, fileStoreItem(warmpool.RecordKind(fmt.Sprint("kind", i)), "k", 1, now, time.Hour))
 	}
 	for i := range 1100 {
-		items = append(items, fileStoreItem(RecordBlock, fmt.Sprint("b", i), 1, now, time.Hour))
+		items = append(items, fileStoreItem(warmpool.RecordBlock, fmt.Sprint("b", i), 1, now, time.Hour))
 	}
 	items = append(items,
-		fileStoreItem(RecordLimit, "2^53", 1<<53, now, 24*time.Hour),
-		fileStoreItem(RecordLimit, "2^53+1", 1<<53+1, now, time.Hour),
-		fileStoreItem(RecordLimit, "MaxUint64 for 235 years", 1<<64-1, now, 235*365*24*time.Hour),
-		fileStoreItem(RecordHealth, "a day and a second", 1, now, 24*time.Hour+time.Second),
-		fileStoreItem(RecordHealth, "written long ago", 1, now.Add(-30*24*time.Hour), 30*24*time.Hour+time.Hour),
+		fileStoreItem(warmpool.RecordLimit, "2^53", 1<<53, now, 24*time.Hour),
+		fileStoreItem(warmpool.RecordLimit, "2^53+1", 1<<53+1, now, time.Hour),
+		fileStoreItem(warmpool.RecordLimit, "MaxUint64 for 235 years", 1<<64-1, now, 235*365*24*time.Hour),
+		fileStoreItem(warmpool.RecordHealth, "a day and a second", 1, now, 24*time.Hour+time.Second),
+		fileStoreItem(warmpool.RecordHealth, "written long ago", 1, now.Add(-30*24*time.Hour), 30*24*time.Hour+time.Hour),
 	)
 	writeFileStoreDoc(t, path, items)
 
 	s := openFileStore(t, path, time.Hour, clk.now)
 	recs, _ := fileStoreChanges(t, s, 0)
-	perKind := map[RecordKind]int{}
-	keys := map[string]Record{}
+	perKind := map[warmpool.RecordKind]int{}
+	keys := map[string]warmpool.Record{}
 	for _, r := range recs {
 		perKind[r.Kind]++
 		keys[r.Key] = r
 		assert.LessOrEqual(t, r.TTL, 24*time.Hour, r.Key)
 		assert.LessOrEqual(t, r.Age, 24*time.Hour, r.Key)
 	}
-	assert.Equal(t, map[RecordKind]int{RecordBlock: maxHostRows, RecordLimit: 1, RecordHealth: 1}, perKind)
+	assert.Equal(t, map[warmpool.RecordKind]int{warmpool.RecordBlock: maxRecords, warmpool.RecordLimit: 1, warmpool.RecordHealth: 1}, perKind)
 	assert.Contains(t, keys, "2^53")
 	assert.Equal(t, 24*time.Hour, keys["written long ago"].Age, "an age is at most a day")
 	assert.NotContains(t, keys, "b0", "the oldest blocks go first")
@@ -573,12 +581,12 @@ func TestFileStoreLoadBounds(t *testing.T) {
 func TestFileStorePutBounds(t *testing.T) {
 	clk := newFileStoreClock()
 	s := openFileStore(t, filepath.Join(t.TempDir(), "state.json"), time.Hour, clk.now)
-	require.NoError(t, s.Put(context.Background(), []Record{
+	require.NoError(t, s.Put(context.Background(), []warmpool.Record{
 		fileStoreRec("other", "k", 1, "v", time.Hour),
-		fileStoreRec(RecordLimit, "2^53+1", 1<<53+1, "v", time.Hour),
-		fileStoreRec(RecordLimit, "MaxUint64", 1<<64-1, "v", time.Hour),
-		fileStoreRec(RecordLimit, "2^53", 1<<53, "v", time.Hour),
-		fileStoreRec(RecordBlock, "a year", 1, "v", 365*24*time.Hour),
+		fileStoreRec(warmpool.RecordLimit, "2^53+1", 1<<53+1, "v", time.Hour),
+		fileStoreRec(warmpool.RecordLimit, "MaxUint64", 1<<64-1, "v", time.Hour),
+		fileStoreRec(warmpool.RecordLimit, "2^53", 1<<53, "v", time.Hour),
+		fileStoreRec(warmpool.RecordBlock, "a year", 1, "v", 365*24*time.Hour),
 	}))
 	recs, _ := fileStoreChanges(t, s, 0)
 	require.Len(t, recs, 2)
@@ -588,7 +596,7 @@ func TestFileStorePutBounds(t *testing.T) {
 }
 
 // TestFileStoreSymlink (issue 20, item 3): a symbolic link at the path is
-// resolved once by NewFileStore and written through: the store reads and
+// resolved once by New and written through: the store reads and
 // replaces its target (in the target's directory), and the link stays a
 // link. A link whose target is missing starts the store empty, and the
 // target is created.
@@ -603,14 +611,14 @@ func TestFileStoreSymlink(t *testing.T) {
 			link := filepath.Join(dir, "conf", "state.json")
 			require.NoError(t, os.Symlink(filepath.Join("..", "data", "state.json"), link))
 			if !dangling {
-				writeFileStoreDoc(t, target, []fileDocItem{fileStoreItem(RecordLimit, "old", 1, time.Now(), time.Hour)})
+				writeFileStoreDoc(t, target, []docItem{fileStoreItem(warmpool.RecordLimit, "old", 1, time.Now(), time.Hour)})
 			}
 
-			s, err := NewFileStore(link)
+			s, err := New(link)
 			require.NoError(t, err)
 			recs, _ := fileStoreChanges(t, s, 0)
 			assert.Len(t, recs, map[bool]int{false: 1, true: 0}[dangling])
-			require.NoError(t, s.Put(ctx, []Record{fileStoreRec(RecordHealth, "new", 1, "v", time.Hour)}))
+			require.NoError(t, s.Put(ctx, []warmpool.Record{fileStoreRec(warmpool.RecordHealth, "new", 1, "v", time.Hour)}))
 			require.NoError(t, s.Close())
 
 			fi, err := os.Lstat(link)
@@ -625,7 +633,7 @@ func TestFileStoreSymlink(t *testing.T) {
 }
 
 // FuzzFileStoreLoad: any file content loads without a panic, and what is
-// kept respects the bounds: known kinds, at most maxHostRows of each, live,
+// kept respects the bounds: known kinds, at most maxRecords of each, live,
 // a version of at most 2^53, a TTL and an age of at most 24 hours.
 func FuzzFileStoreLoad(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
@@ -635,25 +643,25 @@ func FuzzFileStoreLoad(f *testing.F) {
 	f.Add([]byte(`{"format":2}`))
 	f.Add([]byte(`not json`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := &fileStore{kinds: make(map[RecordKind]map[string]*fileRecord), now: func() time.Time { return now }}
+		s := &Store{kinds: make(map[warmpool.RecordKind]map[string]*record), now: func() time.Time { return now }}
 		if s.load(b) != nil {
 			return
 		}
 		total := 0
 		for kind, m := range s.kinds {
-			assert.Contains(t, []RecordKind{RecordLimit, RecordHealth, RecordBlock}, kind)
-			assert.LessOrEqual(t, len(m), maxHostRows)
+			assert.Contains(t, []warmpool.RecordKind{warmpool.RecordLimit, warmpool.RecordHealth, warmpool.RecordBlock}, kind)
+			assert.LessOrEqual(t, len(m), maxRecords)
 			total += len(m)
 		}
 		recs, _, err := s.Changes(context.Background(), 0)
 		require.NoError(t, err)
 		assert.Len(t, recs, total)
 		for _, r := range recs {
-			assert.LessOrEqual(t, r.Version, uint64(fileStoreMaxVersion))
+			assert.LessOrEqual(t, r.Version, uint64(maxVersion))
 			assert.Positive(t, r.TTL)
-			assert.LessOrEqual(t, r.TTL, fileStoreMaxTTL)
+			assert.LessOrEqual(t, r.TTL, maxTTL)
 			assert.GreaterOrEqual(t, r.Age, time.Duration(0))
-			assert.LessOrEqual(t, r.Age, fileStoreMaxTTL)
+			assert.LessOrEqual(t, r.Age, maxTTL)
 		}
 	})
 }

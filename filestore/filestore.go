@@ -1,4 +1,4 @@
-package warmpool
+package filestore
 
 import (
 	"cmp"
@@ -15,38 +15,45 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmpool/warmpool"
 )
 
 const (
-	// fileStoreFormat is the version of the file store's document; a file
-	// of another version is ignored like a corrupt one.
-	fileStoreFormat = 1
-	// defaultFileStoreEvery is how often, at most, a file store writes.
-	defaultFileStoreEvery = time.Second
-	// fileStoreMaxSize bounds the file a store loads: 3 × maxHostRows
-	// records of a few kilobytes each at most (issue 20: a 190 MB file was
-	// loaded whole).
-	fileStoreMaxSize = 16 << 20
-	// fileStoreMaxVersion and fileStoreMaxTTL bound a record's version and
-	// TTL, as the redisstore module does (its Lua numbers are doubles):
-	// versions are small counters, and no record lives more than a day.
-	fileStoreMaxVersion = 1 << 53
-	fileStoreMaxTTL     = 24 * time.Hour
-	// fileStoreMaxLinks bounds the symbolic links followed from a path, as
-	// Linux does (MAXSYMLINKS).
-	fileStoreMaxLinks = 40
+	// docFormat is the version of the store's document; a file of another
+	// version is ignored like a corrupt one.
+	docFormat = 1
+	// defaultEvery is how often, at most, a store writes.
+	defaultEvery = time.Second
+	// maxRecords is the most records a store keeps of each kind: the bound
+	// a Transport puts on its own rows per kind (1024, warmpool's
+	// unexported maxHostRows), copied here since this package sees only
+	// warmpool's exported API.
+	maxRecords = 1024
+	// maxSize bounds the file a store loads: 3 × maxRecords records of a
+	// few kilobytes each at most (issue 20: a 190 MB file was loaded
+	// whole).
+	maxSize = 16 << 20
+	// maxVersion and maxTTL bound a record's version and TTL, as the
+	// redisstore module does (its Lua numbers are doubles): versions are
+	// small counters, and no record lives more than a day.
+	maxVersion = 1 << 53
+	maxTTL     = 24 * time.Hour
+	// maxLinks bounds the symbolic links followed from a path, as Linux
+	// does (MAXSYMLINKS).
+	maxLinks = 40
 )
 
-// fileStore is the Store of NewFileStore: the records in memory, written
-// whole to one file in the background.
-type fileStore struct {
+// Store is a warmpool.Store that keeps the records in memory and writes
+// them whole to one file in the background. Make one with New.
+type Store struct {
 	path  string // as given, for messages
 	file  string // path, or the file its symbolic link names
 	every time.Duration
 	now   func() time.Time
 
 	mu     sync.Mutex
-	kinds  map[RecordKind]map[string]*fileRecord
+	kinds  map[warmpool.RecordKind]map[string]*record
 	seq    uint64 // of the last accepted record
 	dirty  bool   // something changed since the last written document
 	closed bool
@@ -56,9 +63,11 @@ type fileStore struct {
 	writes     atomic.Int64  // documents written (for tests)
 }
 
-// fileRecord is one record held by a fileStore.
-type fileRecord struct {
-	kind             RecordKind
+var _ warmpool.Store = (*Store)(nil)
+
+// record is one record held by a Store.
+type record struct {
+	kind             warmpool.RecordKind
 	key              string
 	version          uint64
 	value            []byte // never modified: replaced whole
@@ -66,27 +75,27 @@ type fileRecord struct {
 	seq              uint64 // when it was accepted
 }
 
-// fileDoc is the file store's document.
-type fileDoc struct {
-	Format  int           `json:"format"`
-	Records []fileDocItem `json:"records"`
+// document is the store's file.
+type document struct {
+	Format  int       `json:"format"`
+	Records []docItem `json:"records"`
 }
 
-// fileDocItem is one record in a fileDoc; times are Unix nanoseconds.
-type fileDocItem struct {
-	Kind    RecordKind `json:"kind"`
-	Key     string     `json:"key"`
-	Version uint64     `json:"version"`
-	Value   []byte     `json:"value"`
-	Written int64      `json:"written"`
-	Expires int64      `json:"expires"`
+// docItem is one record in a document; times are Unix nanoseconds.
+type docItem struct {
+	Kind    warmpool.RecordKind `json:"kind"`
+	Key     string              `json:"key"`
+	Version uint64              `json:"version"`
+	Value   []byte              `json:"value"`
+	Written int64               `json:"written"`
+	Expires int64               `json:"expires"`
 }
 
-// NewFileStore returns a Store that keeps the state in the file at path, so
-// that one machine's restarts keep what was learned. The records are held in
-// memory and written whole to path at most once a second when they changed
-// (to a temporary file in the same directory, then renamed over path, so the
-// file is always complete), and once more by Close.
+// New returns a Store that keeps the state in the file at path, so that one
+// machine's restarts keep what was learned. The records are held in memory
+// and written whole to path at most once a second when they changed (to a
+// temporary file in the same directory, then renamed over path, so the file
+// is always complete), and once more by Close.
 //
 // One process at a time may use a path: two processes writing one file lose
 // each other's writes. Several Transports in one process may share the store
@@ -101,11 +110,11 @@ type fileDocItem struct {
 // the next write. A failed write is logged the same way and retried a
 // second later.
 //
-// A symbolic link at path is resolved once, by NewFileStore: the store reads
-// the file it names and writes through it (to a temporary file in the
-// target's directory, renamed over the target), so the link stays a link. A
-// link to a missing file starts the store empty and creates the file at the
-// first write; a link changed afterwards is not followed.
+// A symbolic link at path is resolved once, by New: the store reads the
+// file it names and writes through it (to a temporary file in the target's
+// directory, renamed over the target), so the link stays a link. A link to
+// a missing file starts the store empty and creates the file at the first
+// write; a link changed afterwards is not followed.
 //
 // The store holds the records of warmpool's kinds (RecordLimit,
 // RecordHealth, RecordBlock), at most 1024 of each, dropping the least
@@ -115,32 +124,28 @@ type fileDocItem struct {
 // dropped when it is loaded, so that a record written into the file by
 // anyone cannot win against every later put. Close the store after the
 // Transports that use it: it writes the last changes and stops the writer.
-func NewFileStore(path string) (Store, error) {
-	s, err := newFileStore(path, defaultFileStoreEvery, time.Now)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+func New(path string) (*Store, error) {
+	return newStore(path, defaultEvery, time.Now)
 }
 
-// newFileStore is NewFileStore with its write interval and clock.
-func newFileStore(path string, every time.Duration, now func() time.Time) (*fileStore, error) {
+// newStore is New with its write interval and clock.
+func newStore(path string, every time.Duration, now func() time.Time) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("warmpool: file store: empty path")
 	}
-	file, err := fileStoreTarget(path)
+	file, err := linkTarget(path)
 	if err == nil {
 		_, err = os.Stat(filepath.Dir(file))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("warmpool: file store %s: %w", path, err)
 	}
-	s := &fileStore{
+	s := &Store{
 		path: path, file: file, every: every, now: now,
-		kinds: make(map[RecordKind]map[string]*fileRecord),
+		kinds: make(map[warmpool.RecordKind]map[string]*record),
 		stop:  make(chan struct{}), done: make(chan struct{}),
 	}
-	b, err := readFileStore(file)
+	b, err := readFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -154,12 +159,12 @@ func newFileStore(path string, every time.Duration, now func() time.Time) (*file
 	return s, nil
 }
 
-// fileStoreTarget returns the file that path names: path, or the file that
+// linkTarget returns the file that path names: path, or the file that
 // the symbolic link at path names (which may be missing), following links.
 // A relative link is taken from the link's directory with its own links
 // resolved, as the kernel does.
-func fileStoreTarget(path string) (string, error) {
-	for range fileStoreMaxLinks {
+func linkTarget(path string) (string, error) {
+	for range maxLinks {
 		fi, err := os.Lstat(path)
 		if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Mode()&fs.ModeSymlink == 0) {
 			return path, nil
@@ -180,13 +185,12 @@ func fileStoreTarget(path string) (string, error) {
 		}
 		path = link
 	}
-	return "", fmt.Errorf("more than %d symbolic links", fileStoreMaxLinks)
+	return "", fmt.Errorf("more than %d symbolic links", maxLinks)
 }
 
-// readFileStore reads the regular file at path: at most fileStoreMaxSize
-// bytes and one more (load refuses it), so that a huge file is not read
-// whole.
-func readFileStore(path string) ([]byte, error) {
+// readFile reads the regular file at path: at most maxSize bytes and one
+// more (load refuses it), so that a huge file is not read whole.
+func readFile(path string) ([]byte, error) {
 	if fi, err := os.Stat(path); err != nil {
 		return nil, err
 	} else if !fi.Mode().IsRegular() { // not a FIFO, which would block
@@ -197,41 +201,40 @@ func readFileStore(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, fileStoreMaxSize+1))
+	return io.ReadAll(io.LimitReader(f, maxSize+1))
 }
 
-// fileStoreKeeps says whether a store keeps a record of kind and version:
-// only warmpool's kinds, so that a file holds at most 3 × maxHostRows
-// records.
-func fileStoreKeeps(kind RecordKind, version uint64) bool {
+// keeps says whether a store keeps a record of kind and version: only
+// warmpool's kinds, so that a file holds at most 3 × maxRecords records.
+func keeps(kind warmpool.RecordKind, version uint64) bool {
 	switch kind {
-	case RecordLimit, RecordHealth, RecordBlock:
-		return version <= fileStoreMaxVersion
+	case warmpool.RecordLimit, warmpool.RecordHealth, warmpool.RecordBlock:
+		return version <= maxVersion
 	}
 	return false
 }
 
 // load takes the records of document b, numbering them 1..n in the order of
 // the file (the order they were accepted); expired ones and those out of
-// bounds (fileStoreKeeps, an expiry more than fileStoreMaxTTL away) are
-// dropped. A document larger than fileStoreMaxSize is refused.
-func (s *fileStore) load(b []byte) error {
-	if len(b) > fileStoreMaxSize {
-		return fmt.Errorf("more than %d bytes", fileStoreMaxSize)
+// bounds (keeps, an expiry more than maxTTL away) are dropped. A document
+// larger than maxSize is refused.
+func (s *Store) load(b []byte) error {
+	if len(b) > maxSize {
+		return fmt.Errorf("more than %d bytes", maxSize)
 	}
-	var doc fileDoc
+	var doc document
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return err
 	}
-	if doc.Format != fileStoreFormat {
-		return fmt.Errorf("format %d, want %d", doc.Format, fileStoreFormat)
+	if doc.Format != docFormat {
+		return fmt.Errorf("format %d, want %d", doc.Format, docFormat)
 	}
 	now := s.now()
 	for _, it := range doc.Records {
-		if !fileStoreKeeps(it.Kind, it.Version) || it.Expires > now.Add(fileStoreMaxTTL).UnixNano() {
+		if !keeps(it.Kind, it.Version) || it.Expires > now.Add(maxTTL).UnixNano() {
 			continue
 		}
-		s.putLocked(&fileRecord{
+		s.putLocked(&record{
 			kind: it.Kind, key: it.Key, version: it.Version, value: it.Value,
 			written: time.Unix(0, it.Written), expires: time.Unix(0, it.Expires),
 		}, now)
@@ -243,9 +246,10 @@ func (s *fileStore) load(b []byte) error {
 
 // Put keeps each record whose version is higher than the one held for its
 // kind and key (or whose key holds none, or an expired one), for its TTL of
-// at most fileStoreMaxTTL; it skips those fileStoreKeeps refuses. It works in
-// memory: ctx is not needed.
-func (s *fileStore) Put(_ context.Context, recs []Record) error {
+// at most 24 hours; it skips a record of a kind other than warmpool's
+// (RecordLimit, RecordHealth, RecordBlock) or of a version above 2^53. It
+// works in memory: ctx is not needed.
+func (s *Store) Put(_ context.Context, recs []warmpool.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -253,12 +257,12 @@ func (s *fileStore) Put(_ context.Context, recs []Record) error {
 	}
 	now := s.now()
 	for _, r := range recs {
-		if !fileStoreKeeps(r.Kind, r.Version) {
+		if !keeps(r.Kind, r.Version) {
 			continue
 		}
-		s.putLocked(&fileRecord{
+		s.putLocked(&record{
 			kind: r.Kind, key: r.Key, version: r.Version, value: slices.Clone(r.Value),
-			written: now, expires: now.Add(min(r.TTL, fileStoreMaxTTL)),
+			written: now, expires: now.Add(min(r.TTL, maxTTL)),
 		}, now)
 	}
 	s.boundLocked(now)
@@ -268,10 +272,10 @@ func (s *fileStore) Put(_ context.Context, recs []Record) error {
 // putLocked keeps fr when its version is higher than the live one held for
 // its kind and key, numbering it with the next sequence. A record already
 // expired (TTL ≤ 0) replaces and so removes an older one.
-func (s *fileStore) putLocked(fr *fileRecord, now time.Time) {
+func (s *Store) putLocked(fr *record, now time.Time) {
 	m := s.kinds[fr.kind]
 	if m == nil {
-		m = make(map[string]*fileRecord)
+		m = make(map[string]*record)
 		s.kinds[fr.kind] = m
 	}
 	if old := m[fr.key]; old != nil && now.Before(old.expires) && fr.version <= old.version {
@@ -287,13 +291,13 @@ func (s *fileStore) putLocked(fr *fileRecord, now time.Time) {
 	m[fr.key] = fr
 }
 
-// boundLocked keeps at most maxHostRows records of each kind: the expired
+// boundLocked keeps at most maxRecords records of each kind: the expired
 // ones go first, then the least recently written.
-func (s *fileStore) boundLocked(now time.Time) {
+func (s *Store) boundLocked(now time.Time) {
 	for _, m := range s.kinds {
-		if len(m) > maxHostRows {
+		if len(m) > maxRecords {
 			live := bySeq(appendLiveLocked(nil, m, 0, now))
-			for _, fr := range live[:max(0, len(live)-maxHostRows)] {
+			for _, fr := range live[:max(0, len(live)-maxRecords)] {
 				delete(m, fr.key)
 			}
 		}
@@ -302,7 +306,7 @@ func (s *fileStore) boundLocked(now time.Time) {
 
 // appendLiveLocked appends m's records accepted after cursor to live, and
 // drops m's expired records.
-func appendLiveLocked(live []*fileRecord, m map[string]*fileRecord, cursor uint64, now time.Time) []*fileRecord {
+func appendLiveLocked(live []*record, m map[string]*record, cursor uint64, now time.Time) []*record {
 	for key, fr := range m {
 		if !now.Before(fr.expires) {
 			delete(m, key)
@@ -315,8 +319,8 @@ func appendLiveLocked(live []*fileRecord, m map[string]*fileRecord, cursor uint6
 
 // allLiveLocked is appendLiveLocked over every kind, in the order the records
 // were accepted.
-func (s *fileStore) allLiveLocked(cursor uint64, now time.Time) []*fileRecord {
-	var live []*fileRecord
+func (s *Store) allLiveLocked(cursor uint64, now time.Time) []*record {
+	var live []*record
 	for _, m := range s.kinds {
 		live = appendLiveLocked(live, m, cursor, now)
 	}
@@ -324,15 +328,15 @@ func (s *fileStore) allLiveLocked(cursor uint64, now time.Time) []*fileRecord {
 }
 
 // bySeq sorts recs in the order they were accepted.
-func bySeq(recs []*fileRecord) []*fileRecord {
-	slices.SortFunc(recs, func(a, b *fileRecord) int { return cmp.Compare(a.seq, b.seq) })
+func bySeq(recs []*record) []*record {
+	slices.SortFunc(recs, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
 	return recs
 }
 
 // Changes returns the live records accepted after cursor, in the order they
 // were accepted. A cursor beyond the store's sequence (from another life of
 // the store) counts as 0.
-func (s *fileStore) Changes(_ context.Context, cursor uint64) ([]Record, uint64, error) {
+func (s *Store) Changes(_ context.Context, cursor uint64) ([]warmpool.Record, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -343,24 +347,24 @@ func (s *fileStore) Changes(_ context.Context, cursor uint64) ([]Record, uint64,
 	}
 	now := s.now()
 	live := s.allLiveLocked(cursor, now)
-	recs := make([]Record, len(live))
+	recs := make([]warmpool.Record, len(live))
 	for i, fr := range live {
-		recs[i] = Record{
+		recs[i] = warmpool.Record{
 			Kind: fr.kind, Key: fr.key, Version: fr.version,
-			TTL: fr.expires.Sub(now), Age: min(max(0, now.Sub(fr.written)), fileStoreMaxTTL),
+			TTL: fr.expires.Sub(now), Age: min(max(0, now.Sub(fr.written)), maxTTL),
 			Value: slices.Clone(fr.value),
 		}
 	}
 	return recs, s.seq, nil
 }
 
-func (s *fileStore) closedErr() error {
-	return fmt.Errorf("%w: %s", ErrStoreClosed, s.path)
+func (s *Store) closedErr() error {
+	return fmt.Errorf("%w: %s", warmpool.ErrStoreClosed, s.path)
 }
 
 // Close stops the writer and writes what changed since its last write. It
 // returns the error of that write; a later Close does nothing.
-func (s *fileStore) Close() (err error) {
+func (s *Store) Close() (err error) {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
@@ -373,7 +377,7 @@ func (s *fileStore) Close() (err error) {
 }
 
 // run writes the file every interval when something changed, until Close.
-func (s *fileStore) run() {
+func (s *Store) run() {
 	defer close(s.done)
 	tick := time.NewTicker(s.every)
 	defer tick.Stop()
@@ -392,7 +396,7 @@ func (s *fileStore) run() {
 // flush writes the document when something changed since the last one; on
 // failure the change stays pending for the next flush. Only one flush runs
 // at a time (the writer's, then Close's).
-func (s *fileStore) flush() error {
+func (s *Store) flush() error {
 	s.mu.Lock()
 	if !s.dirty {
 		s.mu.Unlock()
@@ -401,9 +405,9 @@ func (s *fileStore) flush() error {
 	s.dirty = false
 	live := s.allLiveLocked(0, s.now())
 	s.mu.Unlock()
-	doc := fileDoc{Format: fileStoreFormat, Records: make([]fileDocItem, len(live))}
+	doc := document{Format: docFormat, Records: make([]docItem, len(live))}
 	for i, fr := range live { // fr is not modified once held
-		doc.Records[i] = fileDocItem{
+		doc.Records[i] = docItem{
 			Kind: fr.kind, Key: fr.key, Version: fr.version, Value: fr.value,
 			Written: fr.written.UnixNano(), Expires: fr.expires.UnixNano(),
 		}
@@ -420,7 +424,7 @@ func (s *fileStore) flush() error {
 
 // write replaces the file with doc atomically: a synced temporary file in the
 // same directory, renamed over the file (a symbolic link's target).
-func (s *fileStore) write(doc *fileDoc) error {
+func (s *Store) write(doc *document) error {
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return err
