@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/lru"
 )
 
 // This file counts: lock-free counters per scope (the Transport's total, each
@@ -306,74 +308,85 @@ func (sc *scopes) closed(r CloseReason, requests int) {
 
 // rows is a bounded, least-recently-used set of counters rows. When full, a
 // new name takes the place of the least recently used row, which is folded
-// into the other row.
+// into the other row (named other, outside the bound).
 type rows struct {
 	other Target
-	m     map[Target]*row
-	clock uint64
+	named *lru.Map[Target, *row]
+	o     *counters // the other row; nil until a row is folded
 }
 
 type row struct {
-	c    *counters
-	used uint64    // r.clock at the last get
-	at   time.Time // the time of the last get
+	c  *counters
+	at time.Time // the time of the last get
 }
 
 // get returns the row of name, creating it (and folding the least recently
 // used row) if needed. now is the time of the call. The caller holds
 // metrics.mu.
 func (r *rows) get(name Target, now time.Time) *counters {
-	if r.m == nil {
-		r.m = make(map[Target]*row)
+	if r.named == nil {
+		r.named = lru.New[Target, *row](maxHostRows)
 	}
-	r.clock++
-	if x, ok := r.m[name]; ok {
-		x.used, x.at = r.clock, now
+	if x, ok := r.named.Get(name); ok {
+		x.at = now
 		return x.c
 	}
-	if len(r.m) >= maxHostRows {
-		var lruName Target
-		var lru *row
-		for n, x := range r.m {
-			if n != r.other && (lru == nil || x.used < lru.used) {
-				lruName, lru = n, x
-			}
-		}
-		if lru != nil {
-			r.fold(lruName)
-		}
+	x := &row{c: new(counters), at: now}
+	if _, old, evicted := r.named.Put(name, x); evicted {
+		r.fold(old)
 	}
-	x := &row{c: new(counters), used: r.clock, at: now}
-	r.m[name] = x
 	return x.c
 }
 
-// fold folds the row of name into the other row: its counts move there,
-// and so do later writes through it. The caller holds metrics.mu.
-func (r *rows) fold(name Target) {
-	x := r.m[name]
-	o, ok := r.m[r.other]
-	if !ok {
-		o = &row{c: new(counters)}
-		r.m[r.other] = o
+// fold folds x into the other row: its counts move there, and so do later
+// writes through it. The caller holds metrics.mu and has taken x out of
+// named.
+func (r *rows) fold(x *row) {
+	if r.o == nil {
+		r.o = new(counters)
 	}
-	x.c.folded.Store(o.c)
-	x.c.foldInto(o.c)
-	delete(r.m, name)
+	x.c.folded.Store(r.o)
+	x.c.foldInto(r.o)
+}
+
+// each calls f with every row, the other row (if any) included.
+func (r *rows) each(f func(Target, *counters)) {
+	if r.named != nil {
+		for name, x := range r.named.All() {
+			f(name, x.c)
+		}
+	}
+	if r.o != nil {
+		f(r.other, r.o)
+	}
+}
+
+// len returns the number of rows, the other row included.
+func (r *rows) len() int {
+	n := 0
+	if r.named != nil {
+		n = r.named.Len()
+	}
+	if r.o != nil {
+		n++
+	}
+	return n
 }
 
 // forget folds the rows of the names that live does not hold and that
 // were not asked for since before, once there are more than keepForgotten
 // rows. The caller holds metrics.mu.
 func (r *rows) forget(live func(Target) bool, before time.Time) {
-	if len(r.m) <= keepForgotten {
+	if r.len() <= keepForgotten {
 		return
 	}
-	for name, x := range r.m {
-		if name != r.other && x.at.Before(before) && !live(name) {
-			r.fold(name)
+	r.named.DeleteFunc(func(name Target, x *row) bool {
+		if x.at.Before(before) && !live(name) {
+			r.fold(x)
+			return true
 		}
-	}
+		return false
+	})
 }
 
 // metrics holds the Transport's total, per-target and per-pair counters.
@@ -415,9 +428,9 @@ func (m *metrics) forget(live func(Target) bool, livePair func(PairKey) bool, be
 func (m *metrics) rowCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := len(m.targets.m)
+	n := m.targets.len()
 	for _, r := range m.pairs {
-		n = max(n, len(r.m))
+		n = max(n, r.len())
 	}
 	return n
 }

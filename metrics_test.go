@@ -57,14 +57,16 @@ func TestHostRowsAreBounded(t *testing.T) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	assert.Len(t, m.targets.m, maxHostRows+1)
+	assert.Equal(t, maxHostRows+1, m.targets.len())
 	var sum uint64
-	for _, r := range m.targets.m {
-		sum += r.c.requests.Load()
-	}
+	rows := map[Target]bool{}
+	m.targets.each(func(name Target, c *counters) {
+		sum += c.requests.Load()
+		rows[name] = true
+	})
 	assert.Equal(t, uint64(10_000+len(held)), sum)
-	assert.Contains(t, m.targets.m, OtherTargets)
-	assert.Contains(t, m.targets.m, Target("https://h9999.example:443"), "the most recent host keeps its row")
+	assert.Contains(t, rows, OtherTargets)
+	assert.Contains(t, rows, Target("https://h9999.example:443"), "the most recent host keeps its row")
 }
 
 // TestSnapshotScenario checks the full Snapshot on a known workload: budget

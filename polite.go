@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/lru"
 )
 
 // This file paces requests per target (Config.Politeness): a minimum delay
@@ -122,7 +124,7 @@ type politeClocks struct {
 	maxQueue int // Config.MaxQueue
 	intN     func(int) int
 	mu       sync.Mutex
-	clock    map[Target]*politeClock
+	clock    *lru.Map[Target, *politeClock]
 }
 
 type politeClock struct {
@@ -130,7 +132,6 @@ type politeClock struct {
 	delay   time.Duration // AutoThrottle's current delay
 	holdTo  time.Time
 	waiting int
-	used    time.Time
 	// fleetAhead is how far ahead the last turn reserved from a Pacer
 	// was (fleetClocks); the first local turn after it fails waits as
 	// long, for the turns other processes booked.
@@ -138,27 +139,28 @@ type politeClock struct {
 }
 
 func newPoliteClocks(conf *Politeness, maxQueue int, intN func(int) int) *politeClocks {
-	return &politeClocks{conf: conf, maxQueue: maxQueue, intN: intN, clock: make(map[Target]*politeClock)}
+	return &politeClocks{conf: conf, maxQueue: maxQueue, intN: intN, clock: lru.New[Target, *politeClock](maxHostRows)}
 }
 
 func (pc *politeClocks) getLocked(target Target, base time.Duration, now time.Time) *politeClock {
-	if c, ok := pc.clock[target]; ok {
-		c.used = now
+	if c, ok := pc.clock.Get(target); ok {
 		return c
 	}
-	if len(pc.clock) >= maxHostRows {
-		var old Target
-		var at time.Time
-		found := false
-		for k, c := range pc.clock {
-			if c.waiting == 0 && (!found || c.used.Before(at)) {
-				old, at, found = k, c.used, true
+	if pc.clock.Len() == pc.clock.Cap() {
+		// Make room by the least recently used clock that no request
+		// waits on; when every clock has waiters (as many targets as
+		// maxHostRows, each with a queue), the least recently used goes
+		// anyway: its waiters keep their turns, and the target's next
+		// request starts a new clock.
+		for k, c := range pc.clock.All() {
+			if c.waiting == 0 {
+				pc.clock.Delete(k)
+				break
 			}
 		}
-		delete(pc.clock, old)
 	}
-	c := &politeClock{delay: base, used: now}
-	pc.clock[target] = c
+	c := &politeClock{delay: base}
+	pc.clock.Put(target, c)
 	return c
 }
 
@@ -170,7 +172,7 @@ func (pc *politeClocks) takeLocked(target Target, base time.Duration, now time.T
 	if c.waiting >= pc.maxQueue {
 		return nil, 0, errPoliteQueueFull
 	}
-	c.waiting++ // c stays in pc.clock while it has waiters
+	c.waiting++
 	return c, pc.intervalLocked(c, base), nil
 }
 
@@ -207,7 +209,7 @@ func (pc *politeClocks) intervalLocked(c *politeClock, base time.Duration) time.
 
 func (pc *politeClocks) done(target Target) {
 	pc.mu.Lock()
-	if c, ok := pc.clock[target]; ok && c.waiting > 0 {
+	if c, ok := pc.clock.Peek(target); ok && c.waiting > 0 {
 		c.waiting--
 	}
 	pc.mu.Unlock()
@@ -228,7 +230,7 @@ func (pc *politeClocks) hold(target Target, until time.Time) {
 func (pc *politeClocks) held(target Target) time.Time {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if c, ok := pc.clock[target]; ok {
+	if c, ok := pc.clock.Peek(target); ok {
 		return c.holdTo
 	}
 	return time.Time{}
@@ -237,7 +239,7 @@ func (pc *politeClocks) held(target Target) time.Time {
 func (pc *politeClocks) observe(target Target, base, latency time.Duration, ok bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	c, found := pc.clock[target]
+	c, found := pc.clock.Peek(target)
 	if !found {
 		return
 	}

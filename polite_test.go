@@ -62,7 +62,8 @@ func TestAutoThrottle(t *testing.T) {
 	}
 	pc := rt.polite.(*politeClocks)
 	pc.mu.Lock()
-	d := pc.clock[urlTarget(t, tg.URL())].delay
+	clk, _ := pc.clock.Peek(urlTarget(t, tg.URL()))
+	d := clk.delay
 	pc.mu.Unlock()
 	assert.InDelta(t, float64(50*time.Millisecond), float64(d), float64(10*time.Millisecond), "delay %v", d)
 }

@@ -249,13 +249,9 @@ func (t *Transport) Snapshot() Snapshot {
 		s.Exits[e.name] = e.snapshot(now)
 	}
 	t.metrics.mu.Lock()
-	for h, r := range t.metrics.targets.m {
-		s.Targets[h] = r.c.stats(now)
-	}
+	t.metrics.targets.each(func(h Target, c *counters) { s.Targets[h] = c.stats(now) })
 	for e, rs := range t.metrics.pairs {
-		for h, r := range rs.m {
-			s.Pairs[PairKey{Exit: e, Target: h}] = r.c.stats(now)
-		}
+		rs.each(func(h Target, c *counters) { s.Pairs[PairKey{Exit: e, Target: h}] = c.stats(now) })
 	}
 	t.metrics.mu.Unlock()
 	t.addSocketGauges(&s)
