@@ -436,9 +436,9 @@ func TestForgottenHostCostsNothing(t *testing.T) {
 	assert.Equal(t, uint64(200), s.Targets[OtherTargets].Requests, "their counts are kept")
 	assert.Len(t, s.Pairs, 1)
 	rt.policyMu.Lock()
-	assert.Len(t, rt.policies, 1, "the configured target's policy stays")
-	for name := range rt.policies {
-		assert.Contains(t, name, "h0000.named.test")
+	assert.Equal(t, 1, rt.policies.Len(), "the configured target's policy stays")
+	for name := range rt.policies.All() {
+		assert.Contains(t, string(name), "h0000.named.test")
 	}
 	rt.policyMu.Unlock()
 }

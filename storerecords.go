@@ -255,7 +255,7 @@ func (t *Transport) policyOf(key string, create bool) *hostPolicy {
 		tp = t.policy(k, k.target())
 	} else {
 		t.policyMu.Lock()
-		tp = t.policies[Target(name)]
+		tp, _ = t.policies.Peek(Target(name))
 		t.policyMu.Unlock()
 	}
 	if tp == nil {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/lru"
 )
 
 // StoreStats is the state of Config.Sharing.Store, in Snapshot.Store.
@@ -58,8 +60,8 @@ type storeSync struct {
 
 	mu     sync.Mutex // guards the fields below; taken after no other lock
 	dirty  map[recordRef]struct{}
-	known  map[recordRef]uint64 // the version last put or taken
-	holds  map[string]time.Time // Retry-After holds to give the Pacer
+	known  *lru.Map[recordRef, uint64] // the version last put or taken
+	holds  map[string]time.Time        // Retry-After holds to give the Pacer
 	cursor uint64
 	status StoreStats
 
@@ -75,7 +77,7 @@ type storeSync struct {
 
 func newStoreSync(t *Transport) *storeSync {
 	s := &storeSync{t: t, store: t.cfg.Sharing.Store, id: t.cfg.Sharing.ID, timeout: t.cfg.Sharing.Timeout,
-		dirty: make(map[recordRef]struct{}), known: make(map[recordRef]uint64), holds: make(map[string]time.Time)}
+		dirty: make(map[recordRef]struct{}), known: lru.New[recordRef, uint64](maxStoreRefs), holds: make(map[string]time.Time)}
 	s.pacer, _ = s.store.(Pacer)
 	if s.id == "" {
 		host, _ := os.Hostname()
@@ -161,7 +163,7 @@ func (s *storeSync) changedBlock(target Target, e *exit) {
 // changed here since is marked already: a failed put marks its records
 // again.) s.mu must be held.
 func (s *storeSync) markKnownLocked() {
-	for ref := range s.known {
+	for ref := range s.known.All() {
 		if len(s.dirty) >= maxStoreRefs {
 			break
 		}
@@ -190,7 +192,8 @@ func (s *storeSync) push() {
 	}
 	s.mu.Lock()
 	for i := range recs {
-		recs[i].Version = s.known[recordRef{recs[i].Kind, recs[i].Key}] + 1
+		v, _ := s.known.Peek(recordRef{recs[i].Kind, recs[i].Key})
+		recs[i].Version = v + 1
 	}
 	s.mu.Unlock()
 	for len(recs) > 0 {
@@ -220,13 +223,10 @@ func (s *storeSync) push() {
 
 // rememberLocked records the version of ref last put or taken.
 func (s *storeSync) rememberLocked(ref recordRef, v uint64) {
-	if _, ok := s.known[ref]; !ok && len(s.known) >= maxStoreRefs {
-		for k := range s.known { // forget one: at worst it is taken again
-			delete(s.known, k)
-			break
-		}
-	}
-	s.known[ref] = max(s.known[ref], v)
+	// Beyond maxStoreRefs the least recently put or taken is forgotten:
+	// at worst it is taken again.
+	old, _ := s.known.Peek(ref)
+	s.known.Put(ref, max(old, v))
 }
 
 // pull takes the records others changed.
@@ -248,13 +248,13 @@ func (s *storeSync) pull() {
 		// The store lost its state (restarted empty, flushed): it is
 		// given what this Transport knows, and versions start again.
 		s.markKnownLocked()
-		clear(s.known)
+		s.known.Clear()
 	}
 	s.cursor = next
 	take := recs[:0]
 	for _, r := range recs {
 		ref := recordRef{r.Kind, r.Key}
-		if r.Version > s.known[ref] {
+		if v, _ := s.known.Peek(ref); r.Version > v {
 			s.rememberLocked(ref, r.Version)
 			take = append(take, r)
 		}

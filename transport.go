@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/lru"
 )
 
 // Transport is an http.RoundTripper that owns its sockets: it keeps a pool
@@ -39,7 +41,7 @@ type Transport struct {
 	pools    poolMap
 	sweepMu  sync.Mutex // one sweep at a time
 	policyMu sync.Mutex // guards policies; taken after no other lock
-	policies map[Target]*targetPolicy
+	policies *lru.Map[Target, *targetPolicy]
 	dead     deadTargets  // targets no exit could reach (Health.DeadTargetTTL)
 	blocks   blockKeeper  // blocks per exit and target (Config.Blocks)
 	polite   politeKeeper // pacing per target (Config.Politeness)
@@ -81,7 +83,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Transport{cfg: cfg, now: now, policies: make(map[Target]*targetPolicy)}
+	t := &Transport{cfg: cfg, now: now, policies: lru.New[Target, *targetPolicy](maxPolicies)}
 	t.slots = ceiling{max: int64(cfg.MaxSockets), wake: make(chan struct{})}
 	t.pools.seed = maphash.MakeSeed()
 	seed := cfg.JitterSeed
@@ -138,19 +140,18 @@ func (t *Transport) policy(k hostKey, target Target) *targetPolicy {
 	name := target
 	t.policyMu.Lock()
 	defer t.policyMu.Unlock()
-	if tp, ok := t.policies[name]; ok {
+	if tp, ok := t.policies.Get(name); ok {
 		return tp
 	}
-	if len(t.policies) >= maxPolicies {
-		// Forget some targets: their pools (if any are still alive)
-		// keep their own pointer to the policy.
-		n := 0
-		for name, tp := range t.policies {
+	if t.policies.Len() == t.policies.Cap() {
+		// Forget the least recently used target that HostBudgets does
+		// not name (with none, Put forgets the least recently used):
+		// its pools, if any are still alive, keep their own pointer to
+		// the policy.
+		for name, tp := range t.policies.All() {
 			if !t.configured(tp) {
-				delete(t.policies, name)
-				if n++; n >= maxPolicies/8 {
-					break
-				}
+				t.policies.Delete(name)
+				break
 			}
 		}
 	}
@@ -161,7 +162,7 @@ func (t *Transport) policy(k hostKey, target Target) *targetPolicy {
 	tp := newTargetPolicy(name, b, !t.cfg.DisableLearning, t.cfg.ResetHeadroom, t.now)
 	tp.created = t.now()
 	tp.ok2xx = newAtomicExitBits(len(t.exits))
-	t.policies[name] = tp
+	t.policies.Put(name, tp)
 	return tp
 }
 
@@ -176,8 +177,8 @@ func (t *Transport) configured(tp *targetPolicy) bool {
 // and no socket yet.
 func (t *Transport) policySnapshot() map[PolicyKey]HostPolicy {
 	t.policyMu.Lock()
-	tps := make([]*targetPolicy, 0, len(t.policies))
-	for _, tp := range t.policies {
+	tps := make([]*targetPolicy, 0, t.policies.Len())
+	for _, tp := range t.policies.All() {
 		tps = append(tps, tp)
 	}
 	t.policyMu.Unlock()
@@ -436,7 +437,7 @@ const keepForgotten = 64
 // in the last poolMemory go, so that a pool being created keeps its rows.
 func (t *Transport) forgetHosts(now time.Time) {
 	t.policyMu.Lock()
-	nPolicies := len(t.policies)
+	nPolicies := t.policies.Len()
 	t.policyMu.Unlock()
 	if nPolicies <= keepForgotten && t.metrics.rowCount() <= keepForgotten {
 		return
@@ -457,11 +458,9 @@ func (t *Transport) forgetHosts(now time.Time) {
 	}
 	t.policyMu.Lock()
 	defer t.policyMu.Unlock()
-	for name, tp := range t.policies {
-		if !targets[tp] && tp.created.Before(before) && !t.configured(tp) && !tp.learned() {
-			delete(t.policies, name)
-		}
-	}
+	t.policies.DeleteFunc(func(_ Target, tp *targetPolicy) bool {
+		return !targets[tp] && tp.created.Before(before) && !t.configured(tp) && !tp.learned()
+	})
 }
 
 // maxPools bounds the pools a Transport keeps after their sockets are gone
