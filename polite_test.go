@@ -128,3 +128,79 @@ func TestPolitenessQueue(t *testing.T) {
 	_, err = New(Config{Politeness: Politeness{Jitter: 1}})
 	assert.ErrorContains(t, err, "Config.Politeness.Jitter")
 }
+
+// TestPoliteClocks pins the politeness clocks alone, with the time passed
+// in: turns one delay apart per target (targets apart), a hold that moves
+// the next turn, jitter that only lengthens, AutoThrottle's mean within
+// [base, MaxDelay] that a failure never shortens, and the queue bound.
+func TestPoliteClocks(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	const a, b Target = "https://a.example:443", "https://b.example:443"
+	newClocks := func(conf Politeness, maxQueue int, intN func(int) int) *politeClocks {
+		require.NoError(t, conf.normalize("Politeness"))
+		return newPoliteClocks(&conf, maxQueue, intN)
+	}
+	none := func(int) int { return 0 }
+
+	t.Run("turns", func(t *testing.T) {
+		pc := newClocks(Politeness{Delay: time.Second}, 8, none)
+		var got []time.Duration
+		for range 3 {
+			at, err := pc.reserve(a, time.Second, t0)
+			require.NoError(t, err)
+			got = append(got, at.Sub(t0))
+		}
+		assert.Equal(t, []time.Duration{0, time.Second, 2 * time.Second}, got, "one delay apart")
+		at, err := pc.reserve(b, time.Second, t0)
+		require.NoError(t, err)
+		assert.Equal(t, t0, at, "another target has its own clock")
+	})
+	t.Run("hold", func(t *testing.T) {
+		pc := newClocks(Politeness{RetryAfter: true}, 8, none)
+		pc.hold(a, t0.Add(30*time.Second))
+		assert.Equal(t, t0.Add(30*time.Second), pc.held(a))
+		at, err := pc.reserve(a, 0, t0)
+		require.NoError(t, err)
+		assert.Equal(t, t0.Add(30*time.Second), at, "no turn before the hold ends")
+		pc.hold(a, t0.Add(10*time.Second))
+		assert.Equal(t, t0.Add(30*time.Second), pc.held(a), "a shorter hold never shortens one")
+	})
+	t.Run("jitter only lengthens", func(t *testing.T) {
+		most := func(n int) int { return n - 1 }
+		pc := newClocks(Politeness{Delay: time.Second, Jitter: 0.5}, 8, most)
+		pc.reserve(a, time.Second, t0)
+		at, _ := pc.reserve(a, time.Second, t0)
+		assert.Equal(t, t0.Add(1500*time.Millisecond), at, "at most Jitter of the delay more")
+		pc = newClocks(Politeness{Delay: time.Second, Jitter: 0.5}, 8, none)
+		pc.reserve(a, time.Second, t0)
+		at, _ = pc.reserve(a, time.Second, t0)
+		assert.Equal(t, t0.Add(time.Second), at, "never less than the delay")
+	})
+	t.Run("autothrottle", func(t *testing.T) {
+		pc := newClocks(Politeness{AutoThrottle: true, MaxDelay: time.Second}, 8, none)
+		pc.reserve(a, 100*time.Millisecond, t0)
+		delay := func() time.Duration { c, _ := pc.clock.Peek(a); return c.delay }
+		pc.observe(a, 100*time.Millisecond, 500*time.Millisecond, true)
+		assert.Equal(t, 300*time.Millisecond, delay(), "the mean of 100 ms and 500 ms")
+		pc.observe(a, 100*time.Millisecond, 0, false)
+		assert.Equal(t, 300*time.Millisecond, delay(), "a failure never shortens it")
+		pc.observe(a, 100*time.Millisecond, 0, true)
+		assert.Equal(t, 150*time.Millisecond, delay())
+		pc.observe(a, 100*time.Millisecond, 0, true)
+		assert.Equal(t, 100*time.Millisecond, delay(), "never below the base delay")
+		pc.observe(a, 100*time.Millisecond, time.Hour, true)
+		assert.Equal(t, time.Second, delay(), "never above MaxDelay")
+	})
+	t.Run("queue", func(t *testing.T) {
+		pc := newClocks(Politeness{Delay: time.Second}, 2, none)
+		_, err := pc.reserve(a, time.Second, t0)
+		require.NoError(t, err)
+		_, err = pc.reserve(a, time.Second, t0)
+		require.NoError(t, err)
+		_, err = pc.reserve(a, time.Second, t0)
+		assert.ErrorIs(t, err, errPoliteQueueFull)
+		pc.done(a)
+		_, err = pc.reserve(a, time.Second, t0)
+		assert.NoError(t, err, "a request that stopped waiting gives its place up")
+	})
+}
