@@ -142,11 +142,13 @@ type targetBlocks struct {
 	touched time.Time
 }
 
+// exitBlocks is one exit's blocks at one target: its avoidance is a
+// cooldown (Blocks' settings), the counts and last are for stats and
+// leastRecentlyBlocked.
 type exitBlocks struct {
-	blocks, avoidances uint64
-	inARow, level      int
-	until, last        time.Time
-	probing            bool
+	cd                 cooldown
+	blocks, avoidances uint64 // avoidances counts the adopted ones too
+	last               time.Time
 }
 
 func newBlockTable(conf *Blocks, nexits int) *blockTable {
@@ -165,41 +167,23 @@ func (b *blockTable) observe(target Target, exit int, blocked bool, now time.Tim
 			return false
 		}
 		eb := &tb.exits[exit]
-		readmit := eb.probing && !now.Before(eb.until)
-		if eb.inARow == 0 && !readmit {
-			return false // nothing changes
-		}
-		eb.inARow = 0
-		if readmit {
-			eb.probing = false
-			eb.level = max(0, eb.level-1)
+		run := eb.cd.inARow > 0
+		readmit := eb.cd.succeed(now)
+		if !run && !readmit {
+			return false // nothing changed
 		}
 		b.recountLocked(now)
 		return readmit
 	}
-	tb := b.getLocked(target, now)
-	eb := &tb.exits[exit]
+	eb := &b.getLocked(target, now).exits[exit]
 	eb.blocks++
-	eb.inARow++
 	eb.last = now
-	avoid := eb.inARow >= b.conf.ConsecutiveBlocks || eb.probing && !now.Before(eb.until)
+	avoid := eb.cd.fail(now, b.conf.cooldownConf())
 	if avoid {
-		eb.level++
-		d := b.conf.Cooldown << min(eb.level-1, 30)
-		if d <= 0 || d > b.conf.MaxCooldown {
-			d = b.conf.MaxCooldown
-		}
-		eb.avoidUntil(now.Add(d))
+		eb.avoidances++
 	}
 	b.recountLocked(now)
 	return avoid
-}
-
-// avoidUntil starts an avoidance of the exit that lasts until until; the
-// first request after it is the probe.
-func (eb *exitBlocks) avoidUntil(until time.Time) {
-	eb.until, eb.probing, eb.inARow = until, true, 0
-	eb.avoidances++
 }
 
 func (b *blockTable) export(target Target, exit int, now time.Time) (int, time.Duration, bool) {
@@ -209,8 +193,8 @@ func (b *blockTable) export(target Target, exit int, now time.Time) (int, time.D
 	if tb == nil || exit >= b.nexits {
 		return 0, 0, false
 	}
-	eb := &tb.exits[exit]
-	return eb.level, max(0, eb.until.Sub(now)), true
+	level, left := tb.exits[exit].cd.export(now)
+	return level, left, true
 }
 
 func (b *blockTable) adopt(target Target, exit, level int, left time.Duration, now time.Time) {
@@ -220,14 +204,9 @@ func (b *blockTable) adopt(target Target, exit, level int, left time.Duration, n
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	eb := &b.getLocked(target, now).exits[exit]
-	eb.level = max(eb.level, level)
-	if left <= 0 {
-		// Re-admitted elsewhere: the probe succeeded there.
-		if eb.probing && now.Before(eb.until) {
-			eb.until, eb.probing = now, false
-		}
-	} else if until := now.Add(left); until.After(eb.until) {
-		eb.avoidUntil(until)
+	// left <= 0: re-admitted elsewhere, the probe succeeded there.
+	if eb.cd.adopt(level, left, now) {
+		eb.avoidances++
 		if eb.last.IsZero() {
 			eb.last = now
 		}
@@ -261,7 +240,7 @@ func (b *blockTable) recountLocked(now time.Time) {
 	n := 0
 	for _, tb := range b.targets {
 		for i := range tb.exits {
-			if eb := &tb.exits[i]; eb.inARow > 0 || now.Before(eb.until) || eb.probing {
+			if !tb.exits[i].cd.idle(now) {
 				n++
 				break
 			}
@@ -279,7 +258,7 @@ func (b *blockTable) avoided(target Target, now time.Time) exitBits {
 	}
 	var mask exitBits
 	for i := range tb.exits {
-		if now.Before(tb.exits[i].until) {
+		if tb.exits[i].cd.active(now) {
 			mask = mask.with(i)
 		}
 	}
@@ -313,9 +292,9 @@ func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
 			if eb.blocks == 0 && eb.avoidances == 0 {
 				continue
 			}
-			bs := BlockStats{Target: target, Exit: name, Blocks: eb.blocks, InARow: eb.inARow, Avoidances: eb.avoidances}
-			if now.Before(eb.until) {
-				bs.AvoidedUntil = eb.until
+			bs := BlockStats{Target: target, Exit: name, Blocks: eb.blocks, InARow: eb.cd.inARow, Avoidances: eb.avoidances}
+			if eb.cd.active(now) {
+				bs.AvoidedUntil = eb.cd.until
 			}
 			out = append(out, bs)
 		}

@@ -122,8 +122,9 @@ func (l *lease) emit(o outcome) {
 func (l *lease) respond(resp *http.Response) *http.Response {
 	p := l.p
 	t := p.t
-	o := outcome{status: resp.StatusCode, ttfb: t.now().Sub(l.sent)}
-	p.exit.health.success()
+	now := t.now()
+	o := outcome{status: resp.StatusCode, ttfb: now.Sub(l.sent)}
+	p.exit.health.success(now)
 	t.reached(p.exit, p.key)
 	p.sc.response(resp.StatusCode, l.state, l.wait+o.ttfb)
 	p.learnFrom(resp, l)
