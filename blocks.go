@@ -308,25 +308,39 @@ func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
 	return out
 }
 
-// noteBlocks records what a response through p's exit says about blocks.
-func (p *hostPool) noteBlocks(resp *http.Response) {
+// isBlock is the block rule: whether resp, an answer through exit from
+// tp's target, says that the exit is blocked there. Blocks.IsBlocked
+// decides when it is set; by default a 403 or a 429 is a block when the
+// target answered 2xx through another exit (tp.ok2xx). With Disable,
+// nothing is.
+func (b *Blocks) isBlock(resp *http.Response, exit int, tp *targetPolicy) bool {
+	switch {
+	case b.Disable:
+		return false
+	case b.IsBlocked != nil:
+		return b.IsBlocked(resp)
+	}
+	return (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests) &&
+		tp.ok2xx.other(exit)
+}
+
+// noteBlocks records what a response through p's exit says about blocks,
+// and reports whether it was a block (Blocks.isBlock decides, once per
+// response: a session's scoring takes this answer).
+func (p *hostPool) noteBlocks(resp *http.Response) (blocked bool) {
 	t := p.t
 	if t.cfg.Blocks.Disable {
-		return
+		return false
 	}
 	i := p.exit.idx
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		p.policy.ok2xx.add(i)
 	}
-	var blocked bool
-	if f := t.cfg.Blocks.IsBlocked; f != nil {
-		blocked = f(resp)
-	} else if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
-		blocked = p.policy.ok2xx.other(i) // another exit got a 2xx from the target
-	}
-	if (blocked || !t.blocks.quiet()) && t.blocks.observe(p.policy.name, p.exit.idx, blocked, t.now()) {
+	blocked = t.cfg.Blocks.isBlock(resp, i, p.policy)
+	if (blocked || !t.blocks.quiet()) && t.blocks.observe(p.policy.name, i, blocked, t.now()) {
 		t.store.changedBlock(p.policy.name, p.exit)
 	}
+	return blocked
 }
 
 // blockedRoute narrows a request's exits to those its target does not
@@ -362,23 +376,4 @@ func (t *Transport) blockedRoute(target Target, set *exitSet) (*exitSet, error) 
 	tried := excluded.clone()
 	tried[keep/64] &^= 1 << uint(keep%64)
 	return &exitSet{t: t, tried: tried}, nil
-}
-
-// isBlock reports whether resp, the answer to req through exit, says the
-// exit is blocked at req's target (Blocks.IsBlocked, or the default rule).
-func (t *Transport) isBlock(req *http.Request, exit int, resp *http.Response) bool {
-	if t.cfg.Blocks.Disable {
-		return false
-	}
-	if f := t.cfg.Blocks.IsBlocked; f != nil {
-		return f(resp)
-	}
-	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
-		return false
-	}
-	k, hostname, err := targetOf(req)
-	if err != nil {
-		return false
-	}
-	return t.policy(k, hostname).ok2xx.other(exit)
 }

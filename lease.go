@@ -118,8 +118,9 @@ func (l *lease) emit(o outcome) {
 }
 
 // respond records a response's headers, learns from them and wraps the body
-// so that its end (EOF, error or Close) ends the lease.
-func (l *lease) respond(resp *http.Response) *http.Response {
+// so that its end (EOF, error or Close) ends the lease. blocked says the
+// response was a block (Config.Blocks).
+func (l *lease) respond(resp *http.Response) (_ *http.Response, blocked bool) {
 	p := l.p
 	t := p.t
 	now := t.now()
@@ -128,22 +129,22 @@ func (l *lease) respond(resp *http.Response) *http.Response {
 	t.reached(p.exit, p.key)
 	p.sc.response(resp.StatusCode, l.state, l.wait+o.ttfb)
 	p.learnFrom(resp, l)
-	p.noteBlocks(resp)
+	blocked = p.noteBlocks(resp)
 	p.notePoliteness(resp, o.ttfb)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		o.upgrade = true
 		l.end(o)
-		return resp
+		return resp, blocked
 	}
 	if l.slot.l != nil && t.cfg.Concurrency.IsDrop(resp, nil) {
 		o.drop = true
 	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		l.end(o)
-		return resp
+		return resp, blocked
 	}
 	resp.Body = &body{rc: resp.Body, l: *l, o: o}
-	return resp
+	return resp, blocked
 }
 
 // body wraps a response body; its end (EOF, error or Close) ends the lease.
