@@ -142,11 +142,13 @@ type targetBlocks struct {
 	touched time.Time
 }
 
+// exitBlocks is one exit's blocks at one target: its avoidance is a
+// cooldown (Blocks' settings), the counts and last are for stats and
+// leastRecentlyBlocked.
 type exitBlocks struct {
-	blocks, avoidances uint64
-	inARow, level      int
-	until, last        time.Time
-	probing            bool
+	cd                 cooldown
+	blocks, avoidances uint64 // avoidances counts the adopted ones too
+	last               time.Time
 }
 
 func newBlockTable(conf *Blocks, nexits int) *blockTable {
@@ -165,41 +167,23 @@ func (b *blockTable) observe(target Target, exit int, blocked bool, now time.Tim
 			return false
 		}
 		eb := &tb.exits[exit]
-		readmit := eb.probing && !now.Before(eb.until)
-		if eb.inARow == 0 && !readmit {
-			return false // nothing changes
-		}
-		eb.inARow = 0
-		if readmit {
-			eb.probing = false
-			eb.level = max(0, eb.level-1)
+		run := eb.cd.inARow > 0
+		readmit := eb.cd.succeed(now)
+		if !run && !readmit {
+			return false // nothing changed
 		}
 		b.recountLocked(now)
 		return readmit
 	}
-	tb := b.getLocked(target, now)
-	eb := &tb.exits[exit]
+	eb := &b.getLocked(target, now).exits[exit]
 	eb.blocks++
-	eb.inARow++
 	eb.last = now
-	avoid := eb.inARow >= b.conf.ConsecutiveBlocks || eb.probing && !now.Before(eb.until)
+	avoid := eb.cd.fail(now, b.conf.cooldownConf())
 	if avoid {
-		eb.level++
-		d := b.conf.Cooldown << min(eb.level-1, 30)
-		if d <= 0 || d > b.conf.MaxCooldown {
-			d = b.conf.MaxCooldown
-		}
-		eb.avoidUntil(now.Add(d))
+		eb.avoidances++
 	}
 	b.recountLocked(now)
 	return avoid
-}
-
-// avoidUntil starts an avoidance of the exit that lasts until until; the
-// first request after it is the probe.
-func (eb *exitBlocks) avoidUntil(until time.Time) {
-	eb.until, eb.probing, eb.inARow = until, true, 0
-	eb.avoidances++
 }
 
 func (b *blockTable) export(target Target, exit int, now time.Time) (int, time.Duration, bool) {
@@ -209,8 +193,8 @@ func (b *blockTable) export(target Target, exit int, now time.Time) (int, time.D
 	if tb == nil || exit >= b.nexits {
 		return 0, 0, false
 	}
-	eb := &tb.exits[exit]
-	return eb.level, max(0, eb.until.Sub(now)), true
+	level, left := tb.exits[exit].cd.export(now)
+	return level, left, true
 }
 
 func (b *blockTable) adopt(target Target, exit, level int, left time.Duration, now time.Time) {
@@ -220,14 +204,9 @@ func (b *blockTable) adopt(target Target, exit, level int, left time.Duration, n
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	eb := &b.getLocked(target, now).exits[exit]
-	eb.level = max(eb.level, level)
-	if left <= 0 {
-		// Re-admitted elsewhere: the probe succeeded there.
-		if eb.probing && now.Before(eb.until) {
-			eb.until, eb.probing = now, false
-		}
-	} else if until := now.Add(left); until.After(eb.until) {
-		eb.avoidUntil(until)
+	// left <= 0: re-admitted elsewhere, the probe succeeded there.
+	if eb.cd.adopt(level, left, now) {
+		eb.avoidances++
 		if eb.last.IsZero() {
 			eb.last = now
 		}
@@ -261,7 +240,7 @@ func (b *blockTable) recountLocked(now time.Time) {
 	n := 0
 	for _, tb := range b.targets {
 		for i := range tb.exits {
-			if eb := &tb.exits[i]; eb.inARow > 0 || now.Before(eb.until) || eb.probing {
+			if !tb.exits[i].cd.idle(now) {
 				n++
 				break
 			}
@@ -279,7 +258,7 @@ func (b *blockTable) avoided(target Target, now time.Time) exitBits {
 	}
 	var mask exitBits
 	for i := range tb.exits {
-		if now.Before(tb.exits[i].until) {
+		if tb.exits[i].cd.active(now) {
 			mask = mask.with(i)
 		}
 	}
@@ -313,9 +292,9 @@ func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
 			if eb.blocks == 0 && eb.avoidances == 0 {
 				continue
 			}
-			bs := BlockStats{Target: target, Exit: name, Blocks: eb.blocks, InARow: eb.inARow, Avoidances: eb.avoidances}
-			if now.Before(eb.until) {
-				bs.AvoidedUntil = eb.until
+			bs := BlockStats{Target: target, Exit: name, Blocks: eb.blocks, InARow: eb.cd.inARow, Avoidances: eb.avoidances}
+			if eb.cd.active(now) {
+				bs.AvoidedUntil = eb.cd.until
 			}
 			out = append(out, bs)
 		}
@@ -329,25 +308,39 @@ func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
 	return out
 }
 
-// noteBlocks records what a response through p's exit says about blocks.
-func (p *hostPool) noteBlocks(resp *http.Response) {
+// isBlock is the block rule: whether resp, an answer through exit from
+// tp's target, says that the exit is blocked there. Blocks.IsBlocked
+// decides when it is set; by default a 403 or a 429 is a block when the
+// target answered 2xx through another exit (tp.ok2xx). With Disable,
+// nothing is.
+func (b *Blocks) isBlock(resp *http.Response, exit int, tp *targetPolicy) bool {
+	switch {
+	case b.Disable:
+		return false
+	case b.IsBlocked != nil:
+		return b.IsBlocked(resp)
+	}
+	return (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests) &&
+		tp.ok2xx.other(exit)
+}
+
+// noteBlocks records what a response through p's exit says about blocks,
+// and reports whether it was a block (Blocks.isBlock decides, once per
+// response: a session's scoring takes this answer).
+func (p *hostPool) noteBlocks(resp *http.Response) (blocked bool) {
 	t := p.t
 	if t.cfg.Blocks.Disable {
-		return
+		return false
 	}
 	i := p.exit.idx
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		p.policy.ok2xx.add(i)
 	}
-	var blocked bool
-	if f := t.cfg.Blocks.IsBlocked; f != nil {
-		blocked = f(resp)
-	} else if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
-		blocked = p.policy.ok2xx.other(i) // another exit got a 2xx from the target
-	}
-	if (blocked || !t.blocks.quiet()) && t.blocks.observe(p.policy.name, p.exit.idx, blocked, t.now()) {
+	blocked = t.cfg.Blocks.isBlock(resp, i, p.policy)
+	if (blocked || !t.blocks.quiet()) && t.blocks.observe(p.policy.name, i, blocked, t.now()) {
 		t.store.changedBlock(p.policy.name, p.exit)
 	}
+	return blocked
 }
 
 // blockedRoute narrows a request's exits to those its target does not
@@ -383,23 +376,4 @@ func (t *Transport) blockedRoute(target Target, set *exitSet) (*exitSet, error) 
 	tried := excluded.clone()
 	tried[keep/64] &^= 1 << uint(keep%64)
 	return &exitSet{t: t, tried: tried}, nil
-}
-
-// isBlock reports whether resp, the answer to req through exit, says the
-// exit is blocked at req's target (Blocks.IsBlocked, or the default rule).
-func (t *Transport) isBlock(req *http.Request, exit int, resp *http.Response) bool {
-	if t.cfg.Blocks.Disable {
-		return false
-	}
-	if f := t.cfg.Blocks.IsBlocked; f != nil {
-		return f(resp)
-	}
-	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
-		return false
-	}
-	k, hostname, err := targetOf(req)
-	if err != nil {
-		return false
-	}
-	return t.policy(k, hostname).ok2xx.other(exit)
 }

@@ -224,6 +224,45 @@ func TestBlocksHook(t *testing.T) {
 	}
 }
 
+// TestBlockRule: the block rule alone (Blocks.isBlock). By default a 403
+// or a 429 is a block only when the target answered 2xx through another
+// exit; Blocks.IsBlocked decides instead when set; Disable turns it off.
+func TestBlockRule(t *testing.T) {
+	captcha := func(resp *http.Response) bool { return resp.Header.Get("X-Captcha") != "" }
+	for _, tc := range []struct {
+		name   string
+		conf   Blocks
+		status int
+		header bool  // the response has X-Captcha
+		ok2xx  []int // exits the target answered 2xx through
+		want   bool
+	}{
+		{"403, another exit got 2xx", Blocks{}, 403, false, []int{1}, true},
+		{"429, another exit got 2xx", Blocks{}, 429, false, []int{2}, true},
+		{"403, no exit got 2xx", Blocks{}, 403, false, nil, false},
+		{"403, only this exit got 2xx", Blocks{}, 403, false, []int{0}, false},
+		{"404, another exit got 2xx", Blocks{}, 404, false, []int{1}, false},
+		{"503, another exit got 2xx", Blocks{}, 503, false, []int{1}, false},
+		{"200 with a captcha, default rule", Blocks{}, 200, true, []int{1}, false},
+		{"hook: 200 with a captcha", Blocks{IsBlocked: captcha}, 200, true, nil, true},
+		{"hook: 403 without one", Blocks{IsBlocked: captcha}, 403, false, []int{1}, false},
+		{"disabled: 403, another exit got 2xx", Blocks{Disable: true}, 403, false, []int{1}, false},
+		{"disabled with a hook", Blocks{Disable: true, IsBlocked: captcha}, 200, true, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := &targetPolicy{ok2xx: newAtomicExitBits(3)}
+			for _, i := range tc.ok2xx {
+				tp.ok2xx.add(i)
+			}
+			resp := &http.Response{StatusCode: tc.status, Header: http.Header{}}
+			if tc.header {
+				resp.Header.Set("X-Captcha", "1")
+			}
+			assert.Equal(t, tc.want, tc.conf.isBlock(resp, 0, tp))
+		})
+	}
+}
+
 // TestBlocksValidation: bad Blocks settings fail New naming the field.
 func TestBlocksValidation(t *testing.T) {
 	_, err := New(Config{Blocks: Blocks{ConsecutiveBlocks: -1}})

@@ -187,7 +187,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 	}
 	s.resumed = dt.resumed
 	dt.mu.Unlock()
-	p.exit.health.success()
+	p.exit.health.success(t.now())
 	t.reached(p.exit, p.key)
 	if s.resumed {
 		p.sc.add(func(c *counters) { c.resumed.Add(1) })

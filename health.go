@@ -10,18 +10,19 @@ import (
 // health is the outlier-detection state of one exit (Config.Health): proxy
 // failures in a row, or failures to reach targets that other exits reach,
 // eject the exit for a cooldown that doubles with each ejection in a row;
-// the first success after a cooldown halves it back.
+// the first success after a cooldown halves it back (see cooldown).
 //
-// healthy is lock-free, for the request path; the rest takes mu, which is
-// taken after no other lock and never held while calling out.
+// healthy is lock-free, for the request path, and so is a success when
+// nothing is under way; the rest takes mu, which is taken after no other
+// lock and never held while calling out.
 type health struct {
-	conf        *Health
-	until       atomic.Int64 // ejected until (unix nanoseconds); 0 = never ejected
-	probing     atomic.Bool  // back from an ejection, not yet proven
-	consecutive atomic.Int32
-	suspects    atomic.Int32 // entries in missed: a cheap "nothing to check" on success
-	mu          sync.Mutex
-	level       int // ejections in a row
+	conf     *Health
+	until    atomic.Int64 // cd.until (unix nanoseconds) for healthy; 0 = never ejected
+	pending  atomic.Bool  // cd is not idle: a success has something to end
+	suspects atomic.Int32 // entries in missed: a cheap "nothing to check" on success
+	mu       sync.Mutex
+	cd       cooldown
+	// ejections counts this exit's ejections (not the ones adopted).
 	ejections   uint64
 	lastErr     string
 	lastFailure time.Time
@@ -46,55 +47,46 @@ func (h *health) healthy(now time.Time) bool {
 	return u == 0 || now.UnixNano() >= u
 }
 
-// success records a request or dial that worked through the exit.
-func (h *health) success() {
-	if h.consecutive.Load() != 0 {
-		h.consecutive.Store(0)
+// success records a request or dial that worked through the exit at now.
+func (h *health) success(now time.Time) {
+	if !h.pending.Load() {
+		return
 	}
-	if h.probing.Load() && h.probing.CompareAndSwap(true, false) {
-		h.mu.Lock()
-		h.level = max(0, h.level-1)
-		h.mu.Unlock()
-	}
+	h.mu.Lock()
+	h.cd.succeed(now)
+	h.syncLocked()
+	h.mu.Unlock()
 }
 
 // failure records a failure of the exit's proxy and reports whether it
-// ejected the exit.
+// ejected the exit. The failures of an exit already ejected (requests that
+// were under way) do not count.
 func (h *health) failure(now time.Time, err error) bool {
-	n := h.consecutive.Add(1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
 		h.lastErr = err.Error()
 	}
 	h.lastFailure = now
-	if !h.healthy(now) {
+	if h.cd.active(now) {
 		return false // already ejected
 	}
-	if int(n) < h.conf.ConsecutiveFailures && !h.probing.Load() {
-		return false
+	ejected := h.cd.fail(now, h.conf.cooldownConf())
+	if ejected {
+		h.ejections++
 	}
-	h.ejectLocked(now)
-	return true
+	h.syncLocked()
+	return ejected
 }
 
-// ejectLocked ejects the exit for its next cooldown. h.mu must be held.
-func (h *health) ejectLocked(now time.Time) {
-	h.level++
-	d := h.conf.Cooldown << min(h.level-1, 30)
-	if d <= 0 || d > h.conf.MaxCooldown {
-		d = h.conf.MaxCooldown
+// syncLocked copies what the lock-free paths read of cd. h.mu must be held.
+func (h *health) syncLocked() {
+	var u int64
+	if !h.cd.until.IsZero() {
+		u = h.cd.until.UnixNano()
 	}
-	h.ejectUntilLocked(now.Add(d))
-	h.ejections++
-}
-
-// ejectUntilLocked keeps the exit out until until; the first request after
-// it probes the exit. h.mu must be held.
-func (h *health) ejectUntilLocked(until time.Time) {
-	h.until.Store(until.UnixNano())
-	h.probing.Store(true)
-	h.consecutive.Store(0)
+	h.until.Store(u)
+	h.pending.Store(h.cd.inARow > 0 || h.cd.probing)
 }
 
 // missedTarget records that the exit failed to reach target with the
@@ -140,12 +132,14 @@ func (h *health) blame(now time.Time, target hostKey, other bool) bool {
 		return false
 	}
 	h.blamed = appendMiss(h.blamed, targetMiss{target, now}, now, h.conf.TargetWindow)
-	if len(h.blamed) < h.conf.DistinctTargets || !h.healthy(now) {
+	if len(h.blamed) < h.conf.DistinctTargets || h.cd.active(now) {
 		return false
 	}
 	h.lastErr = fmt.Sprintf("failed to reach %d targets that other exits reached (last: %s://%s)", len(h.blamed), target.scheme, target.addr)
 	h.blamed = h.blamed[:0]
-	h.ejectLocked(now)
+	h.cd.trip(now, h.conf.cooldownConf())
+	h.ejections++
+	h.syncLocked()
 	return true
 }
 
@@ -327,20 +321,21 @@ func (h *Health) normalize(field string) error {
 func (h *health) export(now time.Time) (level int, left time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.level, max(0, time.Duration(h.until.Load()-now.UnixNano()))
+	return h.cd.export(now)
 }
 
 // adopt takes an ejection another Transport shared: the exit is ejected
 // for left from now, at least at level, and probed when it comes back.
+// Ejections are shared, re-admissions are not: left <= 0 (a record that
+// aged on its way) changes nothing.
 func (h *health) adopt(level int, left time.Duration, now time.Time, why string) {
 	if left <= 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.level = max(h.level, level)
-	if until := now.Add(left); until.UnixNano() > h.until.Load() {
-		h.ejectUntilLocked(until)
+	if h.cd.adopt(level, left, now) {
 		h.lastErr = why
 	}
+	h.syncLocked()
 }

@@ -59,9 +59,10 @@ func (l *lease) reserved(start, now time.Time, waited bool) {
 
 // send sends out, the request to put on the wire for the caller's req, as
 // attempt number attempt through p, and returns the response (its body
-// wrapped so that its end ends the lease) or what failed. It begins the
+// wrapped so that its end ends the lease) and whether it says the exit is
+// blocked at the target (Config.Blocks), or what failed. It begins the
 // lease and, on failure, ends it.
-func (l *lease) send(p *hostPool, req, out *http.Request, attempt int) (*http.Response, *failure) {
+func (l *lease) send(p *hostPool, req, out *http.Request, attempt int) (*http.Response, bool, *failure) {
 	t := p.t
 	l.begin(p, req, attempt)
 	if out.Close {
@@ -91,13 +92,14 @@ func (l *lease) send(p *hostPool, req, out *http.Request, attempt int) (*http.Re
 	resp, err := l.s.cc.RoundTrip(out)
 	if err == nil {
 		resp.Request = req // the caller's, never a copy of warmpool's
-		return l.respond(resp), nil
+		resp, blocked := l.respond(resp)
+		return resp, blocked, nil
 	}
 	wrote := l.s.conn.written.Load() != l.written
 	lost := lostSocket(l.s, err) && !badAnswer(err)
 	drop := giveUpOf(req).err() == nil && t.cfg.Concurrency.IsDrop != nil && t.cfg.Concurrency.IsDrop(nil, err)
 	l.end(outcome{err: err, wrote: wrote, drop: drop})
-	return nil, &failure{phase: failedSend, err: err, exit: p.exit, p: p, wrote: wrote, lost: lost, cold: l.state == ClassCold, n: l.n}
+	return nil, false, &failure{phase: failedSend, err: err, exit: p.exit, p: p, wrote: wrote, lost: lost, cold: l.state == ClassCold, n: l.n}
 }
 
 // outcome is how an attempt ended, as lease.end records it.
@@ -179,31 +181,33 @@ func (l *lease) emit(o outcome) {
 }
 
 // respond records a response's headers, learns from them and wraps the body
-// so that its end (EOF, error or Close) ends the lease.
-func (l *lease) respond(resp *http.Response) *http.Response {
+// so that its end (EOF, error or Close) ends the lease. blocked says the
+// response was a block (Config.Blocks).
+func (l *lease) respond(resp *http.Response) (_ *http.Response, blocked bool) {
 	p := l.p
 	t := p.t
-	o := outcome{status: resp.StatusCode, ttfb: t.now().Sub(l.sent)}
-	p.exit.health.success()
+	now := t.now()
+	o := outcome{status: resp.StatusCode, ttfb: now.Sub(l.sent)}
+	p.exit.health.success(now)
 	t.reached(p.exit, p.key)
 	p.sc.response(resp.StatusCode, l.state, l.wait+o.ttfb)
 	p.learnFrom(resp, l)
-	p.noteBlocks(resp)
+	blocked = p.noteBlocks(resp)
 	p.notePoliteness(resp, o.ttfb)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		o.upgrade = true
 		l.end(o)
-		return resp
+		return resp, blocked
 	}
 	if l.slot.l != nil && t.cfg.Concurrency.IsDrop(resp, nil) {
 		o.drop = true
 	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		l.end(o)
-		return resp
+		return resp, blocked
 	}
 	resp.Body = &body{rc: resp.Body, l: *l, o: o}
-	return resp
+	return resp, blocked
 }
 
 // body wraps a response body; its end (EOF, error or Close) ends the lease.

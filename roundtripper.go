@@ -119,16 +119,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError(target, ErrorProxy)
 		return nil, err
 	}
-	if i, ok := pinnedExit(req.Context()); ok && i >= 0 && i < len(t.exits) {
+	pin := pinOf(req.Context())
+	if pin != nil && pin.exit >= 0 && pin.exit < len(t.exits) {
 		// A session's request leaves from its exit, blocked or not:
 		// the session is that address (see SessionPool).
-		set = &exitSet{t: t, tried: allBut(len(t.exits), i)}
+		set = &exitSet{t: t, tried: allBut(len(t.exits), pin.exit)}
 	} else if set, err = t.blockedRoute(target, set); err != nil {
 		closeReqBody(req)
 		t.countError(target, ErrorBlocked)
 		return nil, err
 	}
-	r := tries{out: req, set: set, session: sessionOf(req.Context()), attempt: 1, g: giveUpOf(req)}
+	r := tries{out: req, set: set, session: sessionOf(req.Context()), pin: pin, attempt: 1, g: giveUpOf(req)}
 	for {
 		resp, f := t.try(req, key, target, &r)
 		if f == nil {
@@ -152,6 +153,7 @@ type tries struct {
 	out          *http.Request // what to send: req, or a copy with a new body
 	set          *exitSet      // eligible exits: t.baseSet until one is avoided
 	session      string        // WithSession key, if any
+	pin          *sessionPin   // a SessionPool's request: told whether its response was a block
 	g            giveUp        // how the caller gives up
 	attempt      int           // attempts sent on sockets, from 1
 	dialFailures int
@@ -210,7 +212,11 @@ func (t *Transport) try(req *http.Request, key hostKey, target Target, r *tries)
 	if err != nil {
 		return nil, &failure{phase: failedAcquire, err: err, exit: e, p: p}
 	}
-	return l.send(p, req, r.out, r.attempt)
+	resp, blocked, f := l.send(p, req, r.out, r.attempt)
+	if f == nil && r.pin != nil {
+		r.pin.blocked = blocked // the session scores its own blocks
+	}
+	return resp, f
 }
 
 // badAnswer reports whether err is the server's answer rather than a

@@ -271,13 +271,22 @@ func (s *Session) end(exit int, resp *http.Response, blocked bool) {
 	}
 }
 
-// sessionExitKey is the context key pinning a request to an exit.
+// sessionExitKey is the context key of a sessionPin.
 type sessionExitKey struct{}
 
-// pinnedExit returns the exit a session pinned ctx's request to, if any.
-func pinnedExit(ctx context.Context) (int, bool) {
-	i, ok := ctx.Value(sessionExitKey{}).(int)
-	return i, ok
+// sessionPin pins a session's request to the session's exit. The
+// Transport notes in it whether the response was a block, as the block
+// rule (Blocks.isBlock) decided when the response came in: the session
+// scores that answer, without deciding again.
+type sessionPin struct {
+	exit    int
+	blocked bool
+}
+
+// pinOf returns the pin of ctx's request, or nil.
+func pinOf(ctx context.Context) *sessionPin {
+	pin, _ := ctx.Value(sessionExitKey{}).(*sessionPin)
+	return pin
 }
 
 // sessionTransport sends a session's requests through its exit and scores
@@ -288,14 +297,14 @@ func (st sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if req == nil {
 		return nil, errors.New("warmpool: nil Request")
 	}
-	exit := st.s.begin()
-	r := req.WithContext(context.WithValue(req.Context(), sessionExitKey{}, exit))
+	pin := &sessionPin{exit: st.s.begin()}
+	r := req.WithContext(context.WithValue(req.Context(), sessionExitKey{}, pin))
 	resp, err := st.s.pool.t.RoundTrip(r)
 	if err != nil {
 		return nil, err
 	}
 	resp.Request = req
-	st.s.end(exit, resp, st.s.pool.t.isBlock(req, exit, resp))
+	st.s.end(pin.exit, resp, pin.blocked)
 	return resp, nil
 }
 
