@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/lru"
 )
 
 // This file keeps blocks per exit and target: a target that bans one exit's
@@ -134,12 +136,11 @@ type blockTable struct {
 	nexits  int
 	active  atomic.Int32 // targets with blocks in a row, an avoidance or a probe due: "none" costs no lock
 	mu      sync.Mutex
-	targets map[Target]*targetBlocks
+	targets *lru.Map[Target, *targetBlocks]
 }
 
 type targetBlocks struct {
-	exits   []exitBlocks // one per exit
-	touched time.Time
+	exits []exitBlocks // one per exit
 }
 
 // exitBlocks is one exit's blocks at one target: its avoidance is a
@@ -152,7 +153,7 @@ type exitBlocks struct {
 }
 
 func newBlockTable(conf *Blocks, nexits int) *blockTable {
-	return &blockTable{conf: conf, nexits: nexits, targets: make(map[Target]*targetBlocks)}
+	return &blockTable{conf: conf, nexits: nexits, targets: lru.New[Target, *targetBlocks](maxHostRows)}
 }
 
 func (b *blockTable) observe(target Target, exit int, blocked bool, now time.Time) bool {
@@ -162,7 +163,7 @@ func (b *blockTable) observe(target Target, exit int, blocked bool, now time.Tim
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !blocked {
-		tb := b.targets[target]
+		tb, _ := b.targets.Peek(target)
 		if tb == nil {
 			return false
 		}
@@ -175,7 +176,7 @@ func (b *blockTable) observe(target Target, exit int, blocked bool, now time.Tim
 		b.recountLocked(now)
 		return readmit
 	}
-	eb := &b.getLocked(target, now).exits[exit]
+	eb := &b.getLocked(target).exits[exit]
 	eb.blocks++
 	eb.last = now
 	avoid := eb.cd.fail(now, b.conf.cooldownConf())
@@ -189,7 +190,7 @@ func (b *blockTable) observe(target Target, exit int, blocked bool, now time.Tim
 func (b *blockTable) export(target Target, exit int, now time.Time) (int, time.Duration, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	tb := b.targets[target]
+	tb, _ := b.targets.Peek(target)
 	if tb == nil || exit >= b.nexits {
 		return 0, 0, false
 	}
@@ -203,7 +204,7 @@ func (b *blockTable) adopt(target Target, exit, level int, left time.Duration, n
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	eb := &b.getLocked(target, now).exits[exit]
+	eb := &b.getLocked(target).exits[exit]
 	// left <= 0: re-admitted elsewhere, the probe succeeded there.
 	if eb.cd.adopt(level, left, now) {
 		eb.avoidances++
@@ -214,31 +215,21 @@ func (b *blockTable) adopt(target Target, exit, level int, left time.Duration, n
 	b.recountLocked(now)
 }
 
-// getLocked returns the target's entry, making room for a new one.
-func (b *blockTable) getLocked(target Target, now time.Time) *targetBlocks {
-	if tb, ok := b.targets[target]; ok {
-		tb.touched = now
+// getLocked returns the target's entry, making room for a new one (the
+// least recently blocked target goes).
+func (b *blockTable) getLocked(target Target) *targetBlocks {
+	if tb, ok := b.targets.Get(target); ok {
 		return tb
 	}
-	if len(b.targets) >= maxHostRows {
-		var oldest Target
-		var at time.Time
-		for k, tb := range b.targets {
-			if oldest == "" || tb.touched.Before(at) {
-				oldest, at = k, tb.touched
-			}
-		}
-		delete(b.targets, oldest)
-	}
-	tb := &targetBlocks{exits: make([]exitBlocks, b.nexits), touched: now}
-	b.targets[target] = tb
+	tb := &targetBlocks{exits: make([]exitBlocks, b.nexits)}
+	b.targets.Put(target, tb)
 	return tb
 }
 
 // recountLocked refreshes active: the targets with something to look at.
 func (b *blockTable) recountLocked(now time.Time) {
 	n := 0
-	for _, tb := range b.targets {
+	for _, tb := range b.targets.All() {
 		for i := range tb.exits {
 			if !tb.exits[i].cd.idle(now) {
 				n++
@@ -252,7 +243,7 @@ func (b *blockTable) recountLocked(now time.Time) {
 func (b *blockTable) avoided(target Target, now time.Time) exitBits {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	tb := b.targets[target]
+	tb, _ := b.targets.Peek(target)
 	if tb == nil {
 		return nil
 	}
@@ -269,7 +260,7 @@ func (b *blockTable) avoided(target Target, now time.Time) exitBits {
 func (b *blockTable) leastRecentlyBlocked(target Target, mask exitBits) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	tb := b.targets[target]
+	tb, _ := b.targets.Peek(target)
 	best := -1
 	for i := range b.nexits {
 		if !mask.has(i) {
@@ -286,7 +277,7 @@ func (b *blockTable) stats(names []string, now time.Time) []BlockStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []BlockStats
-	for target, tb := range b.targets {
+	for target, tb := range b.targets.All() {
 		for i, name := range names[:min(len(names), len(tb.exits))] {
 			eb := tb.exits[i]
 			if eb.blocks == 0 && eb.avoidances == 0 {

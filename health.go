@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmpool/warmpool/internal/lru"
 )
 
 // health is the outlier-detection state of one exit (Config.Health): proxy
@@ -184,46 +186,44 @@ type deadTarget struct {
 // to a dead host fail at once instead of dialing through every exit again.
 // It holds at most maxHostRows targets. The zero value is empty and ready.
 type deadTargets struct {
-	n  atomic.Int32 // len(m), for a lock-free "none" on the request path
+	n  atomic.Int32 // m.Len(), for a lock-free "none" on the request path
 	mu sync.Mutex
-	m  map[hostKey]deadTarget
+	m  *lru.Map[Target, deadTarget]
 }
 
-// check returns the remembered error for k, or nil.
-func (d *deadTargets) check(k hostKey, now time.Time) error {
+// check returns the remembered error for target, or nil.
+func (d *deadTargets) check(target Target, now time.Time) error {
 	if d.n.Load() == 0 {
 		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	dt, ok := d.m[k]
+	dt, ok := d.m.Peek(target)
 	switch {
 	case !ok:
 		return nil
 	case !now.Before(dt.until):
-		delete(d.m, k)
-		d.n.Store(int32(len(d.m)))
+		d.m.Delete(target)
+		d.n.Store(int32(d.m.Len()))
 		return nil
 	}
-	return fmt.Errorf("warmpool: %s was unreachable through every exit less than %v ago: %w", k.addr, dt.until.Sub(now).Round(time.Millisecond), dt.err)
+	return fmt.Errorf("warmpool: %s was unreachable through every exit less than %v ago: %w", target, dt.until.Sub(now).Round(time.Millisecond), dt.err)
 }
 
-// remember records that k could not be reached, with err, until until.
-func (d *deadTargets) remember(k hostKey, until, now time.Time, err error) {
+// remember records that target could not be reached, with err, until
+// until. Beyond maxHostRows targets, the expired ones go, then the least
+// recently remembered.
+func (d *deadTargets) remember(target Target, until, now time.Time, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.m == nil {
-		d.m = make(map[hostKey]deadTarget)
+		d.m = lru.New[Target, deadTarget](maxHostRows)
 	}
-	if len(d.m) >= maxHostRows {
-		for o, dt := range d.m {
-			if !now.Before(dt.until) || len(d.m) >= maxHostRows {
-				delete(d.m, o)
-			}
-		}
+	if d.m.Len() == d.m.Cap() {
+		d.m.DeleteFunc(func(_ Target, dt deadTarget) bool { return !now.Before(dt.until) })
 	}
-	d.m[k] = deadTarget{until: until, err: err}
-	d.n.Store(int32(len(d.m)))
+	d.m.Put(target, deadTarget{until: until, err: err})
+	d.n.Store(int32(d.m.Len()))
 }
 
 // Health configures exit health: exits that fail are ejected for a

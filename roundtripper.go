@@ -108,7 +108,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError(target, ErrorClosed)
 		return nil, ErrClosed
 	}
-	if err := t.dead.check(key, t.now()); err != nil {
+	if err := t.dead.check(target, t.now()); err != nil {
 		closeReqBody(req)
 		t.countError(target, classifyError(err))
 		return nil, err
@@ -142,7 +142,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		t.count(target, f, retry)
 		if !retry {
-			t.maybeDead(key, &r)
+			t.maybeDead(target, &r)
 			return nil, f.err
 		}
 	}
@@ -301,13 +301,13 @@ func unwrapReadFromServer(err error) error {
 // maybeDead remembers the target of a request that failed for good when
 // every dial it made, one per eligible exit, failed with the target's fault
 // and nothing was sent (see Health.DeadTargetTTL).
-func (t *Transport) maybeDead(key hostKey, r *tries) {
+func (t *Transport) maybeDead(target Target, r *tries) {
 	ttl := t.cfg.Health.DeadTargetTTL
 	if ttl <= 0 || r.sent > 0 || r.dialFailures == 0 || r.targetFaults != r.dialFailures || r.g.err() != nil {
 		return
 	}
 	now := t.now()
-	t.dead.remember(key, now.Add(ttl), now, r.lastErr)
+	t.dead.remember(target, now.Add(ttl), now, r.lastErr)
 }
 
 // count records a failed attempt: its error kind, and either a retry (of a
