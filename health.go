@@ -273,8 +273,8 @@ const (
 	defaultDistinctTargets     = 3
 	defaultTargetWindow        = time.Minute
 	defaultDeadTargetTTL       = 10 * time.Second
-	defaultBaseEjection        = 5 * time.Second
-	defaultMaxEjection         = 5 * time.Minute
+	defaultEjectCooldown       = 5 * time.Second
+	defaultMaxEjectCooldown    = 5 * time.Minute
 )
 
 func (h *Health) normalize(field string) error {
@@ -305,10 +305,10 @@ func (h *Health) normalize(field string) error {
 		h.DeadTargetTTL = 0
 	}
 	if h.Cooldown == 0 {
-		h.Cooldown = defaultBaseEjection
+		h.Cooldown = defaultEjectCooldown
 	}
 	if h.MaxCooldown == 0 {
-		h.MaxCooldown = defaultMaxEjection
+		h.MaxCooldown = defaultMaxEjectCooldown
 	}
 	if h.MaxCooldown < h.Cooldown {
 		return configErr(field+".MaxCooldown", "%v is below Cooldown %v", h.MaxCooldown, h.Cooldown)

@@ -132,7 +132,7 @@ func (h *hist) latency() LatencySummary {
 }
 
 // merge adds o's counts into h (used when a host row is folded into
-// OtherHosts).
+// OtherTargets).
 func (h *hist) merge(o *hist) {
 	for i := range o.b {
 		if v := o.b[i].Load(); v > 0 {

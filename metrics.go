@@ -65,9 +65,9 @@ func closeIndex(r CloseReason) int {
 	return len(closeReasons) - 1
 }
 
-// maxHostRows bounds the rows of Snapshot.Hosts (and of each exit's rows in
+// maxHostRows bounds the rows of Snapshot.Targets (and of each exit's rows in
 // Snapshot.Pairs): beyond it, the least recently used row is folded into
-// OtherHosts.
+// OtherTargets.
 const maxHostRows = 1024
 
 // peakWindow is the window of Stats.PeakInFlight.
@@ -194,7 +194,7 @@ func (c *counters) stats(now time.Time) Stats {
 	return s
 }
 
-// foldInto adds c's counts into o (a row folded into OtherHosts). The
+// foldInto adds c's counts into o (a row folded into OtherTargets). The
 // in-flight gauge moves too: requests still open on c are then counted on o,
 // and so does the peak.
 // (Socket gauges are not counters: Snapshot counts them from the pools.)

@@ -25,7 +25,7 @@ func (f *fleetClocks) reserve(target Target, base time.Duration, now time.Time) 
 	var wait time.Duration
 	err = errStoreSkipped
 	// While the Pacer fails, ask it again only once in a while: a store
-	// that does not answer would cost every request StoreTimeout.
+	// that does not answer would cost every request Sharing.Timeout.
 	if d > 0 && (!f.s.degraded.Load() || now.UnixNano() >= f.s.retryAt.Load()) {
 		ctx, cancel := f.s.ctx()
 		wait, err = f.s.pacer.Reserve(ctx, string(target), d)

@@ -89,7 +89,7 @@ func newStoreSync(t *Transport) *storeSync {
 	return s
 }
 
-// start takes what the store holds (bounded by StoreTimeout, so that a
+// start takes what the store holds (bounded by Sharing.Timeout, so that a
 // restarted process starts with what was learned) and starts the syncer.
 func (s *storeSync) start() {
 	s.pull()

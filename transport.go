@@ -431,7 +431,7 @@ const keepForgotten = 64
 
 // forgetHosts drops what the Transport keeps of hosts whose pools are all
 // gone, once it keeps more than keepForgotten of them, so that a forgotten
-// host costs nothing: their counter rows fold into OtherHosts, and their
+// host costs nothing: their counter rows fold into OtherTargets, and their
 // policies go unless configured or learned (a learned limit is worth its
 // memory, and is bounded by maxPolicies). Only hosts that nothing asked for
 // in the last poolMemory go, so that a pool being created keeps its rows.
