@@ -30,8 +30,8 @@ func giveUpOf(req *http.Request) giveUp {
 // Errors for a Request.Cancel that fired, with net/http's texts (its own are
 // unexported): while waiting for a socket, and during the exchange.
 var (
-	errRequestCanceledConn = errors.New("net/http: request canceled while waiting for connection")
-	errRequestCanceled     = errors.New("net/http: request canceled")
+	errRequestCanceledConn = errors.New(textRequestCanceledConn)
+	errRequestCanceled     = errors.New(textRequestCanceled)
 )
 
 // err returns nil while the caller waits for the request, else why it gave

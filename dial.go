@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -227,24 +226,20 @@ var testHookDialed func(*http.ClientConn)
 // as "host unreachable", "connection refused" or a general failure), or a
 // failure of the TLS handshake with the target.
 func proxyFault(err error, targetTLS bool) bool {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "proxyconnect" || isProxyAuth(err) {
+	if isProxyConnectError(err) || isProxyAuth(err) {
 		return true
 	}
 	if targetTLS {
 		return false
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		strings.Contains(err.Error(), "malformed HTTP") || strings.Contains(err.Error(), "unknown status code")
+		isMalformedResponse(err) || isConnectUnknownStatus(err)
 }
 
 // isProxyAuth reports whether a dial error is a proxy refusing the exit's
 // credentials. net/http reports both as plain text.
 func isProxyAuth(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "Proxy Authentication Required") ||
-		strings.Contains(msg, "username/password authentication failed") ||
-		strings.Contains(msg, "no acceptable authentication methods")
+	return isConnectProxyAuthRequired(err) || isSOCKSAuthFailed(err) || isSOCKSNoAcceptableAuth(err)
 }
 
 // dialCloseReason classifies a dial that failed after its TCP connection
@@ -261,7 +256,7 @@ func dialCloseReason(err error, viaProxy bool) CloseReason {
 	)
 	switch {
 	case errors.As(err, &recErr), errors.As(err, &alert), errors.As(err, &certErr),
-		errors.As(err, &unk), errors.As(err, &host), strings.Contains(err.Error(), "tls:"):
+		errors.As(err, &unk), errors.As(err, &host), hasTLSErrorText(err):
 		return CloseTLSError
 	case viaProxy:
 		return CloseProxyError

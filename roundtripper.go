@@ -226,9 +226,7 @@ func (t *Transport) try(req *http.Request, key hostKey, target Target, r *tries)
 // are net/http's (its errors are not exported); TestServerAnswersAreNotRetried
 // fails if a Go release changes them.
 func badAnswer(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "server response headers exceeded") ||
-		strings.Contains(msg, "malformed HTTP") || strings.Contains(msg, "malformed MIME header")
+	return isHeadersTooLarge(err) || isMalformedResponse(err) || isMalformedMIMEHeader(err)
 }
 
 // lostSocket reports whether a failed exchange on s failed because the
@@ -249,10 +247,8 @@ func lostSocket(s *socket, err error) bool {
 		// one refused before that (validation) releases its slot.
 		return s.cc.Available() == 0
 	}
-	msg := err.Error()
 	return s.cc.Err() != nil || s.cc.Available() == 0 && s.cc.InFlight() == 0 ||
-		strings.Contains(msg, "REFUSED_STREAM") || strings.Contains(msg, "GOAWAY") ||
-		strings.Contains(msg, "client connection lost") ||
+		isRefusedStream(err) || isGoAway(err) || isClientConnLost(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
@@ -290,7 +286,7 @@ func (t *Transport) lease(g giveUp, e *exit, key hostKey, target Target, failedA
 // returning it, so that callers see the same error chain (a ClientConn
 // returns it wrapped).
 func unwrapReadFromServer(err error) error {
-	if fmt.Sprintf("%T", err) == "http.transportReadFromServerError" {
+	if isReadFromServerError(err) {
 		if inner := errors.Unwrap(err); inner != nil {
 			return inner
 		}

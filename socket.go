@@ -98,21 +98,12 @@ func (s *socket) closeReasonLocked() CloseReason {
 		return s.retireReason
 	case s.serverClose != "":
 		return s.serverClose
-	case s.clientAbort, !s.h2 && s.inflight > 0 && s.req.err() != nil, callerOwnsConn(s.cc.Err()):
+	case s.clientAbort, !s.h2 && s.inflight > 0 && s.req.err() != nil, isCallerOwnsConn(s.cc.Err()):
 		return CloseClientClose
 	case s.inflight > 0 || s.broken:
 		return CloseReset
 	}
 	return CloseServerIdleTimeout
-}
-
-// callerOwnsConn reports whether an HTTP/1.1 ClientConn ended because it
-// handed its connection to the caller (the body of a 101 Switching
-// Protocols answer). net/http reports that only with an unexported error,
-// whose text is matched here; the socket's end is then the client's, as
-// handOver records it when it is first to see the 101.
-func callerOwnsConn(err error) bool {
-	return err != nil && err.Error() == "read loop ending; caller owns writable underlying conn"
 }
 
 // shut closes s and records its end: the one way warmpool closes a pooled
