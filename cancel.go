@@ -27,12 +27,11 @@ func giveUpOf(req *http.Request) giveUp {
 	return giveUp{ctx: req.Context(), cancel: req.Cancel}
 }
 
-// Errors for a Request.Cancel that fired, with net/http's texts (its own are
-// unexported): while waiting for a socket, and during the exchange.
-var (
-	errRequestCanceledConn = errors.New(textRequestCanceledConn)
-	errRequestCanceled     = errors.New(textRequestCanceled)
-)
+// errRequestCanceledConn is the error of a Request.Cancel that fired while
+// the request waited for a socket, with net/http's text (its own is
+// unexported). During the exchange, the ClientConn returns its own
+// (isRequestCanceled).
+var errRequestCanceledConn = errors.New(textRequestCanceledConn)
 
 // err returns nil while the caller waits for the request, else why it gave
 // up: the context's error (or context.DeadlineExceeded once its deadline

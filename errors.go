@@ -103,7 +103,7 @@ func classifyError(err error) ErrorKind {
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, errRequestCanceledConn),
-		errors.Is(err, errRequestCanceled), isRequestCanceled(err):
+		isRequestCanceled(err):
 		// The last: a ClientConn's own error for a Request.Cancel
 		// that fired during the exchange.
 		return ErrorCanceled

@@ -222,9 +222,8 @@ func (t *Transport) try(req *http.Request, key hostKey, target Target, r *tries)
 // badAnswer reports whether err is the server's answer rather than a
 // broken socket: a response too large for net/http's header limit (1xx
 // responses count towards it) or malformed. Another socket to the same
-// server would get the same answer, so it is never sent again. The texts
-// are net/http's (its errors are not exported); TestServerAnswersAreNotRetried
-// fails if a Go release changes them.
+// server would get the same answer, so it is never sent again. The
+// predicates live in nethttp.go, each pinned by a test there.
 func badAnswer(err error) bool {
 	return isHeadersTooLarge(err) || isMalformedResponse(err) || isMalformedMIMEHeader(err)
 }
