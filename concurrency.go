@@ -142,15 +142,27 @@ func (l *limiter) free() bool {
 	return len(l.queue) == 0 && l.inflight < l.capLocked()
 }
 
-// capLocked is the whole number of slots the limit allows.
+// cap is the whole number of slots the limit allows.
+func (l *limiter) cap() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.capLocked()
+}
+
+// capLocked is the whole number of slots the limit allows. l.mu must be
+// held.
 func (l *limiter) capLocked() int { return max(1, int(l.limit)) }
 
 // release returns a slot. drop says the target was overloaded.
 func (s slot) release(drop bool) {
-	l := s.l
-	if l == nil {
-		return
+	if s.l != nil {
+		s.l.release(s.epoch, drop)
 	}
+}
+
+// release returns a slot taken at epoch. drop says the target was
+// overloaded.
+func (l *limiter) release(epoch uint64, drop bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -159,7 +171,7 @@ func (s slot) release(drop bool) {
 		l.drops++
 		// Decrease once per window: a drop from a request that started
 		// before the last decrease says nothing new.
-		if s.epoch == l.epoch {
+		if epoch == l.epoch {
 			l.dropAt = l.capLocked()
 			l.limit = max(float64(l.conf.Min), l.limit*l.conf.Backoff)
 			l.epoch++
@@ -235,9 +247,7 @@ func (t *Transport) concurrencySnapshot() []ConcurrencyStats {
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
 		cs := p.lim.stats()
 		cs.Exit, cs.Target = p.exit.name, p.target
-		p.mu.Lock()
-		last := p.lastReq
-		p.mu.Unlock()
+		last, _ := p.lastUse()
 		out = append(out, cs)
 		used = append(used, last)
 		return true

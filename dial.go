@@ -144,9 +144,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 			return nil, &DialError{Exit: p.exit.name, Target: p.target, Err: fmt.Errorf("%w (%v)", cause, err),
 				viaProxy: p.exit.proxy != nil, connectFailed: di.conn == nil}
 		}
-		dt.mu.Lock()
-		targetTLS := dt.tlsStarts > 0 && (p.exit.proxy == nil || p.exit.proxy.Scheme != "https" || dt.tlsStarts > 1)
-		dt.mu.Unlock()
+		targetTLS := dt.targetTLS(p.exit.proxy != nil && p.exit.proxy.Scheme == "https")
 		byProxy := p.exit.proxy != nil && proxyFault(err, targetTLS)
 		if byProxy {
 			if p.exit.health.failure(t.now(), err) {
@@ -179,13 +177,12 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 		onPath: onPath,
 		proto:  "HTTP/1.1",
 	}
-	dt.mu.Lock()
-	if dt.alpn == "h2" {
+	alpn, resumed := dt.negotiated()
+	if alpn == "h2" {
 		s.h2 = true
 		s.proto = "HTTP/2.0"
 	}
-	s.resumed = dt.resumed
-	dt.mu.Unlock()
+	s.resumed = resumed
 	p.exit.health.success(t.now())
 	t.reached(p.exit, p.key)
 	if s.resumed {
@@ -279,6 +276,23 @@ type dialTrace struct {
 	dns, conn, tls                time.Duration
 	alpn                          string // protocol negotiated with the target
 	resumed                       bool   // the target's TLS session was resumed
+}
+
+// targetTLS reports whether the dial began a TLS handshake with the
+// target: the second one through an https proxy (whose own comes first),
+// else the first.
+func (dt *dialTrace) targetTLS(httpsProxy bool) bool {
+	dt.mu.Lock()
+	defer dt.mu.Unlock()
+	return dt.tlsStarts > 0 && (!httpsProxy || dt.tlsStarts > 1)
+}
+
+// negotiated returns the protocol negotiated with the target and whether
+// its TLS session was resumed.
+func (dt *dialTrace) negotiated() (alpn string, resumed bool) {
+	dt.mu.Lock()
+	defer dt.mu.Unlock()
+	return dt.alpn, dt.resumed
 }
 
 func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, context.Context) {

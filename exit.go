@@ -92,10 +92,7 @@ func (e *exit) snapshot(now time.Time) ExitStats {
 	if !es.Healthy {
 		es.EjectedUntil = time.Unix(0, e.health.until.Load())
 	}
-	e.health.mu.Lock()
-	es.Ejections = e.health.ejections
-	es.LastError = e.health.lastErr
-	e.health.mu.Unlock()
+	es.Ejections, es.LastError, _ = e.health.record()
 	return es
 }
 
@@ -115,12 +112,10 @@ func (t *Transport) noHealthyExit(cause error) error {
 	if cause == nil {
 		var last time.Time
 		for _, e := range t.exits {
-			e.health.mu.Lock()
-			if e.health.lastErr != "" && e.health.lastFailure.After(last) {
-				last = e.health.lastFailure
-				cause = fmt.Errorf("exit %q: %s", e.name, e.health.lastErr)
+			if _, lastErr, at := e.health.record(); lastErr != "" && at.After(last) {
+				last = at
+				cause = fmt.Errorf("exit %q: %s", e.name, lastErr)
 			}
-			e.health.mu.Unlock()
 		}
 	}
 	if cause == nil {

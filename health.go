@@ -161,6 +161,14 @@ func appendMiss(ms []targetMiss, m targetMiss, now time.Time, window time.Durati
 	return append(keep, m)
 }
 
+// record returns the exit's ejections so far, its last failure's text
+// (empty for none) and when it happened.
+func (h *health) record() (ejections uint64, lastErr string, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ejections, h.lastErr, h.lastFailure
+}
+
 // reached records that exit e reached target (a dial or a response): the
 // other exits that recently failed to reach it are to blame for that.
 func (t *Transport) reached(e *exit, target hostKey) {

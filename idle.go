@@ -259,25 +259,16 @@ func (t *Transport) evictIdle() bool {
 	var lru *socket
 	var lruUse time.Time
 	t.pools.Range(func(_ poolKey, p *hostPool) bool {
-		p.mu.Lock()
-		for _, s := range p.sockets {
-			if !s.dead && !s.retiring && s.inflight == 0 && (lru == nil || s.lastUsed.Before(lruUse)) {
-				lru, lruUse = s, s.lastUsed
-			}
+		if s, at := p.lruIdle(); s != nil && (lru == nil || at.Before(lruUse)) {
+			lru, lruUse = s, at
 		}
-		p.mu.Unlock()
 		return true
 	})
 	if lru == nil {
 		return false
 	}
 	p := lru.p
-	p.mu.Lock()
-	ok := !lru.dead && !lru.retiring && lru.inflight == 0 // nothing claimed it meanwhile
-	if ok {
-		lru.retireLocked(CloseIdle)
-	}
-	p.mu.Unlock()
+	ok := p.evict(lru)
 	if ok {
 		p.shut(lru)
 	}

@@ -234,12 +234,7 @@ func (b *body) Close() error {
 	if !b.done.Load() {
 		// Closing before EOF makes net/http drop an HTTP/1.1 conn: say so,
 		// or the close would read as a reset.
-		p := b.l.p
-		p.mu.Lock()
-		if !b.l.s.h2 {
-			b.l.s.clientAbort = true
-		}
-		p.mu.Unlock()
+		b.l.p.clientAbort(b.l.s)
 	}
 	err := b.rc.Close()
 	b.finish(nil)

@@ -423,6 +423,19 @@ func (m *metrics) forget(live func(Target) bool, livePair func(PairKey) bool, be
 	}
 }
 
+// rowStats returns the Stats of every target row and every pair row, at
+// now.
+func (m *metrics) rowStats(now time.Time) (map[Target]Stats, map[PairKey]Stats) {
+	targets, pairs := make(map[Target]Stats), make(map[PairKey]Stats)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.targets.each(func(h Target, c *counters) { targets[h] = c.stats(now) })
+	for e, rs := range m.pairs {
+		rs.each(func(h Target, c *counters) { pairs[PairKey{Exit: e, Target: h}] = c.stats(now) })
+	}
+	return targets, pairs
+}
+
 // rowCount returns the number of host rows and the most pair rows of one
 // exit.
 func (m *metrics) rowCount() int {

@@ -176,6 +176,13 @@ func (pc *politeClocks) takeLocked(target Target, base time.Duration, now time.T
 	return c, pc.intervalLocked(c, base), nil
 }
 
+// take is takeLocked with pc.mu taken.
+func (pc *politeClocks) take(target Target, base time.Duration, now time.Time) (*politeClock, time.Duration, error) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.takeLocked(target, base, now)
+}
+
 func (pc *politeClocks) reserve(target Target, base time.Duration, now time.Time) (time.Time, error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()

@@ -612,9 +612,7 @@ func (p *hostPool) trimLocked() []*socket {
 	if p.lim == nil {
 		return nil
 	}
-	p.lim.mu.Lock()
-	keep := p.lim.capLocked() + p.t.cfg.Prewarm.Spares
-	p.lim.mu.Unlock()
+	keep := p.lim.cap() + p.t.cfg.Prewarm.Spares
 	excess := p.openLocked() - keep
 	var out []*socket
 	for _, s := range p.sockets {
@@ -629,4 +627,68 @@ func (p *hostPool) trimLocked() []*socket {
 		excess--
 	}
 	return out
+}
+
+// lastUse returns the time of the pool's last request, and whether it has
+// no socket.
+func (p *hostPool) lastUse() (last time.Time, empty bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastReq, len(p.sockets) == 0
+}
+
+// removeIfEmpty marks the pool removed when it has no socket and nothing
+// waits on it (removeIfEmptyLocked), and reports whether it did.
+func (p *hostPool) removeIfEmpty() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.removeIfEmptyLocked()
+}
+
+// requestsOn returns the requests s has taken (its budget's assigned
+// slots).
+func (p *hostPool) requestsOn(s *socket) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return s.budget.assigned
+}
+
+// clientAbort records that the caller closed a response body on s before
+// its end, which makes net/http drop an HTTP/1.1 conn: its close is then
+// the client's, not a reset.
+func (p *hostPool) clientAbort(s *socket) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !s.h2 {
+		s.clientAbort = true
+	}
+}
+
+// lruIdle returns the pool's least recently used idle socket and its last
+// use, or nil.
+func (p *hostPool) lruIdle() (*socket, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var lru *socket
+	for _, s := range p.sockets {
+		if !s.dead && !s.retiring && s.inflight == 0 && (lru == nil || s.lastUsed.Before(lru.lastUsed)) {
+			lru = s
+		}
+	}
+	if lru == nil {
+		return nil, time.Time{}
+	}
+	return lru, lru.lastUsed
+}
+
+// evict retires s (reason idle) if it is still idle, and reports whether
+// it did; the caller then closes it (shut).
+func (p *hostPool) evict(s *socket) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ok := !s.dead && !s.retiring && s.inflight == 0 // nothing claimed it meanwhile
+	if ok {
+		s.retireLocked(CloseIdle)
+	}
+	return ok
 }

@@ -140,22 +140,27 @@ func (p *hostPool) maybePrewarm(hostMax int) {
 func (t *Transport) cover(key hostKey, hostMax int) int {
 	n := 0
 	for _, e := range t.exits {
-		q, ok := t.pools.Load(poolKey{exit: e.idx, host: key})
-		if !ok {
+		if q, ok := t.pools.Load(poolKey{exit: e.idx, host: key}); ok {
+			n += q.coverage(hostMax)
+		}
+	}
+	return n
+}
+
+// coverage returns what the pool adds to its target's cover: its dials in
+// progress and its usable sockets that do not end soon.
+func (p *hostPool) coverage(hostMax int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.dialing + p.prewarming
+	for _, s := range p.sockets {
+		if !s.usableLocked() {
 			continue
 		}
-		q.mu.Lock()
-		n += q.dialing + q.prewarming
-		for _, s := range q.sockets {
-			if !s.usableLocked() {
-				continue
-			}
-			if r := s.budget.remaining(hostMax); r >= 0 && r <= q.lookaheadLocked(s) {
-				continue // it ends soon: its replacement is what counts
-			}
-			n++
+		if r := s.budget.remaining(hostMax); r >= 0 && r <= p.lookaheadLocked(s) {
+			continue // it ends soon: its replacement is what counts
 		}
-		q.mu.Unlock()
+		n++
 	}
 	return n
 }

@@ -197,10 +197,13 @@ func (sp *SessionPool) dropLocked(s *Session, reason SessionRetireReason) {
 func (s *Session) Client() *http.Client { return s.c }
 
 // Exit returns the name of the session's exit now.
-func (s *Session) Exit() string {
-	s.pool.mu.Lock()
-	defer s.pool.mu.Unlock()
-	return s.pool.t.exits[s.exit].name
+func (s *Session) Exit() string { return s.pool.exitOf(s) }
+
+// exitOf returns the name of s's exit now.
+func (sp *SessionPool) exitOf(s *Session) string {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.t.exits[s.exit].name
 }
 
 // Stats counts the pool's sessions.
@@ -216,8 +219,7 @@ func (sp *SessionPool) Stats() SessionStats {
 
 // begin takes one request of s: it retires the session first when it is
 // past its age or request limit, and returns the exit to use.
-func (s *Session) begin() int {
-	sp := s.pool
+func (sp *SessionPool) begin(s *Session) int {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	sp.limitsLocked(s)
@@ -253,8 +255,7 @@ func (sp *SessionPool) retireLocked(s *Session, reason SessionRetireReason) {
 }
 
 // end scores the response to a request of s through exit.
-func (s *Session) end(exit int, resp *http.Response, blocked bool) {
-	sp := s.pool
+func (sp *SessionPool) end(s *Session, exit int, resp *http.Response, blocked bool) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if exit != s.exit {
@@ -297,38 +298,38 @@ func (st sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if req == nil {
 		return nil, errors.New("warmpool: nil Request")
 	}
-	pin := &sessionPin{exit: st.s.begin()}
+	pin := &sessionPin{exit: st.s.pool.begin(st.s)}
 	r := req.WithContext(context.WithValue(req.Context(), sessionExitKey{}, pin))
 	resp, err := st.s.pool.t.RoundTrip(r)
 	if err != nil {
 		return nil, err
 	}
 	resp.Request = req
-	st.s.end(pin.exit, resp, pin.blocked)
+	st.s.pool.end(st.s, pin.exit, resp, pin.blocked)
 	return resp, nil
 }
 
 // sessionJar is the session's current jar: a retirement swaps it.
 type sessionJar struct{ s *Session }
 
-func (j sessionJar) current() http.CookieJar {
-	j.s.pool.mu.Lock()
-	defer j.s.pool.mu.Unlock()
-	return j.s.jar
-}
-
 func (j sessionJar) SetCookies(u *url.URL, cookies []*http.Cookie) {
-	j.current().SetCookies(u, cookies)
+	j.s.pool.jarOf(j.s, false).SetCookies(u, cookies)
 }
 
 // Cookies returns the cookies of the session's jar for u. http.Client asks
 // for them before it sends a request: a session past its limits is retired
 // first, so that the request goes out with the new, empty jar.
 func (j sessionJar) Cookies(u *url.URL) []*http.Cookie {
-	sp := j.s.pool
+	return j.s.pool.jarOf(j.s, true).Cookies(u)
+}
+
+// jarOf returns s's jar now, retiring s first when limits is set and it
+// is past its limits.
+func (sp *SessionPool) jarOf(s *Session, limits bool) http.CookieJar {
 	sp.mu.Lock()
-	sp.limitsLocked(j.s)
-	jar := j.s.jar
-	sp.mu.Unlock()
-	return jar.Cookies(u)
+	defer sp.mu.Unlock()
+	if limits {
+		sp.limitsLocked(s)
+	}
+	return s.jar
 }

@@ -239,21 +239,14 @@ func (t *Transport) Snapshot() Snapshot {
 	}
 	now := t.now()
 	s := Snapshot{
-		Taken:   now,
-		Total:   t.metrics.total.stats(now),
-		Exits:   make(map[string]ExitStats, len(t.exits)),
-		Targets: make(map[Target]Stats),
-		Pairs:   make(map[PairKey]Stats),
+		Taken: now,
+		Total: t.metrics.total.stats(now),
+		Exits: make(map[string]ExitStats, len(t.exits)),
 	}
 	for _, e := range t.exits {
 		s.Exits[e.name] = e.snapshot(now)
 	}
-	t.metrics.mu.Lock()
-	t.metrics.targets.each(func(h Target, c *counters) { s.Targets[h] = c.stats(now) })
-	for e, rs := range t.metrics.pairs {
-		rs.each(func(h Target, c *counters) { s.Pairs[PairKey{Exit: e, Target: h}] = c.stats(now) })
-	}
-	t.metrics.mu.Unlock()
+	s.Targets, s.Pairs = t.metrics.rowStats(now)
 	t.addSocketGauges(&s)
 	s.Policies = t.policySnapshot()
 	s.Concurrency = t.concurrencySnapshot()

@@ -15,9 +15,7 @@ type fleetClocks struct {
 
 func (f *fleetClocks) reserve(target Target, base time.Duration, now time.Time) (time.Time, error) {
 	pc := f.politeClocks
-	pc.mu.Lock()
-	c, d, err := pc.takeLocked(target, base, now)
-	pc.mu.Unlock()
+	c, d, err := pc.take(target, base, now)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -41,37 +39,52 @@ func (f *fleetClocks) reserve(target Target, base time.Duration, now time.Time) 
 		}
 	}
 	n := time.Duration(max(1, f.s.alive.Load()))
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	var at time.Time
 	if err == nil {
 		f.s.fleet.Add(1)
-		at = f.s.t.now().Add(wait)
-		// Should the Pacer fail, the local clock goes on from here, and
-		// after the turns the fleet booked by then: as far ahead as this
-		// turn was (fleetAhead).
-		if next := at.Add(d * n); next.After(c.next) {
-			c.next = next
-		}
-		c.fleetAhead = wait
-	} else {
-		if d > 0 {
-			f.s.local.Add(1)
-		}
-		at = now.Add(c.fleetAhead)
-		c.fleetAhead = 0
-		if c.next.After(at) {
-			at = c.next
-		}
-		// Each process paces alone at n times the delay, lengthened by up
-		// to a tenth at random: processes whose turns fell together drift
-		// apart instead of sending in pairs.
-		c.next = at.Add(d*n + time.Duration(pc.intN(int(d*n/10)+1)))
+		return pc.fleetTurn(c, d, n, f.s.t.now().Add(wait), wait), nil
 	}
+	if d > 0 {
+		f.s.local.Add(1)
+	}
+	return pc.localTurn(c, d, n, now), nil
+}
+
+// fleetTurn records a turn at at that the Pacer booked wait ahead, for c
+// paced at d across n processes, and returns when the request may go.
+// Should the Pacer fail, the local clock goes on from here, and after the
+// turns the fleet booked by then: as far ahead as this turn was
+// (fleetAhead).
+func (pc *politeClocks) fleetTurn(c *politeClock, d, n time.Duration, at time.Time, wait time.Duration) time.Time {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if next := at.Add(d * n); next.After(c.next) {
+		c.next = next
+	}
+	c.fleetAhead = wait
 	if c.holdTo.After(at) {
 		at = c.holdTo
 	}
-	return at, nil
+	return at
+}
+
+// localTurn takes c's next turn on the local clock while the Pacer fails:
+// after the turns the fleet booked (fleetAhead), each process paces alone
+// at n times the delay d, lengthened by up to a tenth at random, so that
+// processes whose turns fell together drift apart instead of sending in
+// pairs.
+func (pc *politeClocks) localTurn(c *politeClock, d, n time.Duration, now time.Time) time.Time {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	at := now.Add(c.fleetAhead)
+	c.fleetAhead = 0
+	if c.next.After(at) {
+		at = c.next
+	}
+	c.next = at.Add(d*n + time.Duration(pc.intN(int(d*n/10)+1)))
+	if c.holdTo.After(at) {
+		at = c.holdTo
+	}
+	return at
 }
 
 func (f *fleetClocks) hold(target Target, until time.Time) {

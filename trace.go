@@ -152,9 +152,7 @@ type SocketEvent struct {
 // at Debug and calls Config.OnSocket. It must be called outside the pool's
 // lock.
 func (t *Transport) socketEvent(p *hostPool, s *socket, k SocketEventKind, r CloseReason) {
-	p.mu.Lock()
-	n := s.budget.assigned
-	p.mu.Unlock()
+	n := p.requestsOn(s)
 	e := SocketEvent{
 		Kind: k, SocketID: s.id, Exit: p.exit.name, Target: p.target, Proto: s.proto,
 		Resumed: s.resumed, Dial: s.dialed, Replaces: s.replaces, ReplacesExit: s.replacesExit,
@@ -199,7 +197,11 @@ func (t *Transport) Events() []SocketEvent {
 	if !t.made() {
 		return nil
 	}
-	r := &t.events
+	return t.events.all()
+}
+
+// all returns the events of the ring, oldest first.
+func (r *eventRing) all() []SocketEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := min(r.n, eventRingSize)

@@ -482,19 +482,14 @@ func (t *Transport) forgetPools(n int) {
 		if p.lim != nil && !p.lim.unused() {
 			return true // requests wait on its limit
 		}
-		p.mu.Lock()
-		if len(p.sockets) == 0 {
-			cands = append(cands, cand{k, p, p.lastReq})
+		if last, empty := p.lastUse(); empty {
+			cands = append(cands, cand{k, p, last})
 		}
-		p.mu.Unlock()
 		return true
 	})
 	slices.SortFunc(cands, func(a, b cand) int { return a.last.Compare(b.last) })
 	for _, c := range cands[:min(n, len(cands))] {
-		c.p.mu.Lock()
-		gone := c.p.removeIfEmptyLocked()
-		c.p.mu.Unlock()
-		if gone {
+		if c.p.removeIfEmpty() {
 			t.pools.CompareAndDelete(c.k, c.p)
 		}
 	}
