@@ -161,8 +161,9 @@ type Config struct {
 	Blocks Blocks
 	// OnSocket, if not nil, is called when a socket is dialed on a
 	// request's path, prewarmed, retired by its budget or closed. It runs
-	// outside warmpool's locks, sometimes on a background goroutine: keep
-	// it fast.
+	// outside the locks requests take, sometimes on a background
+	// goroutine (the sweeper's closes run one sweep at a time): keep it
+	// fast.
 	OnSocket func(SocketEvent)
 	// Logger, if not nil, receives socket lifecycle events at Debug, and
 	// exit ejections, learned limits and client recreation at Info and

@@ -392,8 +392,9 @@ func (r *rows) forget(live func(Target) bool, before time.Time) {
 // metrics holds the Transport's total, per-target and per-pair counters.
 // Exit counters live in each exit. The counters themselves are atomics;
 // mu guards only the row maps (finding or folding a row, and Snapshot
-// reading them), is taken when a pool is created rather than per request,
-// and is never held while taking another lock.
+// reading them): it is taken when a pool is created and when a request
+// fails before it reaches a pool, never per request sent, and never held
+// while taking another lock.
 type metrics struct {
 	total counters
 

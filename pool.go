@@ -35,9 +35,9 @@ const (
 // slot back when the attempt ends.
 //
 // Locking: mu guards the fields below it and the guarded fields of the
-// pool's sockets. The lock order is hostPool.mu, then hostPolicy.mu, then
-// limiter.mu; Transport.pools' shard locks and metrics.mu are never held
-// while taking mu. mu is held only for bookkeeping: never while calling
+// pool's sockets; its place in the lock order is written once, in
+// ARCHITECTURE.md ("The lock order"). mu is held only for bookkeeping:
+// never while calling
 // ClientConn.RoundTrip, Reserve, Release, Close or SetStateHook, since the
 // ClientConn's state hook (onState) runs synchronously inside those and takes
 // mu; never while dialing, calling a user hook (OnSocket, OnRequest, a

@@ -218,8 +218,9 @@ func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duratio
 // addLocked adds a dialed socket to the pool. p.mu must be held.
 //
 // The socket may have died since its dial returned, before it was added,
-// when its state hook ignored the change: the caller must call
-// p.checkAdded(s) once it has released p.mu.
+// when its state hook ignored the change: the caller must then find out,
+// once it has released p.mu, by p.checkAdded(s) (prewarmOne) or by its
+// Reserve, which fails on a dead socket and runs onState (dialForRequest).
 func (p *hostPool) addLocked(s *socket) {
 	s.added = true
 	p.sockets = append(p.sockets, s)

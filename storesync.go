@@ -58,7 +58,7 @@ type storeSync struct {
 	id      string
 	timeout time.Duration
 
-	mu     sync.Mutex // guards the fields below; taken after no other lock
+	mu     sync.Mutex // guards the fields below; a leaf of the lock order (ARCHITECTURE.md)
 	dirty  map[recordRef]struct{}
 	known  *lru.Map[recordRef, uint64] // the version last put or taken
 	holds  map[string]time.Time        // Retry-After holds to give the Pacer

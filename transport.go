@@ -40,7 +40,7 @@ type Transport struct {
 
 	pools    poolMap
 	sweepMu  sync.Mutex // one sweep at a time
-	policyMu sync.Mutex // guards policies; taken after no other lock
+	policyMu sync.Mutex // guards policies; see ARCHITECTURE.md for its place in the lock order
 	policies *lru.Map[Target, *targetPolicy]
 	dead     deadTargets  // targets no exit could reach (Health.DeadTargetTTL)
 	blocks   blockKeeper  // blocks per exit and target (Config.Blocks)
