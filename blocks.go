@@ -58,27 +58,10 @@ const (
 )
 
 func (b *Blocks) normalize(field string) error {
-	switch {
-	case b.ConsecutiveBlocks < 0:
-		return configErr(field+".ConsecutiveBlocks", "negative value %d (want 0 for the default %d)", b.ConsecutiveBlocks, defaultBlocksAfter)
-	case b.Cooldown < 0:
-		return configErr(field+".Cooldown", "negative duration %v", b.Cooldown)
-	case b.MaxCooldown < 0:
-		return configErr(field+".MaxCooldown", "negative duration %v", b.MaxCooldown)
-	}
-	if b.ConsecutiveBlocks == 0 {
-		b.ConsecutiveBlocks = defaultBlocksAfter
-	}
-	if b.Cooldown == 0 {
-		b.Cooldown = defaultBlockCooldown
-	}
-	if b.MaxCooldown == 0 {
-		b.MaxCooldown = defaultMaxCooldown
-	}
-	if b.MaxCooldown < b.Cooldown {
-		return configErr(field+".MaxCooldown", "%v is below Cooldown %v", b.MaxCooldown, b.Cooldown)
-	}
-	return nil
+	return normalizeCooldown(field, cooldownSettings{
+		runName: "ConsecutiveBlocks", run: &b.ConsecutiveBlocks, base: &b.Cooldown, max: &b.MaxCooldown,
+		defRun: defaultBlocksAfter, defBase: defaultBlockCooldown, defMax: defaultMaxCooldown,
+	})
 }
 
 // BlockStats describe one exit's blocks at one target, in Snapshot.Blocks.

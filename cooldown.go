@@ -117,3 +117,41 @@ func (c *cooldown) adopt(level int, left time.Duration, now time.Time) (started 
 	}
 	return false
 }
+
+// cooldownSettings are the three settings of a cooldown in Health or
+// Blocks, with their defaults: the run of failures that trips it (named
+// runName in errors), its first cooldown and its cap.
+type cooldownSettings struct {
+	runName         string
+	run             *int
+	base, max       *time.Duration
+	defRun          int
+	defBase, defMax time.Duration
+}
+
+// normalizeCooldown validates a cooldown's settings and fills in their
+// defaults, naming the field in errors (field is the struct's path, such as
+// "Config.Health").
+func normalizeCooldown(field string, c cooldownSettings) error {
+	switch {
+	case *c.run < 0:
+		return configErr(field+"."+c.runName, "negative value %d (want 0 for the default %d)", *c.run, c.defRun)
+	case *c.base < 0:
+		return configErr(field+".Cooldown", "negative duration %v", *c.base)
+	case *c.max < 0:
+		return configErr(field+".MaxCooldown", "negative duration %v", *c.max)
+	}
+	if *c.run == 0 {
+		*c.run = c.defRun
+	}
+	if *c.base == 0 {
+		*c.base = c.defBase
+	}
+	if *c.max == 0 {
+		*c.max = c.defMax
+	}
+	if *c.max < *c.base {
+		return configErr(field+".MaxCooldown", "%v is below Cooldown %v", *c.max, *c.base)
+	}
+	return nil
+}

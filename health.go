@@ -286,20 +286,17 @@ const (
 )
 
 func (h *Health) normalize(field string) error {
+	if err := normalizeCooldown(field, cooldownSettings{
+		runName: "ConsecutiveFailures", run: &h.ConsecutiveFailures, base: &h.Cooldown, max: &h.MaxCooldown,
+		defRun: defaultConsecutiveFailures, defBase: defaultEjectCooldown, defMax: defaultMaxEjectCooldown,
+	}); err != nil {
+		return err
+	}
 	switch {
-	case h.ConsecutiveFailures < 0:
-		return configErr(field+".ConsecutiveFailures", "negative value %d (want 0 for the default %d)", h.ConsecutiveFailures, defaultConsecutiveFailures)
-	case h.Cooldown < 0:
-		return configErr(field+".Cooldown", "negative duration %v", h.Cooldown)
-	case h.MaxCooldown < 0:
-		return configErr(field+".MaxCooldown", "negative duration %v", h.MaxCooldown)
 	case h.DistinctTargets < 0:
 		return configErr(field+".DistinctTargets", "negative value %d (want 0 for the default %d)", h.DistinctTargets, defaultDistinctTargets)
 	case h.TargetWindow < 0:
 		return configErr(field+".TargetWindow", "negative duration %v", h.TargetWindow)
-	}
-	if h.ConsecutiveFailures == 0 {
-		h.ConsecutiveFailures = defaultConsecutiveFailures
 	}
 	if h.DistinctTargets == 0 {
 		h.DistinctTargets = defaultDistinctTargets
@@ -311,15 +308,6 @@ func (h *Health) normalize(field string) error {
 		h.DeadTargetTTL = defaultDeadTargetTTL
 	} else if h.DeadTargetTTL < 0 {
 		h.DeadTargetTTL = 0
-	}
-	if h.Cooldown == 0 {
-		h.Cooldown = defaultEjectCooldown
-	}
-	if h.MaxCooldown == 0 {
-		h.MaxCooldown = defaultMaxEjectCooldown
-	}
-	if h.MaxCooldown < h.Cooldown {
-		return configErr(field+".MaxCooldown", "%v is below Cooldown %v", h.MaxCooldown, h.Cooldown)
 	}
 	return nil
 }
