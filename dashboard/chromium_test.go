@@ -82,7 +82,7 @@ func screenshot(t *testing.T, bin, url, file string, height int) {
 
 func TestHandlerPageInChromium(t *testing.T) {
 	bin := chromiumPath(t)
-	rt, direct, proxy := handlerFixture(t)
+	rt, direct, proxy, tgt := handlerFixture(t)
 	srv := httptest.NewServer(Handler(rt))
 	defer srv.Close()
 
@@ -93,7 +93,8 @@ func TestHandlerPageInChromium(t *testing.T) {
 	assert.Contains(t, exits, direct)
 	assert.Contains(t, exits, proxy)
 	assert.Contains(t, dom, `id="killers"`)
-	assert.Contains(t, dom, `id="hosts"`)
+	assert.Contains(t, dom, `id="targets"`)
+	assert.Contains(t, dom, string(tgt))
 	assert.NotContains(t, dom, proxyPassword)
 
 	screenshot(t, bin, srv.URL+"/", filepath.Join(t.TempDir(), "dashboard.png"), 1600)

@@ -3,8 +3,8 @@
 //
 // Handler returns an http.Handler that serves the Transport's Snapshot,
 // taken anew on every request, as a self-contained HTML page or as JSON.
-// Mount it where only operators can reach it: it shows exit and target host
-// names (never proxy URLs or credentials).
+// Mount it where only operators can reach it: it shows exit names and
+// targets (never proxy URLs or credentials).
 //
 //	import "github.com/warmpool/warmpool/dashboard"
 //

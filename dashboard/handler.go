@@ -16,10 +16,10 @@ import (
 )
 
 // Limits of the HTML page of Handler. The JSON form has no such limits: it
-// holds every host and every event that Transport.Events returns.
+// holds every target and every event that Transport.Events returns.
 const (
-	pageEvents = 50  // most recent socket events shown
-	pageHosts  = 100 // busiest hosts shown
+	pageEvents  = 50  // most recent socket events shown
+	pageTargets = 100 // busiest targets shown
 )
 
 // Handler returns an http.Handler that serves rt's Snapshot, taken anew on
@@ -40,17 +40,17 @@ const (
 //
 // Any other GET request (or format=html) gets a self-contained HTML page
 // without scripts or external resources: the status, the totals, tables of
-// the exits, the hosts with the limits applied to them, the handshake
+// the exits, the targets with the limits applied to them, the handshake
 // killers, warm and cold latency, closes by reason, adaptive concurrency
 // limits (when on) and the 50 most recent socket events. The page shows the
-// 100 busiest hosts.
+// 100 busiest targets.
 //
 // HEAD is answered like GET, without the body. Other methods get 405 Method
 // Not Allowed; an unknown format gets 400 Bad Request. Responses carry
 // Cache-Control: no-store.
 //
 // Neither form shows a proxy URL or credentials: exits appear by name, which
-// never holds credentials. Both show target host names and exit names, so
+// never holds credentials. Both show targets and exit names, so
 // serve the handler only where those may be seen, for example on an
 // internal debug port:
 //

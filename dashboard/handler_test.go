@@ -24,9 +24,9 @@ import (
 const proxyPassword = "secretpw"
 
 // handlerFixture sends traffic through a Transport with two exits, direct
-// and an HTTP CONNECT proxy with credentials, and returns the Transport and
-// the exits' names.
-func handlerFixture(t *testing.T) (rt *warmpool.Transport, direct, proxy string) {
+// and an HTTP CONNECT proxy with credentials, and returns the Transport, the
+// exits' names and the target.
+func handlerFixture(t *testing.T) (rt *warmpool.Transport, direct, proxy string, tgt warmpool.Target) {
 	t.Helper()
 	tg := startTarget(t, target.Config{})
 	px, err := testproxy.Start(testproxy.Config{Kind: testproxy.HTTPConnect, Username: "u", Password: proxyPassword})
@@ -39,7 +39,7 @@ func handlerFixture(t *testing.T) (rt *warmpool.Transport, direct, proxy string)
 		RotateEachRequest: true, // each exit carries half of the requests
 	})
 	require.Empty(t, hammer(&http.Client{Transport: rt}, tg.URL(), 4, 60))
-	return rt, "direct", "http://" + px.Addr()
+	return rt, "direct", "http://" + px.Addr(), targetOf(t, tg.URL())
 }
 
 // handlerJSON mirrors the JSON form of Handler.
@@ -50,13 +50,13 @@ type handlerJSON struct {
 		Kind     string
 		SocketID uint64
 		Exit     string
-		Host     string
+		Target   warmpool.Target
 		Reason   warmpool.CloseReason
 	} `json:"events"`
 }
 
 func TestHandlerJSON(t *testing.T) {
-	rt, direct, proxy := handlerFixture(t)
+	rt, direct, proxy, tgt := handlerFixture(t)
 	want := rt.Snapshot()
 	h := Handler(rt)
 
@@ -98,12 +98,14 @@ func TestHandlerJSON(t *testing.T) {
 				assert.Equal(t, want.Exits[name].Requests, s.Exits[name].Requests, name)
 				assert.Equal(t, want.Exits[name].Reused, s.Exits[name].Reused, name)
 				assert.Equal(t, want.Exits[name].Proxy, s.Exits[name].Proxy, name)
-				// Pairs round-trip through their "exit|host" text keys.
-				pair := warmpool.PairKey{Exit: name, Target: "127.0.0.1"}
+				// Pairs round-trip through their "exit|target" text keys.
+				pair := warmpool.PairKey{Exit: name, Target: tgt}
 				require.Contains(t, s.Pairs, pair)
 				assert.Equal(t, want.Pairs[pair].Requests, s.Pairs[pair].Requests, name)
 			}
-			assert.Equal(t, want.Targets["127.0.0.1"].Requests, s.Targets["127.0.0.1"].Requests)
+			require.Contains(t, s.Targets, tgt)
+			assert.Equal(t, uint64(60), s.Targets[tgt].Requests)
+			assert.Equal(t, want.Targets[tgt].Requests, s.Targets[tgt].Requests)
 			assert.Equal(t, want.Policies, s.Policies)
 			assert.Equal(t, want.Total.ColdLatency.Count, s.Total.ColdLatency.Count)
 			assert.False(t, s.Taken.Before(want.Taken), "a new snapshot per request")
@@ -119,7 +121,7 @@ func TestHandlerJSON(t *testing.T) {
 			for _, ev := range got.Events {
 				kinds[ev.Kind] = true
 				assert.Contains(t, []string{direct, proxy}, ev.Exit)
-				assert.Equal(t, "127.0.0.1", ev.Host)
+				assert.Equal(t, tgt, ev.Target)
 			}
 			assert.True(t, kinds["dialed"], "kinds %v", kinds)
 			assert.True(t, kinds["closed"] || kinds["retired"], "kinds %v", kinds)
@@ -164,7 +166,7 @@ func TestHandlerJSONOfANewTransport(t *testing.T) {
 }
 
 func TestHandlerHTML(t *testing.T) {
-	rt, direct, proxy := handlerFixture(t)
+	rt, direct, proxy, tgt := handlerFixture(t)
 	h := Handler(rt)
 
 	w := serve(h, http.MethodGet, "/", http.Header{"Accept": {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}})
@@ -174,14 +176,18 @@ func TestHandlerHTML(t *testing.T) {
 	body := w.Body.String()
 	assert.NotContains(t, body, proxyPassword)
 	for _, want := range []string{
-		`<table id="exits">`, `<table id="hosts">`, `<table id="killers">`,
+		`<table id="exits">`, `<table id="targets">`, `<table id="killers">`,
 		`<table id="latency">`, `<table id="closes">`, `<table id="events">`,
 		`<td>` + direct + `<span class="tag">direct</span>`,
 		`<td>` + proxy + `<span class="tag">proxy</span>`,
-		`<code>budget</code>`, "127.0.0.1", "10 (configured)", "healthy",
+		`<code>budget</code>`, "10 (configured)", "healthy",
 	} {
 		assert.Contains(t, body, want)
 	}
+	targets := body[strings.Index(body, `<table id="targets">`):]
+	targets = targets[:strings.Index(targets, "</table>")]
+	assert.Contains(t, targets, "<th>Target</th>")
+	assert.Contains(t, targets, "<tr><td>"+string(tgt)+"</td>", "one row per target, keyed by its Target")
 	exits := body[strings.Index(body, `<table id="exits">`):]
 	exits = exits[:strings.Index(exits, "</table>")]
 	assert.Contains(t, exits, direct)
@@ -275,6 +281,7 @@ func TestHandlerShowsConcurrencyAndEjections(t *testing.T) {
 	body := serve(Handler(rt), http.MethodGet, "/", nil).Body.String()
 	assert.NotContains(t, body, proxyPassword)
 	assert.Contains(t, body, `<table id="concurrency">`)
+	assert.Contains(t, body, "<tr><td>direct</td><td>"+string(targetOf(t, tg.URL()))+"</td>", "a limit per exit and target")
 	assert.Contains(t, body, `<span class="badge ejected">ejected for `)
 	assert.Contains(t, body, `<span class="badge degraded">degraded</span>`)
 	assert.Contains(t, body, "Proxy Authentication Required", "the last error")

@@ -39,7 +39,7 @@ type Killer struct {
 // in the last minute (s.TransportsCreated), as costing one handshake for
 // each Transport but one.
 //
-// Resets are split three ways: on a host where warmpool learned a limit
+// Resets are split three ways: on a target where warmpool learned a limit
 // from resets or closes at a consistent request count
 // (HostPolicy.MaxRequestsSource is warmpool.SourceObserved) they are WAF
 // resets; through a proxy exit otherwise, proxy terminations (with the

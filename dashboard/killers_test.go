@@ -78,9 +78,9 @@ func TestKillersProxyAndIdle(t *testing.T) {
 			"direct": {},
 		},
 		Pairs: map[warmpool.PairKey]warmpool.Stats{
-			{Exit: "px", Host: "a.example"}:     {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 4}},
-			{Exit: "direct", Host: "a.example"}: {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 1}},
-			{Exit: "px", Host: "b.example"}:     {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 5}},
+			{Exit: "px", Target: "https://a.example:443"}:     {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 4}},
+			{Exit: "direct", Target: "https://a.example:443"}: {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 1}},
+			{Exit: "px", Target: "https://b.example:443"}:     {Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: 5}},
 		},
 		Policies: map[warmpool.PolicyKey]warmpool.HostPolicy{{Target: "https://b.example:443", Proto: "HTTP/1.1"}: {MaxRequestsSource: warmpool.SourceObserved}},
 	}
@@ -94,9 +94,10 @@ func TestKillersProxyAndIdle(t *testing.T) {
 
 // TestKillersExitNameWithPipe: an exit's name may hold a "|", the separator
 // of PairKey's text. Killers used to split that text at its first "|", so
-// the resets of exit "dc|1" on host a.example were looked up as exit "dc"
-// on host "1|a.example": neither WAF resets (the host's policy was missed)
-// nor proxy terminations (the exit was missed), but other resets.
+// the resets of exit "dc|1" on target https://a.example:443 were looked up
+// as exit "dc" on "1|https://a.example:443": neither WAF resets (the
+// target's policy was missed) nor proxy terminations (the exit was missed),
+// but other resets.
 func TestKillersExitNameWithPipe(t *testing.T) {
 	resets := func(n uint64) warmpool.Stats {
 		return warmpool.Stats{Closes: map[warmpool.CloseReason]uint64{warmpool.CloseReset: n}}
@@ -108,8 +109,8 @@ func TestKillersExitNameWithPipe(t *testing.T) {
 			"dc":   {},
 		},
 		Pairs: map[warmpool.PairKey]warmpool.Stats{
-			{Exit: "dc|1", Host: "a.example"}: resets(4),
-			{Exit: "dc|1", Host: "b.example"}: resets(5),
+			{Exit: "dc|1", Target: "https://a.example:443"}: resets(4),
+			{Exit: "dc|1", Target: "https://b.example:443"}: resets(5),
 		},
 		Policies: map[warmpool.PolicyKey]warmpool.HostPolicy{
 			{Target: "https://a.example:443", Proto: "HTTP/1.1"}: {MaxRequests: 10, MaxRequestsSource: warmpool.SourceConfigured},
@@ -157,7 +158,7 @@ func TestKillersOfAnEmptySnapshot(t *testing.T) {
 // TestKillersFromTotalCloses: the killers read from the total's closes, and
 // the closes that cost no avoidable handshake (the caller's closes, TLS
 // failures) are not killers. Resets and tunnel refusals count only per exit
-// and host (see TestKillersProxyAndIdle).
+// and target (see TestKillersProxyAndIdle).
 func TestKillersFromTotalCloses(t *testing.T) {
 	s := warmpool.Snapshot{Total: warmpool.Stats{Closes: map[warmpool.CloseReason]uint64{
 		warmpool.CloseBudget:            30,

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,14 @@ func newTransport(t testing.TB, tg *target.Target, cfg warmpool.Config) *warmpoo
 	return rt
 }
 
+// targetOf returns the warmpool.Target of rawURL, a test server's URL.
+func targetOf(t testing.TB, rawURL string) warmpool.Target {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	return warmpool.TargetOf(u)
+}
+
 // get sends one GET and reads the whole body.
 func get(c *http.Client, url string) error {
 	resp, err := c.Get(url)
@@ -85,7 +94,7 @@ func hammer(c *http.Client, url string, g, n int) []error {
 }
 
 // checkInvariants asserts Requests == Cold + Prewarmed + Reused for the
-// total, every exit and every host, and that exits and hosts add up to the
+// total, every exit and every target, and that exits and targets add up to the
 // total: a snapshot that went through JSON is still consistent.
 func checkInvariants(t *testing.T, s warmpool.Snapshot) {
 	t.Helper()
@@ -93,17 +102,17 @@ func checkInvariants(t *testing.T, s warmpool.Snapshot) {
 		assert.Equal(t, st.Requests, st.Cold+st.Prewarmed+st.Reused, "%s: Requests != Cold+Prewarmed+Reused (%+v)", scope, st)
 	}
 	check("total", s.Total)
-	var exitSum, hostSum uint64
+	var exitSum, targetSum uint64
 	for n, st := range s.Exits {
 		check("exit "+n, st.Stats)
 		exitSum += st.Requests
 	}
 	for n, st := range s.Targets {
 		check("target "+string(n), st)
-		hostSum += st.Requests
+		targetSum += st.Requests
 	}
 	assert.Equal(t, s.Total.Requests, exitSum, "exits do not add up to the total")
-	assert.Equal(t, s.Total.Requests, hostSum, "hosts do not add up to the total")
+	assert.Equal(t, s.Total.Requests, targetSum, "targets do not add up to the total")
 }
 
 // serve sends one request to h and returns the recorded response.

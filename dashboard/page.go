@@ -30,8 +30,8 @@ type page struct {
 	Total                 statsRow
 	Responses, ErrorKinds string
 	Exits                 []exitRow
-	Hosts                 []hostRow
-	HostsTotal            int
+	Targets               []targetRow
+	TargetsTotal          int
 	Killers               []Killer
 	Latency               []latencyRow
 	PerSocket             []perSocketRow
@@ -68,8 +68,8 @@ type exitRow struct {
 	LastError string
 }
 
-type hostRow struct {
-	Host              string
+type targetRow struct {
+	Target            string
 	Stats             statsRow
 	MaxRequests, Idle string
 }
@@ -93,15 +93,14 @@ type closeRow struct {
 }
 
 type concRow struct {
-	Exit, Host, Limit                    string
-	InFlight, Queued                     int
-	Drops, Decreases, Pauses, Overloaded uint64
-	PausedUntil                          string
+	Exit, Target, Limit          string
+	InFlight, Queued             int
+	Drops, Decreases, Overloaded uint64
 }
 
 type eventRow struct {
-	At, Clock, Kind, Exit, Host, Proto, Detail string
-	Socket                                     uint64
+	At, Clock, Kind, Exit, Target, Proto, Detail string
+	Socket                                       uint64
 }
 
 func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEvent) *page {
@@ -135,15 +134,15 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 
 	// Targets: those with statistics or a policy, busiest first.
 	targets := make(map[warmpool.Target]bool, len(s.Targets))
-	for h := range s.Targets {
-		targets[h] = true
+	for tg := range s.Targets {
+		targets[tg] = true
 	}
 	pols := map[warmpool.Target][]warmpool.PolicyKey{}
 	for k := range s.Policies {
 		targets[k.Target] = true
 		pols[k.Target] = append(pols[k.Target], k)
 	}
-	p.HostsTotal = len(targets)
+	p.TargetsTotal = len(targets)
 	names := slices.SortedFunc(maps.Keys(targets), func(a, b warmpool.Target) int {
 		if ra, rb := s.Targets[a].Requests, s.Targets[b].Requests; ra != rb {
 			if ra > rb {
@@ -153,9 +152,9 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 		}
 		return strings.Compare(string(a), string(b))
 	})
-	for _, h := range names[:min(len(names), pageHosts)] {
-		r := hostRow{Host: string(h), Stats: newStatsRow(s.Targets[h]), MaxRequests: "none", Idle: "none"}
-		keys := pols[h]
+	for _, tg := range names[:min(len(names), pageTargets)] {
+		r := targetRow{Target: string(tg), Stats: newStatsRow(s.Targets[tg]), MaxRequests: "none", Idle: "none"}
+		keys := pols[tg]
 		slices.SortFunc(keys, func(a, b warmpool.PolicyKey) int { return strings.Compare(a.String(), b.String()) })
 		var maxReq, idle []string
 		for _, k := range keys {
@@ -172,7 +171,7 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 		if len(keys) > 0 {
 			r.MaxRequests, r.Idle = strings.Join(maxReq, "; "), strings.Join(idle, "; ")
 		}
-		p.Hosts = append(p.Hosts, r)
+		p.Targets = append(p.Targets, r)
 	}
 
 	// Latency and requests per socket, in total and per exit.
@@ -201,13 +200,9 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 	}
 
 	for _, c := range s.Concurrency {
-		r := concRow{Exit: c.Exit, Host: string(c.Target), Limit: strconv.FormatFloat(c.Limit, 'f', 1, 64),
-			InFlight: c.InFlight, Queued: c.Queued, Drops: c.Drops, Decreases: c.Decreases,
-			Pauses: c.Pauses, Overloaded: c.Overloaded}
-		if !c.PausedUntil.IsZero() && c.PausedUntil.After(s.Taken) {
-			r.PausedUntil = "for " + fmtDur(c.PausedUntil.Sub(s.Taken))
-		}
-		p.Concurrency = append(p.Concurrency, r)
+		p.Concurrency = append(p.Concurrency, concRow{Exit: c.Exit, Target: string(c.Target),
+			Limit: strconv.FormatFloat(c.Limit, 'f', 1, 64), InFlight: c.InFlight, Queued: c.Queued,
+			Drops: c.Drops, Decreases: c.Decreases, Overloaded: c.Overloaded})
 	}
 
 	// Events: the most recent first.
@@ -257,7 +252,7 @@ func newEventRow(ev warmpool.SocketEvent, taken time.Time) eventRow {
 		Kind:   ev.Kind.String(),
 		Socket: ev.SocketID,
 		Exit:   ev.Exit,
-		Host:   string(ev.Target),
+		Target: string(ev.Target),
 		Proto:  ev.Proto,
 	}
 	if !ev.At.Before(taken) {

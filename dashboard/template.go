@@ -3,7 +3,7 @@ package dashboard
 import "html/template"
 
 // pageTemplate renders a page. html/template escapes every name and error
-// it shows, exit and host names included.
+// it shows, exit names and targets included.
 var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
 
 const pageHTML = `<!DOCTYPE html>
@@ -80,16 +80,16 @@ code { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; }
 </section>
 
 <section>
-<h2>Hosts</h2>
-{{if .Hosts}}
-<div class="scroll"><table id="hosts">
-<thead><tr><th>Host</th><th class="n">Requests</th><th class="n">Cold</th><th class="n">Prewarmed</th><th class="n">Reused</th><th>Keep-alive</th><th>Warm</th><th class="n">Handshake tax</th><th class="n">Open sockets</th><th class="n">Errors</th><th>Max requests per socket</th><th>Idle timeout</th></tr></thead>
+<h2>Targets</h2>
+{{if .Targets}}
+<div class="scroll"><table id="targets">
+<thead><tr><th>Target</th><th class="n">Requests</th><th class="n">Cold</th><th class="n">Prewarmed</th><th class="n">Reused</th><th>Keep-alive</th><th>Warm</th><th class="n">Handshake tax</th><th class="n">Open sockets</th><th class="n">Errors</th><th>Max requests per socket</th><th>Idle timeout</th></tr></thead>
 <tbody>
-{{range .Hosts}}<tr><td>{{.Host}}</td><td class="n">{{.Stats.Requests}}</td><td class="n">{{.Stats.Cold}}</td><td class="n">{{.Stats.Prewarmed}}</td><td class="n">{{.Stats.Reused}}</td><td><meter min="0" max="1" value="{{.Stats.KeepAlive.V}}"></meter>{{.Stats.KeepAlive.Text}}</td><td><meter min="0" max="1" value="{{.Stats.Warm.V}}"></meter>{{.Stats.Warm.Text}}</td><td class="n">{{.Stats.HandshakeTax}}</td><td class="n">{{.Stats.Open}}</td><td class="n">{{.Stats.Errors}}</td><td>{{.MaxRequests}}</td><td>{{.Idle}}</td></tr>
+{{range .Targets}}<tr><td>{{.Target}}</td><td class="n">{{.Stats.Requests}}</td><td class="n">{{.Stats.Cold}}</td><td class="n">{{.Stats.Prewarmed}}</td><td class="n">{{.Stats.Reused}}</td><td><meter min="0" max="1" value="{{.Stats.KeepAlive.V}}"></meter>{{.Stats.KeepAlive.Text}}</td><td><meter min="0" max="1" value="{{.Stats.Warm.V}}"></meter>{{.Stats.Warm.Text}}</td><td class="n">{{.Stats.HandshakeTax}}</td><td class="n">{{.Stats.Open}}</td><td class="n">{{.Stats.Errors}}</td><td>{{.MaxRequests}}</td><td>{{.Idle}}</td></tr>
 {{end}}</tbody>
 </table></div>
-{{if gt .HostsTotal (len .Hosts)}}<p class="muted">The {{len .Hosts}} busiest of {{.HostsTotal}} hosts; the JSON form has them all.</p>{{end}}
-{{else}}<p class="muted" id="hosts">No host yet.</p>{{end}}
+{{if gt .TargetsTotal (len .Targets)}}<p class="muted">The {{len .Targets}} busiest of {{.TargetsTotal}} targets; the JSON form has them all.</p>{{end}}
+{{else}}<p class="muted" id="targets">No target yet.</p>{{end}}
 </section>
 
 <section>
@@ -101,7 +101,7 @@ code { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; }
 {{range .Killers}}<tr><td><code>{{.Name}}</code></td><td class="n">{{.Handshakes}}</td><td class="wrap">{{.Advice}}</td></tr>
 {{end}}</tbody>
 </table></div>
-{{else}}<p class="muted" id="killers">Nothing has cost a handshake beyond the first socket of each exit and host.</p>{{end}}
+{{else}}<p class="muted" id="killers">Nothing has cost a handshake beyond the first socket of each exit and target.</p>{{end}}
 </section>
 
 <section>
@@ -138,9 +138,9 @@ code { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; }
 <section>
 <h2>Concurrency limits</h2>
 <div class="scroll"><table id="concurrency">
-<thead><tr><th>Exit</th><th>Target</th><th class="n">Limit</th><th class="n">In flight</th><th class="n">Queued</th><th class="n">Drops</th><th class="n">Decreases</th><th class="n">Pauses</th><th>Paused</th><th class="n">Overloaded</th></tr></thead>
+<thead><tr><th>Exit</th><th>Target</th><th class="n">Limit</th><th class="n">In flight</th><th class="n">Queued</th><th class="n">Drops</th><th class="n">Decreases</th><th class="n">Overloaded</th></tr></thead>
 <tbody>
-{{range .Concurrency}}<tr><td>{{.Exit}}</td><td>{{.Host}}</td><td class="n">{{.Limit}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.Queued}}</td><td class="n">{{.Drops}}</td><td class="n">{{.Decreases}}</td><td class="n">{{.Pauses}}</td><td>{{.PausedUntil}}</td><td class="n">{{.Overloaded}}</td></tr>
+{{range .Concurrency}}<tr><td>{{.Exit}}</td><td>{{.Target}}</td><td class="n">{{.Limit}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.Queued}}</td><td class="n">{{.Drops}}</td><td class="n">{{.Decreases}}</td><td class="n">{{.Overloaded}}</td></tr>
 {{end}}</tbody>
 </table></div>
 </section>
@@ -150,9 +150,9 @@ code { font: 12px ui-monospace, "DejaVu Sans Mono", monospace; }
 <h2>Recent socket events</h2>
 {{if .Events}}
 <div class="scroll"><table id="events">
-<thead><tr><th class="n">When</th><th>Time</th><th>Event</th><th class="n">Socket</th><th>Exit</th><th>Host</th><th>Protocol</th><th>Details</th></tr></thead>
+<thead><tr><th class="n">When</th><th>Time</th><th>Event</th><th class="n">Socket</th><th>Exit</th><th>Target</th><th>Protocol</th><th>Details</th></tr></thead>
 <tbody>
-{{range .Events}}<tr><td class="n">{{.At}}</td><td class="muted">{{.Clock}}</td><td>{{.Kind}}</td><td class="n">#{{.Socket}}</td><td>{{.Exit}}</td><td>{{.Host}}</td><td>{{.Proto}}</td><td>{{.Detail}}</td></tr>
+{{range .Events}}<tr><td class="n">{{.At}}</td><td class="muted">{{.Clock}}</td><td>{{.Kind}}</td><td class="n">#{{.Socket}}</td><td>{{.Exit}}</td><td>{{.Target}}</td><td>{{.Proto}}</td><td>{{.Detail}}</td></tr>
 {{end}}</tbody>
 </table></div>
 <p class="muted">The {{len .Events}} most recent of {{.EventsTotal}} kept, newest first.</p>

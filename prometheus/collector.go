@@ -2,7 +2,6 @@ package prometheus
 
 import (
 	"math"
-	"net"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +18,7 @@ type Option func(*options)
 type options struct {
 	namespace   string
 	constLabels prometheus.Labels
-	hosts       bool
+	targets     bool
 }
 
 // WithNamespace sets the prefix of every metric name (default "warmpool").
@@ -30,7 +29,7 @@ func WithNamespace(namespace string) Option {
 
 // WithConstLabels adds labels with fixed values to every metric, for example
 // to tell apart several Transports registered in one registry. Their names
-// must not be one of the collector's own labels (exit, host, class, kind,
+// must not be one of the collector's own labels (exit, target, class, kind,
 // code_class, path, reason, state, quantile): registering such a collector
 // fails.
 func WithConstLabels(labels prometheus.Labels) Option {
@@ -42,12 +41,13 @@ func WithConstLabels(labels prometheus.Labels) Option {
 	}
 }
 
-// WithHosts turns the per-host series on (the default) or off. With hosts
-// off, every metric that would carry exit and host labels carries exit only,
-// summed over the exit's hosts (from Snapshot.Exits instead of
-// Snapshot.Pairs).
-func WithHosts(on bool) Option {
-	return func(o *options) { o.hosts = on }
+// WithTargets turns the per-target series on (the default) or off. With
+// targets on, the per-socket-pool metrics carry the labels exit and target,
+// whose value is a warmpool.Target ("https://example.com:443"). With targets
+// off, every such metric carries exit only, summed over the exit's targets
+// (from Snapshot.Exits instead of Snapshot.Pairs).
+func WithTargets(on bool) Option {
+	return func(o *options) { o.targets = on }
 }
 
 // NewCollector returns a prometheus.Collector that reads t.Snapshot() on each
@@ -61,9 +61,9 @@ func NewCollector(t *warmpool.Transport, opts ...Option) prometheus.Collector {
 // collector turns one Snapshot per scrape into constant metrics.
 type collector struct {
 	snapshot func() warmpool.Snapshot
-	hosts    bool
+	targets  bool
 
-	// Per pool (exit and host, or exit only with hosts off).
+	// Per pool (exit and target, or exit only with targets off).
 	requests, errors, retries, responses                 *prometheus.Desc
 	handshakes, handshakeSeconds, resumed, dialErrors    *prometheus.Desc
 	closes, sockets, inFlight, keepAlive, poolEfficiency *prometheus.Desc
@@ -75,13 +75,13 @@ type collector struct {
 }
 
 func newCollector(snapshot func() warmpool.Snapshot, opts ...Option) *collector {
-	o := options{namespace: DefaultNamespace, hosts: true}
+	o := options{namespace: DefaultNamespace, targets: true}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &collector{snapshot: snapshot, hosts: o.hosts}
-	pool := []string{"exit", "host"}
-	if !o.hosts {
+	c := &collector{snapshot: snapshot, targets: o.targets}
+	pool := []string{"exit", "target"}
+	if !o.targets {
 		pool = []string{"exit"}
 	}
 	with := func(extra ...string) []string {
@@ -180,9 +180,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.snapshot()
 	emit(ch, c.up, prometheus.GaugeValue, 1)
 
-	if c.hosts {
+	if c.targets {
 		for key, st := range snap.Pairs {
-			c.collectStats(ch, &st, label(key.Exit), label(key.Host))
+			c.collectStats(ch, &st, label(key.Exit), label(string(key.Target)))
 		}
 	} else {
 		for name, es := range snap.Exits {
@@ -221,7 +221,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// collectStats sends the metrics of one pool: lvs are its exit (and host)
+// collectStats sends the metrics of one pool: lvs are its exit (and target)
 // label values.
 func (c *collector) collectStats(ch chan<- prometheus.Metric, st *warmpool.Stats, lvs ...string) {
 	with := func(v string) []string { return append(lvs[:len(lvs):len(lvs)], v) }
@@ -279,21 +279,21 @@ func (c *collector) collectLatency(ch chan<- prometheus.Metric, l warmpool.Laten
 	ch <- m
 }
 
-// collectConcurrency sends the adaptive limits. warmpool reports them per
-// exit and host:port; the host label is the hostname, as in the other
-// metrics, so limits of one exit and hostname on several ports are summed
-// (as are all of an exit's limits with hosts off).
+// collectConcurrency sends the adaptive limits, one series per exit and
+// target as warmpool reports them; with targets off, an exit's limits are
+// summed. (Limits whose exit names repair to the same label value are
+// summed too, so that no series is sent twice.)
 func (c *collector) collectConcurrency(ch chan<- prometheus.Metric, list []warmpool.ConcurrencyStats) {
 	if len(list) == 0 {
 		return
 	}
-	type key struct{ exit, host string }
+	type key struct{ exit, target string }
 	limits := make(map[key]float64, len(list))
 	var order []key
 	for _, cs := range list {
 		k := key{exit: label(cs.Exit)}
-		if c.hosts {
-			k.host = label(hostname(cs.Host))
+		if c.targets {
+			k.target = label(string(cs.Target))
 		}
 		if _, ok := limits[k]; !ok {
 			order = append(order, k)
@@ -301,8 +301,8 @@ func (c *collector) collectConcurrency(ch chan<- prometheus.Metric, list []warmp
 		limits[k] += cs.Limit
 	}
 	for _, k := range order {
-		if c.hosts {
-			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.exit, k.host)
+		if c.targets {
+			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.exit, k.target)
 		} else {
 			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.exit)
 		}
@@ -317,15 +317,6 @@ func emit(ch chan<- prometheus.Metric, d *prometheus.Desc, vt prometheus.ValueTy
 		m = prometheus.NewInvalidMetric(d, err)
 	}
 	ch <- m
-}
-
-// hostname strips the port from "host:port" (and the brackets of an IPv6
-// address); anything else is returned as is.
-func hostname(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return hostport
 }
 
 // label makes s a valid label value: Prometheus label values must be UTF-8.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,14 @@ func startTarget(t *testing.T, cfg warmpool.Config) (*target.Target, *warmpool.T
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rt.Close() })
 	return tgt, rt
+}
+
+// targetOf returns the warmpool.Target of rawURL, a test server's URL.
+func targetOf(t *testing.T, rawURL string) warmpool.Target {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	return warmpool.TargetOf(u)
 }
 
 // get sends n GETs to url, each read to EOF and closed.
@@ -170,22 +179,23 @@ func TestCollectorAgainstTransport(t *testing.T) {
 		snap = after
 	}
 
-	const exit, host = "direct", "127.0.0.1"
+	const exit = "direct"
+	target := targetOf(t, tgt.URL())
 	require.Contains(t, snap.Exits, exit)
-	pair, ok := snap.Pairs[warmpool.PairKey{Exit: exit, Target: host}]
+	pair, ok := snap.Pairs[warmpool.PairKey{Exit: exit, Target: target}]
 	require.True(t, ok, "pairs: %v", snap.Pairs)
-	pool := map[string]string{"exit": exit, "host": host}
+	pool := map[string]string{"exit": exit, "target": string(target)}
 
 	assert.Equal(t, 20.0, sum(t, mfs, "warmpool_requests_total", nil))
 	assert.Equal(t, 20.0, sum(t, mfs, "warmpool_requests_total", pool))
 	for class, want := range map[string]uint64{"cold": pair.Cold, "prewarmed": pair.Prewarmed, "reused": pair.Reused} {
-		assert.Equal(t, float64(want), sum(t, mfs, "warmpool_requests_total", map[string]string{"exit": exit, "host": host, "class": class}), class)
+		assert.Equal(t, float64(want), sum(t, mfs, "warmpool_requests_total", map[string]string{"exit": exit, "target": string(target), "class": class}), class)
 	}
 	assert.Equal(t, 16.0, sum(t, mfs, "warmpool_requests_total", map[string]string{"class": "reused"}),
 		"a budget of 5 leaves 4 reused requests per socket")
 	assert.Equal(t, 4.0, sum(t, mfs, "warmpool_socket_closes_total", map[string]string{"reason": "budget"}))
 	assert.Equal(t, float64(snap.Total.Closes[warmpool.CloseBudget]),
-		sum(t, mfs, "warmpool_socket_closes_total", map[string]string{"exit": exit, "host": host, "reason": "budget"}))
+		sum(t, mfs, "warmpool_socket_closes_total", map[string]string{"exit": exit, "target": string(target), "reason": "budget"}))
 	assert.Equal(t, 20.0, sum(t, mfs, "warmpool_responses_total", map[string]string{"code_class": "2xx"}))
 	assert.Equal(t, float64(pair.Cold), sum(t, mfs, "warmpool_handshakes_total", map[string]string{"path": "request"}))
 	assert.Equal(t, float64(pair.Prewarms), sum(t, mfs, "warmpool_handshakes_total", map[string]string{"path": "background"}))
@@ -212,7 +222,7 @@ func TestCollectorAgainstTransport(t *testing.T) {
 	for _, m := range lat.GetMetric() {
 		l := labels(m)
 		assert.Equal(t, exit, l["exit"])
-		assert.NotContains(t, l, "host")
+		assert.NotContains(t, l, "target")
 		ls := snap.Exits[exit].WarmLatency
 		if l["class"] == "cold" {
 			ls = snap.Exits[exit].ColdLatency
@@ -265,18 +275,18 @@ func (f filtered) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func TestCollectorWithoutHosts(t *testing.T) {
+func TestCollectorWithoutTargets(t *testing.T) {
 	tgt, rt := startTarget(t, warmpool.Config{})
 	get(t, rt, tgt.URL()+"/", 20)
 	snap := awaitSnapshot(t, rt, func(s warmpool.Snapshot) bool {
 		return s.Total.Closes[warmpool.CloseBudget] == 4 && s.Total.InFlight == 0
 	})
 
-	c := NewCollector(rt, WithHosts(false))
+	c := NewCollector(rt, WithTargets(false))
 	mfs := gather(t, c)
 	for name, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			assert.NotContains(t, labels(m), "host", name)
+			assert.NotContains(t, labels(m), "target", name)
 		}
 	}
 	exit := map[string]string{"exit": "direct"}
@@ -343,11 +353,14 @@ func TestCollectorConcurrency(t *testing.T) {
 	snap := rt.Snapshot()
 	require.Len(t, snap.Concurrency, 1)
 
+	target := targetOf(t, tgt.URL())
+	require.Equal(t, target, snap.Concurrency[0].Target)
+
 	mfs := gather(t, NewCollector(rt))
 	assert.Equal(t, snap.Concurrency[0].Limit,
-		sum(t, mfs, "warmpool_concurrency_limit", map[string]string{"exit": "direct", "host": "127.0.0.1"}))
+		sum(t, mfs, "warmpool_concurrency_limit", map[string]string{"exit": "direct", "target": string(target)}))
 
-	mfs = gather(t, NewCollector(rt, WithHosts(false)))
+	mfs = gather(t, NewCollector(rt, WithTargets(false)))
 	mf := mfs["warmpool_concurrency_limit"]
 	require.NotNil(t, mf)
 	require.Len(t, mf.GetMetric(), 1)
@@ -356,7 +369,8 @@ func TestCollectorConcurrency(t *testing.T) {
 
 // TestCollectSnapshot checks the exact exposition of a made-up Snapshot:
 // exits with "|" in their names, errors, ejections, empty latency summaries
-// and concurrency limits on two ports of one host.
+// and concurrency limits on two ports of one host, which are two targets,
+// each with its own series.
 func TestCollectSnapshot(t *testing.T) {
 	pair := warmpool.Stats{
 		Requests: 10, Cold: 2, Prewarmed: 3, Reused: 5,
@@ -371,7 +385,6 @@ func TestCollectSnapshot(t *testing.T) {
 		HandshakeTax:   250 * time.Millisecond,
 		KeepAliveRatio: 0.5,
 		Sockets:        warmpool.SocketGauges{Open: 4, Busy: 1, Idle: 1, Spares: 1, Retiring: 1},
-		OpenSockets:    4,
 		InFlight:       1,
 		PoolEfficiency: 2,
 		Closes:         map[warmpool.CloseReason]uint64{warmpool.CloseBudget: 1, warmpool.CloseReset: 1},
@@ -383,11 +396,11 @@ func TestCollectSnapshot(t *testing.T) {
 		Exits: map[string]warmpool.ExitStats{
 			"a|b": {Stats: exit, Healthy: false, Ejections: 2, Proxy: true},
 		},
-		Pairs: map[warmpool.PairKey]warmpool.Stats{{Exit: "a|b", Host: "example.com"}: pair},
+		Pairs: map[warmpool.PairKey]warmpool.Stats{{Exit: "a|b", Target: "https://example.com:443"}: pair},
 		Concurrency: []warmpool.ConcurrencyStats{
-			{Exit: "a|b", Host: "example.com:443", Limit: 4},
-			{Exit: "a|b", Host: "example.com:8443", Limit: 2.5},
-			{Exit: "a|b", Host: "[::1]:443", Limit: 1},
+			{Exit: "a|b", Target: "https://example.com:443", Limit: 4},
+			{Exit: "a|b", Target: "https://example.com:8443", Limit: 2.5},
+			{Exit: "a|b", Target: "https://[::1]:443", Limit: 1},
 		},
 	}
 	snap.Taken = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
@@ -402,14 +415,15 @@ func TestCollectSnapshot(t *testing.T) {
 	const want = `
 # HELP warmpool_concurrency_limit Adaptive limit of request attempts in flight (only with Config.Concurrency on).
 # TYPE warmpool_concurrency_limit gauge
-warmpool_concurrency_limit{exit="a|b",host="::1"} 1
-warmpool_concurrency_limit{exit="a|b",host="example.com"} 6.5
+warmpool_concurrency_limit{exit="a|b",target="https://[::1]:443"} 1
+warmpool_concurrency_limit{exit="a|b",target="https://example.com:443"} 4
+warmpool_concurrency_limit{exit="a|b",target="https://example.com:8443"} 2.5
 # HELP warmpool_dial_errors_total Dials of new sockets that failed.
 # TYPE warmpool_dial_errors_total counter
-warmpool_dial_errors_total{exit="a|b",host="example.com"} 1
+warmpool_dial_errors_total{exit="a|b",target="https://example.com:443"} 1
 # HELP warmpool_errors_total Failed request attempts (retried ones included), by kind.
 # TYPE warmpool_errors_total counter
-warmpool_errors_total{exit="a|b",host="example.com",kind="reset"} 2
+warmpool_errors_total{exit="a|b",kind="reset",target="https://example.com:443"} 2
 # HELP warmpool_exit_blocked_targets Targets whose requests avoid the exit now because it was blocked there (Config.Blocks).
 # TYPE warmpool_exit_blocked_targets gauge
 warmpool_exit_blocked_targets{exit="a|b"} 1
@@ -421,21 +435,21 @@ warmpool_exit_ejections_total{exit="a|b"} 2
 warmpool_exit_healthy{exit="a|b"} 0
 # HELP warmpool_handshake_seconds_total Time spent dialing (DNS, TCP, proxy, TLS), by path: request (on requests' paths) or background (prewarming).
 # TYPE warmpool_handshake_seconds_total counter
-warmpool_handshake_seconds_total{exit="a|b",host="example.com",path="background"} 1.5
-warmpool_handshake_seconds_total{exit="a|b",host="example.com",path="request"} 0.25
+warmpool_handshake_seconds_total{exit="a|b",path="background",target="https://example.com:443"} 1.5
+warmpool_handshake_seconds_total{exit="a|b",path="request",target="https://example.com:443"} 0.25
 # HELP warmpool_handshakes_total Handshakes, by path: request (attempts that paid for a handshake on their path) or background (sockets prewarmed off the request path).
 # TYPE warmpool_handshakes_total counter
-warmpool_handshakes_total{exit="a|b",host="example.com",path="background"} 3
-warmpool_handshakes_total{exit="a|b",host="example.com",path="request"} 2
+warmpool_handshakes_total{exit="a|b",path="background",target="https://example.com:443"} 3
+warmpool_handshakes_total{exit="a|b",path="request",target="https://example.com:443"} 2
 # HELP warmpool_in_flight Request attempts in flight.
 # TYPE warmpool_in_flight gauge
-warmpool_in_flight{exit="a|b",host="example.com"} 1
+warmpool_in_flight{exit="a|b",target="https://example.com:443"} 1
 # HELP warmpool_keepalive_ratio Share of request attempts that reused a socket (0 to 1).
 # TYPE warmpool_keepalive_ratio gauge
-warmpool_keepalive_ratio{exit="a|b",host="example.com"} 0.5
+warmpool_keepalive_ratio{exit="a|b",target="https://example.com:443"} 0.5
 # HELP warmpool_pool_efficiency Open sockets divided by the peak of attempts in flight over the last 10 to 20 seconds (0 without recent requests).
 # TYPE warmpool_pool_efficiency gauge
-warmpool_pool_efficiency{exit="a|b",host="example.com"} 2
+warmpool_pool_efficiency{exit="a|b",target="https://example.com:443"} 2
 # HELP warmpool_request_latency_seconds Time from asking for a socket to the response headers, by class: warm (reused or prewarmed socket) or cold.
 # TYPE warmpool_request_latency_seconds summary
 warmpool_request_latency_seconds{class="cold",exit="a|b",quantile="0.5"} NaN
@@ -450,26 +464,26 @@ warmpool_request_latency_seconds_sum{class="warm",exit="a|b"} 0.08
 warmpool_request_latency_seconds_count{class="warm",exit="a|b"} 8
 # HELP warmpool_requests_total Request attempts sent on a socket, by class: cold (paid for a handshake), prewarmed (first on a socket dialed in the background) or reused.
 # TYPE warmpool_requests_total counter
-warmpool_requests_total{class="cold",exit="a|b",host="example.com"} 2
-warmpool_requests_total{class="prewarmed",exit="a|b",host="example.com"} 3
-warmpool_requests_total{class="reused",exit="a|b",host="example.com"} 5
+warmpool_requests_total{class="cold",exit="a|b",target="https://example.com:443"} 2
+warmpool_requests_total{class="prewarmed",exit="a|b",target="https://example.com:443"} 3
+warmpool_requests_total{class="reused",exit="a|b",target="https://example.com:443"} 5
 # HELP warmpool_responses_total Responses received, by status class (1xx to 5xx).
 # TYPE warmpool_responses_total counter
-warmpool_responses_total{code_class="2xx",exit="a|b",host="example.com"} 9
-warmpool_responses_total{code_class="5xx",exit="a|b",host="example.com"} 1
+warmpool_responses_total{code_class="2xx",exit="a|b",target="https://example.com:443"} 9
+warmpool_responses_total{code_class="5xx",exit="a|b",target="https://example.com:443"} 1
 # HELP warmpool_retries_total Request attempts retried on another socket after a pooled socket failed.
 # TYPE warmpool_retries_total counter
-warmpool_retries_total{exit="a|b",host="example.com"} 1
+warmpool_retries_total{exit="a|b",target="https://example.com:443"} 1
 # HELP warmpool_socket_closes_total Sockets ended, by reason.
 # TYPE warmpool_socket_closes_total counter
-warmpool_socket_closes_total{exit="a|b",host="example.com",reason="budget"} 1
-warmpool_socket_closes_total{exit="a|b",host="example.com",reason="reset"} 1
+warmpool_socket_closes_total{exit="a|b",reason="budget",target="https://example.com:443"} 1
+warmpool_socket_closes_total{exit="a|b",reason="reset",target="https://example.com:443"} 1
 # HELP warmpool_sockets Open sockets, by state: busy, idle, spare (prewarmed, not used yet) or retiring.
 # TYPE warmpool_sockets gauge
-warmpool_sockets{exit="a|b",host="example.com",state="busy"} 1
-warmpool_sockets{exit="a|b",host="example.com",state="idle"} 1
-warmpool_sockets{exit="a|b",host="example.com",state="retiring"} 1
-warmpool_sockets{exit="a|b",host="example.com",state="spare"} 1
+warmpool_sockets{exit="a|b",state="busy",target="https://example.com:443"} 1
+warmpool_sockets{exit="a|b",state="idle",target="https://example.com:443"} 1
+warmpool_sockets{exit="a|b",state="retiring",target="https://example.com:443"} 1
+warmpool_sockets{exit="a|b",state="spare",target="https://example.com:443"} 1
 # HELP warmpool_store_degraded 1 while Config.Sharing.Store fails or does not answer in time (the Transport goes on with what it knows).
 # TYPE warmpool_store_degraded gauge
 warmpool_store_degraded 1
@@ -487,7 +501,7 @@ warmpool_store_records_total{direction="malformed"} 3
 warmpool_store_records_total{direction="put"} 5
 # HELP warmpool_tls_resumed_total Handshakes that resumed an earlier TLS session.
 # TYPE warmpool_tls_resumed_total counter
-warmpool_tls_resumed_total{exit="a|b",host="example.com"} 4
+warmpool_tls_resumed_total{exit="a|b",target="https://example.com:443"} 4
 # HELP warmpool_unused_prewarms_total Sockets dialed in the background that closed without carrying a request.
 # TYPE warmpool_unused_prewarms_total counter
 warmpool_unused_prewarms_total 3
@@ -501,9 +515,14 @@ warmpool_up 1
 	require.NoError(t, err)
 	assert.Empty(t, problems)
 
+	// With targets off, an exit's limits are summed.
+	mfs := gather(t, newCollector(func() warmpool.Snapshot { return snap }, WithTargets(false)))
+	assert.Equal(t, 7.5, sum(t, mfs, "warmpool_concurrency_limit", map[string]string{"exit": "a|b"}))
+	require.Len(t, mfs["warmpool_concurrency_limit"].GetMetric(), 1)
+
 	// Invalid UTF-8 in an exit name is repaired, not a failed scrape.
-	snap.Pairs = map[warmpool.PairKey]warmpool.Stats{{Exit: "bad\xff", Host: "example.com"}: pair}
-	mfs := gather(t, c)
+	snap.Pairs = map[warmpool.PairKey]warmpool.Stats{{Exit: "bad\xff", Target: "https://example.com:443"}: pair}
+	mfs = gather(t, c)
 	assert.Equal(t, 10.0, sum(t, mfs, "warmpool_requests_total", map[string]string{"exit": "bad\uFFFD"}))
 }
 

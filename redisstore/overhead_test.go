@@ -29,7 +29,7 @@ func BenchmarkStoreOverhead(b *testing.B) {
 		b.Run("store="+mode, func(b *testing.B) {
 			cfg := warmpool.Config{TLSClientConfig: tg.TLSConfig()}
 			if mode == "redis" || mode == "redis-polite" {
-				cfg.Store, _, _ = newStore(b, r, "bench-"+mode+":")
+				cfg.Sharing.Store, _, _ = newStore(b, r, "bench-"+mode+":")
 			}
 			if mode == "redis-polite" || mode == "polite" {
 				cfg.Politeness.Delay = time.Microsecond

@@ -118,7 +118,7 @@ func main() {
 		st.Cold, st.Prewarmed, st.Reused)
 	for _, c := range rt.Snapshot().Concurrency {
 		fmt.Printf("warmpool adaptive concurrency via %s to %s: limit %.1f (started at 16; %d drops)\n",
-			c.Exit, c.Host, c.Limit, c.Drops)
+			c.Exit, c.Target, c.Limit, c.Drops)
 	}
 }
 
