@@ -120,24 +120,6 @@ func benchRun(b *testing.B, c *http.Client, url string, parallel bool) {
 	})
 }
 
-func benchGets(b *testing.B, c *http.Client, url string) {
-	b.ReportAllocs()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	do := func() {
-		resp, err := c.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	do()
-	b.ResetTimer()
-	for range b.N {
-		do()
-	}
-}
-
 // BenchmarkTimeoutStyle compares the two ways to bound a request's time
 // with warmpool, 64 goroutines of reused GETs on loopback: http.Client's
 // Timeout, which for any RoundTripper but its own *http.Transport starts a

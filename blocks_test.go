@@ -1,7 +1,6 @@
 package warmpool
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warmpool/warmpool/internal/target"
-	"github.com/warmpool/warmpool/internal/testenv"
 )
 
 // banTarget answers 403 to the source addresses in ban (all of them with
@@ -68,15 +66,6 @@ func (bt *banTarget) counts() (seen, forbidden map[string]int) {
 		forbidden[k] = v
 	}
 	return
-}
-
-// fourExits returns 4 CONNECT exits sending from 127.0.0.2 to 127.0.0.5.
-func fourExits(t *testing.T) []Exit {
-	var exits []Exit
-	for i, u := range testenv.FourProxies(t) {
-		exits = append(exits, Exit{Name: fmt.Sprint("px", i), Proxy: u})
-	}
-	return exits
 }
 
 // status sends a GET and returns its status (0 on error).
@@ -270,8 +259,3 @@ func TestBlocksValidation(t *testing.T) {
 	_, err = New(Config{Blocks: Blocks{Cooldown: time.Hour, MaxCooldown: time.Minute}})
 	assert.ErrorContains(t, err, "Config.Blocks.MaxCooldown")
 }
-
-// insecureLoopback is the TLS config of tests that talk to several
-// loopback targets, each with its own CA: they test routing, not
-// verification.
-func insecureLoopback() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }

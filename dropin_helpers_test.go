@@ -580,11 +580,3 @@ func dropinStdTransport(tg *target.Target) *http.Transport {
 	tr.TLSClientConfig = tg.TLSConfig()
 	return tr
 }
-
-// urlTarget returns the Target of rawURL.
-func urlTarget(t testing.TB, rawURL string) Target {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	require.NoError(t, err)
-	return TargetOf(u)
-}

@@ -3,9 +3,7 @@ package warmpool
 import (
 	"crypto/tls"
 	"errors"
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 
@@ -136,5 +134,3 @@ func TestProxyEnvironmentValues(t *testing.T) {
 	assert.Equal(t, []string{"direct"}, keys(rt.Snapshot().Exits), "no proxy in the environment: one direct exit")
 	rt.Close()
 }
-
-func keys[K ~string, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }

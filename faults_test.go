@@ -37,10 +37,6 @@ import (
 	"github.com/warmpool/warmpool/internal/testproxy"
 )
 
-// faultHang bounds every wait that only guards against a hang. Nothing is
-// expected to take more than a fraction of it.
-const faultHang = 10 * time.Second
-
 // faultCheckBody reads resp's body to its end and checks that it is the
 // target's default answer, "ok N", with N the request number the target
 // announced in its header: a truncated or mixed-up body is an error.
@@ -66,37 +62,6 @@ func faultGet(c *http.Client, url string) error {
 		return err
 	}
 	return faultCheckBody(resp)
-}
-
-// faultCloses sums a Closes map.
-func faultCloses(m map[CloseReason]uint64) uint64 {
-	var n uint64
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
-// faultCloseAndAccount closes rt and checks the socket accounting: no socket
-// open or in flight, and every socket that finished its handshake closed
-// exactly once with a reason (tls_error and proxy_error close sockets that
-// never finished one). A close observed on net/http's own goroutine (its
-// state hook) may be counted just after Close returns, hence the wait.
-func faultCloseAndAccount(t *testing.T, rt *Transport) Snapshot {
-	t.Helper()
-	require.NoError(t, rt.Close())
-	settled := func(s Snapshot) bool {
-		closes := faultCloses(s.Total.Closes) - s.Total.Closes[CloseTLSError] - s.Total.Closes[CloseProxyError]
-		return s.Total.Sockets.Open == 0 && s.Total.InFlight == 0 && closes == s.Total.Handshakes
-	}
-	var s Snapshot
-	if !assert.Eventually(t, func() bool { s = rt.Snapshot(); return settled(s) }, faultHang, time.Millisecond) {
-		t.Errorf("after Close: %d open, %d in flight, %d handshakes, closes %v",
-			s.Total.Sockets.Open, s.Total.InFlight, s.Total.Handshakes, s.Total.Closes)
-	}
-	assert.Equal(t, SocketGauges{}, s.Total.Sockets, "socket gauges after Close")
-	checkInvariants(t, s)
-	return s
 }
 
 // faultAwaitOpen waits until n sockets are open.

@@ -1,9 +1,7 @@
 package warmpool
 
 import (
-	"crypto/tls"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -18,51 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warmpool/warmpool/internal/fakedns"
-	"github.com/warmpool/warmpool/internal/testcert"
 	"github.com/warmpool/warmpool/internal/testproxy"
 )
-
-// manyHosts serves n live HTTPS targets on n loopback listeners of one
-// server (each its own host:port, so its own pool), and counts the
-// handshakes it completed and the connections open (and the most at once).
-type manyHosts struct {
-	urls          []string
-	handshakes    atomic.Int64
-	open, maxOpen atomic.Int64
-	tls           *tls.Config // trusts the server, for the client
-}
-
-// connState counts the server's open connections.
-func (mh *manyHosts) connState(_ net.Conn, s http.ConnState) {
-	switch s {
-	case http.StateNew:
-		n := mh.open.Add(1)
-		for m := mh.maxOpen.Load(); n > m && !mh.maxOpen.CompareAndSwap(m, n); m = mh.maxOpen.Load() {
-		}
-	case http.StateClosed, http.StateHijacked:
-		mh.open.Add(-1)
-	}
-}
-
-func startManyHosts(t *testing.T, n int) *manyHosts {
-	t.Helper()
-	cert, err := testcert.New("many-hosts", time.Hour)
-	require.NoError(t, err)
-	mh := &manyHosts{tls: &tls.Config{RootCAs: cert.Pool}}
-	srvTLS := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"h2", "http/1.1"},
-		VerifyConnection: func(tls.ConnectionState) error { mh.handshakes.Add(1); return nil }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
-		TLSConfig: srvTLS, ConnState: mh.connState}
-	var wg sync.WaitGroup
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		mh.urls = append(mh.urls, "https://"+ln.Addr().String()+"/")
-		wg.Go(func() { srv.ServeTLS(ln, "", "") })
-	}
-	t.Cleanup(func() { srv.Close(); wg.Wait() })
-	return mh
-}
 
 // deadHosts returns n URLs that never work: a third refuse connections
 // (a closed port), a third accept and never answer, and a third have names

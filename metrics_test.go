@@ -297,18 +297,3 @@ func TestFoldedHostKeepsItsSockets(t *testing.T) {
 	}
 	assert.Equal(t, uint64(1), s.Targets[OtherTargets].Requests)
 }
-
-// awaitNoDials waits until no pool of rt has a dial in progress.
-func awaitNoDials(t *testing.T, rt *Transport) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		n := 0
-		rt.pools.Range(func(_ poolKey, p *hostPool) bool {
-			p.mu.Lock()
-			n += p.dialing + p.prewarming
-			p.mu.Unlock()
-			return true
-		})
-		return n == 0
-	}, 5*time.Second, time.Millisecond, "dials still in progress")
-}

@@ -22,15 +22,8 @@ import (
 
 	"github.com/warmpool/warmpool/internal/realserver"
 	"github.com/warmpool/warmpool/internal/target"
-	"github.com/warmpool/warmpool/internal/testenv"
 	"github.com/warmpool/warmpool/internal/testproxy"
 )
-
-// startProxy starts an in-process test proxy, closed when the test ends.
-func startProxy(t *testing.T, cfg testproxy.Config) *testproxy.Proxy {
-	t.Helper()
-	return testenv.StartProxy(t, cfg)
-}
 
 // socketLog records socket events.
 type socketLog struct {

@@ -15,91 +15,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/warmpool/warmpool/internal/target"
-	"github.com/warmpool/warmpool/internal/testenv"
 	"github.com/warmpool/warmpool/internal/testproxy"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// startTarget starts a test target and stops it when the test ends.
-func startTarget(t testing.TB, cfg target.Config) *target.Target {
-	t.Helper()
-	return testenv.StartTarget(t, cfg)
-}
-
-// newTransport builds a Transport trusting tg and closes it when the test
-// ends.
-func newTransport(t testing.TB, tg *target.Target, cfg Config) *Transport {
-	t.Helper()
-	return newTransportClock(t, tg, cfg, time.Now)
-}
-
-func newTransportClock(t testing.TB, tg *target.Target, cfg Config, now func() time.Time) *Transport {
-	t.Helper()
-	if cfg.TLSClientConfig == nil && tg != nil {
-		cfg.TLSClientConfig = tg.TLSConfig()
-	}
-	rt, err := newWithClock(cfg, now)
-	require.NoError(t, err)
-	t.Cleanup(func() { rt.Close() })
-	return rt
-}
-
-// onlyPolicy returns the one policy of s (its only target and protocol),
-// or the zero HostPolicy when it has none.
-func onlyPolicy(t *testing.T, s Snapshot) HostPolicy {
-	t.Helper()
-	require.LessOrEqual(t, len(s.Policies), 1, "policies %v", s.Policies)
-	for _, p := range s.Policies {
-		return p
-	}
-	return HostPolicy{}
-}
-
-// get sends one GET and reads the whole body (testenv.Get).
-func get(c *http.Client, url string) error { return testenv.Get(c, url) }
-
-// hangUntil holds a handler until release is closed. If the client gives
-// up first, it aborts the connection rather than answer: the client's TLS
-// close_notify ends r's context before its TCP close, and a response
-// written in between could still be read.
-func hangUntil(r *http.Request, release <-chan struct{}) {
-	select {
-	case <-release:
-	case <-r.Context().Done():
-		panic(http.ErrAbortHandler)
-	}
-}
-
-// hammer sends n GETs to url from g goroutines and returns the errors
-// (testenv.Hammer).
-func hammer(c *http.Client, url string, g, n int) []error { return testenv.Hammer(c, url, g, n) }
-
-// checkInvariants asserts Requests == Cold + Prewarmed + Reused for the
-// total, every exit and every host.
-func checkInvariants(t *testing.T, s Snapshot) {
-	t.Helper()
-	check := func(scope string, st Stats) {
-		assert.Equal(t, st.Requests, st.Cold+st.Prewarmed+st.Reused, "%s: Requests != Cold+Prewarmed+Reused (%+v)", scope, st)
-	}
-	check("total", s.Total)
-	var exitSum, hostSum uint64
-	for n, st := range s.Exits {
-		check("exit "+n, st.Stats)
-		exitSum += st.Requests
-	}
-	for n, st := range s.Targets {
-		check("target "+string(n), st)
-		hostSum += st.Requests
-	}
-	assert.Equal(t, s.Total.Requests, exitSum, "exits do not add up to the total")
-	assert.Equal(t, s.Total.Requests, hostSum, "hosts do not add up to the total")
-}
 
 func TestBudgetIsExact(t *testing.T) {
 	for _, h2 := range []bool{false, true} {
@@ -586,26 +505,6 @@ func TestConcurrentHammerWithProxyAndClose(t *testing.T) {
 
 func TestErrClosedIsSentinel(t *testing.T) {
 	assert.True(t, errors.Is(fmt.Errorf("x: %w", ErrClosed), ErrClosed))
-}
-
-// fakeClock is a manually advanced clock for tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 // TestHTTP2ServerGoawayIsNoticed: an HTTP/2 server that times out an idle
