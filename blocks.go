@@ -320,10 +320,11 @@ func (p *hostPool) noteBlocks(resp *http.Response) (blocked bool) {
 // blockedRoute narrows a request's exits to those its target does not
 // avoid. When it avoids all of them, the request fails with ErrBlocked
 // (Blocks.FailFast), or goes through the exit blocked the longest ago.
-func (t *Transport) blockedRoute(target Target, set *exitSet) (*exitSet, error) {
+func (t *Transport) blockedRoute(k hostKey, set *exitSet) (*exitSet, error) {
 	if t.cfg.Blocks.Disable || t.blocks.quiet() {
 		return set, nil
 	}
+	target := k.target()
 	mask := t.blocks.avoided(target, t.now())
 	if mask.empty() {
 		return set, nil

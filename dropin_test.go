@@ -374,7 +374,7 @@ func TestDropInMatchesNetHTTP(t *testing.T) {
 			for i, u := range p {
 				req, err := http.NewRequest(http.MethodGet, u, nil)
 				require.NoError(t, err)
-				k[i], _, err = targetOf(req)
+				k[i], err = targetOf(req)
 				require.NoError(t, err, u)
 			}
 			assert.Equal(t, k[0], k[1], "%s and %s must be one target", p[0], p[1])
@@ -382,8 +382,8 @@ func TestDropInMatchesNetHTTP(t *testing.T) {
 		for _, p := range [][2]string{{"https://h:80/", "http://h:80/"}, {"http://h:8080/", "http://h/"}} {
 			a, _ := http.NewRequest(http.MethodGet, p[0], nil)
 			b, _ := http.NewRequest(http.MethodGet, p[1], nil)
-			ka, _, errA := targetOf(a)
-			kb, _, errB := targetOf(b)
+			ka, errA := targetOf(a)
+			kb, errB := targetOf(b)
 			require.NoError(t, errA)
 			require.NoError(t, errB)
 			assert.NotEqual(t, ka, kb, "%s and %s are different targets", p[0], p[1])

@@ -230,7 +230,7 @@ func TestAThousandExits(t *testing.T) {
 		rt.blocks.observe(tp.name, 900, true, rt.now())
 	}
 	assert.True(t, rt.blocks.avoided(tp.name, rt.now()).has(900))
-	set, err := rt.blockedRoute(k.target(), &rt.baseSet)
+	set, err := rt.blockedRoute(k, &rt.baseSet)
 	require.NoError(t, err)
 	assert.False(t, set.Eligible(900), "the blocked exit is avoided")
 	assert.True(t, set.Eligible(901))

@@ -199,11 +199,12 @@ type deadTargets struct {
 	m  *lru.Map[Target, deadTarget]
 }
 
-// check returns the remembered error for target, or nil.
-func (d *deadTargets) check(target Target, now time.Time) error {
+// check returns the remembered error for k's target, or nil.
+func (d *deadTargets) check(k hostKey, now time.Time) error {
 	if d.n.Load() == 0 {
 		return nil
 	}
+	target := k.target()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dt, ok := d.m.Peek(target)

@@ -337,7 +337,7 @@ func TestPoolsAndConcurrencyRowsAreBounded(t *testing.T) {
 	const n = 5000
 	e := rt.exits[0]
 	for i := range n {
-		p := rt.pool(e, hostKey{scheme: "https", addr: fmt.Sprintf("h%d.example:443", i)}, Target(fmt.Sprintf("https://h%d.example:443", i)))
+		p := rt.pool(e, hostKey{scheme: "https", addr: fmt.Sprintf("h%d.example:443", i)})
 		p.mu.Lock()
 		p.lastReq = clk.Now()
 		p.mu.Unlock()

@@ -116,7 +116,7 @@ func (p *hostPool) maybePrewarm(hostMax int) {
 		for _, e := range t.replacementExits(p.exit) {
 			to := p
 			if e != p.exit {
-				to = t.pool(e, p.key, p.target)
+				to = t.pool(e, p.key)
 			}
 			if started = to.startPrewarm(s, false); started {
 				break

@@ -224,7 +224,8 @@ func (t *Transport) warmExit(key hostKey, r *tries) *exit {
 
 // pickExit returns the exit for one attempt of a request, or nil when no
 // exit is eligible.
-func (t *Transport) pickExit(target Target, session string, set *exitSet) *exit {
+func (t *Transport) pickExit(r *tries) *exit {
+	session, set := r.session, r.set
 	n := len(t.exits)
 	if session != "" {
 		// Rendezvous hashing: the eligible exit with the highest hash
@@ -247,7 +248,7 @@ func (t *Transport) pickExit(target Target, session string, set *exitSet) *exit 
 		}
 		return nil
 	}
-	i := t.rot.Pick(target, set)
+	i := t.rot.Pick(r.target(), set) // built only here: one exit needs none
 	if i < 0 || i >= n {
 		i = 0
 	}

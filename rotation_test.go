@@ -438,13 +438,13 @@ func TestRotationPolicies(t *testing.T) {
 		before := map[string]string{}
 		for i := range 300 {
 			k := fmt.Sprint("k", i)
-			before[k] = rt.pickExit("h", k, set).name
-			assert.Equal(t, before[k], rt.pickExit("h", k, set).name)
+			before[k] = rt.pickExit(&tries{tgt: "https://h:443", session: k, set: set}).name
+			assert.Equal(t, before[k], rt.pickExit(&tries{tgt: "https://h:443", session: k, set: set}).name)
 		}
 		set.markTried(1) // exit "b" unavailable
 		moved := 0
 		for k, e := range before {
-			now := rt.pickExit("h", k, set).name
+			now := rt.pickExit(&tries{tgt: "https://h:443", session: k, set: set}).name
 			if e == "b" {
 				assert.NotEqual(t, "b", now)
 				moved++

@@ -14,21 +14,23 @@ import (
 // maxAttempts bounds the attempts one RoundTrip sends on sockets.
 const maxAttempts = 4
 
-// targetOf validates req and returns its host key and Target.
-func targetOf(req *http.Request) (hostKey, Target, error) {
+// targetOf validates req and returns its host key. Its Target is built
+// only where one is needed (hostKey.target, tries.target): not on a
+// reused socket's path.
+func targetOf(req *http.Request) (hostKey, error) {
 	if req.URL == nil {
-		return hostKey{}, "", errors.New("warmpool: nil Request.URL")
+		return hostKey{}, errors.New("warmpool: nil Request.URL")
 	}
 	if req.Header == nil {
-		return hostKey{}, "", errors.New("warmpool: nil Request.Header")
+		return hostKey{}, errors.New("warmpool: nil Request.Header")
 	}
 	scheme := strings.ToLower(req.URL.Scheme)
 	if scheme != "http" && scheme != "https" {
-		return hostKey{}, "", fmt.Errorf("warmpool: unsupported protocol scheme %q", req.URL.Scheme)
+		return hostKey{}, fmt.Errorf("warmpool: unsupported protocol scheme %q", req.URL.Scheme)
 	}
 	host := req.URL.Hostname()
 	if host == "" {
-		return hostKey{}, "", fmt.Errorf("warmpool: no Host in request URL")
+		return hostKey{}, fmt.Errorf("warmpool: no Host in request URL")
 	}
 	port := req.URL.Port()
 	if port == "" {
@@ -41,7 +43,7 @@ func targetOf(req *http.Request) (hostKey, Target, error) {
 	// connection cache does (it is what the socket dials and names in
 	// SNI); policies and statistics go by the lower-case Target.
 	k := hostKey{scheme: scheme, addr: net.JoinHostPort(host, port), h1only: requiresHTTP1(req)}
-	return k, k.target(), nil
+	return k, nil
 }
 
 // requiresHTTP1 reports whether req must go on an HTTP/1.1 socket: a
@@ -97,7 +99,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.countError("", ErrorInvalid)
 		return nil, errors.New("warmpool: nil Request")
 	}
-	key, target, err := targetOf(req)
+	key, err := targetOf(req)
 	if err != nil {
 		closeReqBody(req)
 		t.countError("", ErrorInvalid)
@@ -105,18 +107,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.closed.Load() {
 		closeReqBody(req)
-		t.countError(target, ErrorClosed)
+		t.countError(key.target(), ErrorClosed)
 		return nil, ErrClosed
 	}
-	if err := t.dead.check(target, t.now()); err != nil {
+	if err := t.dead.check(key, t.now()); err != nil {
 		closeReqBody(req)
-		t.countError(target, classifyError(err))
+		t.countError(key.target(), classifyError(err))
 		return nil, err
 	}
 	set, err := t.route(req)
 	if err != nil {
 		closeReqBody(req)
-		t.countError(target, ErrorProxy)
+		t.countError(key.target(), ErrorProxy)
 		return nil, err
 	}
 	pin := pinOf(req.Context())
@@ -124,14 +126,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// A session's request leaves from its exit, blocked or not:
 		// the session is that address (see SessionPool).
 		set = &exitSet{t: t, tried: allBut(len(t.exits), pin.exit)}
-	} else if set, err = t.blockedRoute(target, set); err != nil {
+	} else if set, err = t.blockedRoute(key, set); err != nil {
 		closeReqBody(req)
-		t.countError(target, ErrorBlocked)
+		t.countError(key.target(), ErrorBlocked)
 		return nil, err
 	}
-	r := tries{out: req, set: set, session: sessionOf(req.Context()), pin: pin, attempt: 1, g: giveUpOf(req)}
+	r := tries{key: key, out: req, set: set, session: sessionOf(req.Context()), pin: pin, attempt: 1, g: giveUpOf(req)}
 	for {
-		resp, f := t.try(req, key, target, &r)
+		resp, f := t.try(req, &r)
 		if f == nil {
 			return resp, nil
 		}
@@ -140,9 +142,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !retry {
 			f.err = t.final(f, &r)
 		}
-		t.count(target, f, retry)
+		t.count(r.target(), f, retry)
 		if !retry {
-			t.maybeDead(target, &r)
+			t.maybeDead(r.target(), &r)
 			return nil, f.err
 		}
 	}
@@ -150,6 +152,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // tries is what one RoundTrip call carries from one attempt to the next.
 type tries struct {
+	key          hostKey
+	tgt          Target        // key's Target, once asked for (target)
 	out          *http.Request // what to send: req, or a copy with a new body
 	set          *exitSet      // eligible exits: t.baseSet until one is avoided
 	session      string        // WithSession key, if any
@@ -168,6 +172,14 @@ type tries struct {
 	// coldRetried says a socket dialed for an attempt failed through a
 	// proxy exit and the request went again through another (once).
 	coldRetried bool
+}
+
+// target returns the request's Target, built at the first call.
+func (r *tries) target() Target {
+	if r.tgt == "" {
+		r.tgt = r.key.target()
+	}
+	return r.tgt
 }
 
 // Phases at which an attempt can fail.
@@ -191,16 +203,17 @@ type failure struct {
 
 // try makes one attempt: it picks an exit, takes a socket there and sends
 // r.out on it. It returns the response, or what failed.
-func (t *Transport) try(req *http.Request, key hostKey, target Target, r *tries) (*http.Response, *failure) {
+func (t *Transport) try(req *http.Request, r *tries) (*http.Response, *failure) {
+	key := r.key
 	ctx := req.Context()
 	if t.cfg.Politeness.on() {
-		if err := t.waitTurn(target, r.g); err != nil {
+		if err := t.waitTurn(r.target(), r.g); err != nil {
 			return nil, &failure{phase: failedAcquire, err: err}
 		}
 	}
 	e := t.warmExit(key, r)
 	if e == nil {
-		e = t.pickExit(target, r.session, r.set)
+		e = t.pickExit(r)
 	}
 	if e == nil {
 		return nil, &failure{phase: failedNoExit}
@@ -208,7 +221,7 @@ func (t *Transport) try(req *http.Request, key hostKey, target Target, r *tries)
 	// The caller's trace sees GetConn before any dial hook, as with
 	// net/http.
 	callerGetConn(ctx, key.addr)
-	p, l, err := t.lease(r.g, e, key, target, r.failedAt)
+	p, l, err := t.lease(r.g, e, key, r.failedAt)
 	if err != nil {
 		return nil, &failure{phase: failedAcquire, err: err, exit: e, p: p}
 	}
@@ -255,9 +268,9 @@ func lostSocket(s *socket, err error) bool {
 // (when adaptive concurrency is on), then a socket from the pool, looking
 // the pool up again when the sweeper dropped it meanwhile. It returns the
 // pool even on failure, to count the failure there.
-func (t *Transport) lease(g giveUp, e *exit, key hostKey, target Target, failedAt int) (*hostPool, lease, error) {
+func (t *Transport) lease(g giveUp, e *exit, key hostKey, failedAt int) (*hostPool, lease, error) {
 	for {
-		p := t.pool(e, key, target)
+		p := t.pool(e, key)
 		var sl slot
 		if p.lim != nil {
 			var err error

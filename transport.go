@@ -207,11 +207,12 @@ func (t *Transport) intN(n int) int {
 }
 
 // pool returns the pool of exit e for target k, creating it if needed.
-func (t *Transport) pool(e *exit, k hostKey, target Target) *hostPool {
+func (t *Transport) pool(e *exit, k hostKey) *hostPool {
 	pk := poolKey{exit: e.idx, host: k}
 	if p, ok := t.pools.Load(pk); ok {
 		return p
 	}
+	target := k.target()
 	p := &hostPool{
 		t:        t,
 		exit:     e,
