@@ -44,6 +44,10 @@ type Config struct {
 	// the default. It is cloned per exit; if it has no ClientSessionCache,
 	// each exit gets its own, so that no TLS session ticket links two exits.
 	TLSClientConfig *tls.Config
+	// Handshaker runs the TLS handshake of every HTTPS socket, with
+	// TLSClientConfig (see [Handshaker]); an Exit may set its own. Nil
+	// means [StdHandshaker], crypto/tls as net/http runs it.
+	Handshaker Handshaker
 	// Budget is the default per-socket budget for every host. The zero
 	// Budget means no limit.
 	Budget Budget
@@ -410,6 +414,10 @@ type Exit struct {
 	// Weight is the exit's share under WeightedRandom rotation. Zero
 	// means 1.
 	Weight int
+	// Handshaker runs the TLS handshake of the exit's HTTPS sockets (a
+	// browser fingerprint the exit's address always shows, say). Nil
+	// means Config.Handshaker.
+	Handshaker Handshaker
 }
 
 // maxWeight bounds Exit.Weight, so that the weights of any number of exits

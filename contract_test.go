@@ -336,8 +336,8 @@ func TestCallerTraceOrder(t *testing.T) {
 			assert.Equal(t, want, got)
 			require.Len(t, conns, 2)
 			for _, c := range conns {
-				_, isTCP := c.(*net.TCPConn)
-				assert.True(t, isTCP, "GotConnInfo.Conn is a %T", c)
+				_, isTLS := c.(*tls.Conn)
+				assert.True(t, isTLS, "GotConnInfo.Conn is a %T, want *tls.Conn as net/http gives", c)
 			}
 			assert.Same(t, conns[0], conns[1], "one socket, one Conn")
 		})

@@ -44,11 +44,14 @@ func (c *countConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// newExitTransports builds the *http.Transports that dial the sockets of
-// one exit: tr for every request, tr1 (HTTP/1.1 only, tr itself when HTTP/2
-// is off) for upgrades. Both share the exit's dialer and TLS session cache.
-// They are used only through NewClientConn, never for RoundTrip.
-func newExitTransports(cfg *Config, proxy *url.URL, local net.IP) (tr, tr1 *http.Transport) {
+// newExitTransports builds what dials the sockets of one exit: tr, an
+// *http.Transport used only through NewClientConn, for plain-HTTP targets
+// (net/http does the proxy hop: CONNECT-less forwarding through an HTTP
+// proxy, or SOCKS5), and x for HTTPS targets (tlsdial.go: warmpool does the
+// proxy hop and the TLS handshake itself). Both share the exit's dialer;
+// TLS with the target and with an https proxy shares the exit's session
+// cache. hs is the exit's Handshaker, nil for the Config's.
+func newExitTransports(cfg *Config, proxy *url.URL, local net.IP, hs Handshaker) (tr *http.Transport, x *tlsDialer) {
 	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second, Resolver: cfg.resolver}
 	if local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: local}
@@ -62,43 +65,41 @@ func newExitTransports(cfg *Config, proxy *url.URL, local net.IP) (tr, tr1 *http
 		// exit would link the two egress IPs.
 		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(256)
 	}
-	build := func(h2 bool) *http.Transport {
-		tr := &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				c, err := d.DialContext(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				cc := &countConn{Conn: c}
-				if di, ok := ctx.Value(dialInfoKey{}).(*dialInfo); ok {
-					di.conn = cc
-				}
-				return cc, nil
-			},
-			TLSClientConfig:       tlsConf.Clone(), // the same session cache
-			TLSHandshakeTimeout:   cfg.TLSHandshakeTimeout,
-			ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-			ExpectContinueTimeout: time.Second,
-			DisableCompression:    cfg.DisableCompression,
-			Protocols:             new(http.Protocols),
-		}
-		tr.Protocols.SetHTTP1(true)
-		tr.Protocols.SetHTTP2(h2)
-		if proxy != nil {
-			p := *proxy
-			tr.Proxy = func(*http.Request) (*url.URL, error) { return &p, nil }
-		}
-		return tr
+	tr = &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cc := &countConn{Conn: c}
+			if di, ok := ctx.Value(dialInfoKey{}).(*dialInfo); ok {
+				di.conn = cc
+			}
+			return cc, nil
+		},
+		TLSClientConfig:       tlsConf.Clone(), // an https proxy's, with the same session cache
+		TLSHandshakeTimeout:   cfg.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    cfg.DisableCompression,
+		Protocols:             new(http.Protocols),
 	}
-	tr = build(!cfg.DisableHTTP2)
-	tr1 = tr
-	if !cfg.DisableHTTP2 {
-		tr1 = build(false)
+	tr.Protocols.SetHTTP1(true)
+	if proxy != nil {
+		p := *proxy
+		tr.Proxy = func(*http.Request) (*url.URL, error) { return &p, nil }
 	}
-	return tr, tr1
+	if hs == nil {
+		hs = cfg.Handshaker
+	}
+	if hs == nil {
+		hs = StdHandshaker{}
+	}
+	return tr, newTLSDialer(cfg, d, proxy, tlsConf, hs)
 }
 
-// dial makes a new socket with the exit's NewClientConn. onPath says
+// dial makes a new socket: through the exit's tlsDialer for HTTPS, its
+// NewClientConn for plain HTTP. onPath says
 // whether a request is waiting for it. The caller has taken the socket's
 // place under Config.MaxSockets (Transport.slots): the socket's end gives
 // it back, and so does a failed dial.
@@ -118,11 +119,18 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 	di := &dialInfo{}
 	ctx = context.WithValue(ctx, dialInfoKey{}, di)
 	dt, ctx := newDialTrace(ctx, t.now)
-	tr := p.exit.tr
-	if p.key.h1only {
-		tr = p.exit.tr1
+	var (
+		cc clientConn
+		tc TLSConn
+	)
+	if p.key.scheme == "https" {
+		cc, tc, err = p.exit.tls.dial(ctx, p.key.addr, p.key.h1only, &di.conn)
+	} else {
+		var hc *http.ClientConn
+		if hc, err = p.exit.tr.NewClientConn(ctx, p.key.scheme, p.key.addr); err == nil {
+			cc = hc
+		}
 	}
-	cc, err := tr.NewClientConn(ctx, p.key.scheme, p.key.addr)
 	if err != nil {
 		p.sc.add(func(c *counters) { c.dialErrors.Add(1) })
 		if di.conn != nil && callerErr(ctx) == nil && (p.key.scheme == "https" || p.exit.proxy != nil) {
@@ -172,17 +180,22 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 		p:      p,
 		cc:     cc,
 		conn:   di.conn,
+		tconn:  tc,
 		born:   t.now(),
 		dialed: tm,
 		onPath: onPath,
 		proto:  "HTTP/1.1",
 	}
-	alpn, resumed := dt.negotiated()
-	if alpn == "h2" {
+	if tc != nil {
+		cs := tc.ConnectionState()
+		s.tlsState = &cs
+		s.resumed = cs.DidResume
+	}
+	if h2, ok := cc.(*h2Conn); ok {
+		s.h2c = h2
 		s.h2 = true
 		s.proto = "HTTP/2.0"
 	}
-	s.resumed = resumed
 	p.exit.health.success(t.now())
 	t.reached(p.exit, p.key)
 	if s.resumed {
@@ -194,14 +207,12 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 	bud, probe := pol.newSocket()
 	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)
 	s.budget.probe = probe
-	if !s.h2 {
+	if hc, ok := cc.(*http.ClientConn); ok {
 		// HTTP/1.1 conns report a peer's close at once through the
-		// hook. HTTP/2 conns are checked at each pick, at the end of
-		// each stream and by the sweeper instead: with a hook set,
-		// net/http runs it (and often a goroutine) on every stream's
-		// state changes, which costs HTTP/2 requests about a tenth of
-		// their time.
-		cc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
+		// hook. HTTP/2 conns (x/net's, which have no hook) are checked
+		// at each pick, at the end of each stream and by the sweeper
+		// instead.
+		hc.SetStateHook(func(*http.ClientConn) { p.onState(s) })
 	}
 	if testHookDialed != nil {
 		testHookDialed(cc)
@@ -211,7 +222,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 
 // testHookDialed, when set by a test, runs after each dial, before the
 // socket is added to its pool.
-var testHookDialed func(*http.ClientConn)
+var testHookDialed func(clientConn)
 
 // proxyFault reports whether a failed dial through a proxy exit is the
 // proxy's fault: it could not be reached (net/http's "proxyconnect" error,
@@ -274,8 +285,6 @@ type dialTrace struct {
 	tlsStarts                     int // TLS handshakes begun (an https proxy's, then the target's)
 	dnsStart, connStart, tlsStart time.Time
 	dns, conn, tls                time.Duration
-	alpn                          string // protocol negotiated with the target
-	resumed                       bool   // the target's TLS session was resumed
 }
 
 // targetTLS reports whether the dial began a TLS handshake with the
@@ -285,14 +294,6 @@ func (dt *dialTrace) targetTLS(httpsProxy bool) bool {
 	dt.mu.Lock()
 	defer dt.mu.Unlock()
 	return dt.tlsStarts > 0 && (!httpsProxy || dt.tlsStarts > 1)
-}
-
-// negotiated returns the protocol negotiated with the target and whether
-// its TLS session was resumed.
-func (dt *dialTrace) negotiated() (alpn string, resumed bool) {
-	dt.mu.Lock()
-	defer dt.mu.Unlock()
-	return dt.alpn, dt.resumed
 }
 
 func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, context.Context) {
@@ -323,15 +324,7 @@ func newDialTrace(ctx context.Context, now func() time.Time) (*dialTrace, contex
 			dt.tlsStarts++
 			dt.mu.Unlock()
 		},
-		TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
-			since(&dt.tlsStart, &dt.tls)
-			if err == nil {
-				dt.mu.Lock()
-				dt.alpn = cs.NegotiatedProtocol
-				dt.resumed = cs.DidResume
-				dt.mu.Unlock()
-			}
-		},
+		TLSHandshakeDone: func(tls.ConnectionState, error) { since(&dt.tlsStart, &dt.tls) },
 	}
 	return dt, httptrace.WithClientTrace(ctx, &dt.trace)
 }

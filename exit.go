@@ -18,8 +18,8 @@ type exit struct {
 	name     string
 	weight   int
 	proxy    *url.URL        // nil = direct
-	tr       *http.Transport // used only through NewClientConn (see dial.go)
-	tr1      *http.Transport // the same, HTTP/1.1 only: for upgrades (hostKey.h1only)
+	tr       *http.Transport // plain-HTTP sockets: used only through NewClientConn (see dial.go)
+	tls      *tlsDialer      // HTTPS sockets (tlsdial.go)
 	stats    counters
 	inflight atomic.Int64 // attempts in flight through the exit; see lease.begin
 	health   health

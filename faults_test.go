@@ -1034,7 +1034,7 @@ func TestFaultSocketDiesBeforeItIsAdded(t *testing.T) {
 	// accepts pair up in order: no two dials here overlap), then, if the
 	// server closed it, until the client has seen that.
 	var dials atomic.Int32
-	testHookDialed = func(cc *http.ClientConn) {
+	testHookDialed = func(cc clientConn) {
 		n := dials.Add(1)
 		for accepted.Load() < n {
 			time.Sleep(time.Millisecond)

@@ -26,9 +26,10 @@ type Handshaker interface {
 	// target (through the exit's proxy, if any), and returns the
 	// connection to speak HTTP on and its state. config is warmpool's
 	// own copy for this socket: its ServerName is serverName, NextProtos
-	// lists the protocols the socket may speak ("h2" and "http/1.1", or
-	// "http/1.1" alone), and ClientSessionCache is the exit's (session
-	// tickets never cross exits). The handshake must honour ctx's
+	// is ["h2", "http/1.1"], or empty for a socket that may speak
+	// HTTP/1.1 only (net/http offers no ALPN then; a browser's
+	// handshake would offer "http/1.1" alone), and ClientSessionCache is
+	// the exit's (session tickets never cross exits). The handshake must honour ctx's
 	// deadline and cancellation. On error the caller closes conn.
 	//
 	// The returned state's NegotiatedProtocol decides the socket's

@@ -92,6 +92,11 @@ func (l *lease) send(p *hostPool, req, out *http.Request, attempt int) (*http.Re
 	resp, err := l.s.cc.RoundTrip(out)
 	if err == nil {
 		resp.Request = req // the caller's, never a copy of warmpool's
+		if resp.TLS == nil && l.s.tlsState != nil {
+			// net/http knows the TLS state of a *tls.Conn only; a
+			// Handshaker's own connection type has it too.
+			resp.TLS = l.s.tlsState
+		}
 		resp, blocked := l.respond(resp)
 		return resp, blocked, nil
 	}

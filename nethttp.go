@@ -9,15 +9,19 @@ import (
 
 // This file is warmpool's coupling to the texts of the standard library's
 // errors: net/http (and the copies of golang.org/x/net it bundles, its
-// HTTP/2 client in h2_bundle.go and its SOCKS5 client in socks_bundle.go)
-// and crypto/tls report many failures with unexported errors or plain
+// HTTP/2 client in h2_bundle.go and its SOCKS5 client in socks_bundle.go),
+// golang.org/x/net itself (warmpool's HTTP/2 sockets and the SOCKS5 hop of
+// its HTTPS sockets use it: h2_bundle.go and socks_bundle.go are generated
+// from its http2 and internal/socks packages, with the same texts) and
+// crypto/tls report many failures with unexported errors or plain
 // errors.New texts, which warmpool tells apart only by their text or
 // their type's name. Every such match is here, one predicate per text,
 // each naming the code that produces the text as of Go 1.26 (paths under
 // $(go env GOROOT)/src; line numbers are Go 1.26.8's).
 //
-// nethttp_test.go makes the real standard library produce each one on
-// loopback and asserts that its predicate matches, so that a Go release
+// nethttp_test.go makes the real standard library (and x/net, where
+// warmpool uses it) produce each one on loopback and asserts that its
+// predicate matches, so that a Go release
 // that changes a text fails a test there (named for the text), not a
 // user's crawl.
 //
@@ -41,19 +45,6 @@ const (
 	// net/http/transport.go:2353, persistConn.readLoop:
 	//	err = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", pc.maxHeaderResponseSize())
 	textHeadersExceeded = "server response headers exceeded"
-
-	// net/http/transport.go:1935, Transport.dialConn, a CONNECT answer
-	// other than 200 whose status line has no reason phrase:
-	//	return nil, errors.New("unknown status code")
-	textUnknownStatusCode = "unknown status code"
-
-	// net/http/transport.go:1937, Transport.dialConn, a CONNECT answer
-	// other than 200: its reason phrase is the error's whole text,
-	//	return nil, errors.New(text)
-	// so for a 407 it is the proxy's own phrase, the standard one (RFC
-	// 9110, and net/http/status.go's StatusText(407)) for every proxy
-	// warmpool is known to meet.
-	textProxyAuthRequired = "Proxy Authentication Required"
 
 	// net/http/socks_bundle.go:468, socksUsernamePassword.Authenticate,
 	// when a SOCKS5 proxy refuses the exit's username and password:
@@ -164,19 +155,6 @@ func isMalformedMIMEHeader(err error) bool {
 // Transport.MaxResponseHeaderBytes.
 func isHeadersTooLarge(err error) bool {
 	return strings.Contains(errText(err), textHeadersExceeded)
-}
-
-// isConnectUnknownStatus reports whether err is a dial's failure on a
-// CONNECT answer other than 200 whose status line has no reason phrase
-// ("HTTP/1.1 502").
-func isConnectUnknownStatus(err error) bool {
-	return strings.Contains(errText(err), textUnknownStatusCode)
-}
-
-// isConnectProxyAuthRequired reports whether err is a dial's failure on a
-// CONNECT answer 407 Proxy Authentication Required.
-func isConnectProxyAuthRequired(err error) bool {
-	return strings.Contains(errText(err), textProxyAuthRequired)
 }
 
 // isSOCKSAuthFailed reports whether err is a dial's failure on a SOCKS5

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 
 	"github.com/warmpool/warmpool/internal/testcert"
 )
@@ -137,6 +138,34 @@ func nethttpDial(t *testing.T, tr *http.Transport, scheme, addr string) error {
 	return err
 }
 
+// warmpoolDial returns the error of warmpool's own dial of an HTTPS socket
+// to addr through proxy (tlsdial.go), the path warmpool's HTTPS sockets
+// take.
+func warmpoolDial(t *testing.T, proxy, addr string) error {
+	t.Helper()
+	u, err := url.Parse(proxy)
+	require.NoError(t, err)
+	cfg := Config{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	_, x := newExitTransports(&cfg, u, nil, nil)
+	var raw *countConn
+	cc, _, err := x.dial(context.Background(), addr, false, &raw)
+	if err == nil {
+		cc.Close()
+	}
+	require.Error(t, err, "dial")
+	t.Logf("warmpool: %T: %v", err, err)
+	return err
+}
+
+// bothDial returns the errors of a dial of an HTTPS socket to addr through
+// proxy by net/http and by warmpool's own dial, keyed by their names.
+func bothDial(t *testing.T, proxy, addr string) map[string]error {
+	return map[string]error{
+		"net/http": nethttpDial(t, nethttpViaProxy(t, proxy), "https", addr),
+		"warmpool": warmpoolDial(t, proxy, addr),
+	}
+}
+
 // nethttpClientConn returns a ClientConn by tr to addr, closed at the
 // test's end.
 func nethttpClientConn(t *testing.T, tr *http.Transport, addr string) *http.ClientConn {
@@ -149,7 +178,7 @@ func nethttpClientConn(t *testing.T, tr *http.Transport, addr string) *http.Clie
 
 // nethttpRoundTrip sends a GET for addr on cc, with f applied to the
 // request, and returns its error.
-func nethttpRoundTrip(t *testing.T, cc *http.ClientConn, addr string, f func(req *http.Request)) error {
+func nethttpRoundTrip(t *testing.T, cc http.RoundTripper, addr string, f func(req *http.Request)) error {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 	require.NoError(t, err)
@@ -173,12 +202,12 @@ func nethttpAnswered(t *testing.T, tr *http.Transport, answer string) error {
 	return nethttpRoundTrip(t, nethttpClientConn(t, tr, addr), addr, nil)
 }
 
-// nethttpConnectAnswered returns the error of a dial through an HTTP proxy
-// that answers the CONNECT with answer.
-func nethttpConnectAnswered(t *testing.T, answer string) error {
+// connectAnswered returns the error of warmpool's dial through an HTTP
+// proxy that answers the CONNECT with answer.
+func connectAnswered(t *testing.T, answer string) error {
 	t.Helper()
 	proxy := nethttpAnswer(t, answer)
-	return nethttpDial(t, nethttpViaProxy(t, "http://"+proxy), "https", "target.invalid:443")
+	return warmpoolDial(t, "http://"+proxy, "target.invalid:443")
 }
 
 func TestNetHTTPMalformedHTTP(t *testing.T) {
@@ -192,7 +221,7 @@ func TestNetHTTPMalformedHTTP(t *testing.T) {
 		})
 	}
 	t.Run("CONNECT answer", func(t *testing.T) {
-		err := nethttpConnectAnswered(t, "SSH-2.0-OpenSSH\r\n\r\n")
+		err := connectAnswered(t, "SSH-2.0-OpenSSH\r\n\r\n")
 		assert.True(t, isMalformedResponse(err), "isMalformedResponse(%q)", err)
 		assert.True(t, proxyFault(err, false), "proxyFault")
 	})
@@ -217,23 +246,31 @@ func TestNetHTTPServerResponseHeadersExceeded(t *testing.T) {
 	assert.True(t, isHeadersTooLarge(err), "isHeadersTooLarge(%q)", err)
 }
 
-// TestNetHTTPUnknownStatusCode: a CONNECT refusal whose status line has
-// no reason phrase. (proxyFault counts it as the proxy's malformed answer,
-// where "HTTP/1.1 502 Bad Gateway" is the target's fault.)
-func TestNetHTTPUnknownStatusCode(t *testing.T) {
-	err := nethttpConnectAnswered(t, "HTTP/1.1 502\r\nContent-Length: 0\r\n\r\n")
-	assert.True(t, isConnectUnknownStatus(err), "isConnectUnknownStatus(%q)", err)
-}
-
-// TestNetHTTPProxyAuthenticationRequired: the text is the proxy's reason
-// phrase; what is pinned is that net/http makes it the error's text, and
-// that net/http's own phrase for 407 (which a Go proxy writes) is the one
-// matched.
-func TestNetHTTPProxyAuthenticationRequired(t *testing.T) {
-	err := nethttpConnectAnswered(t, "HTTP/1.1 407 "+http.StatusText(http.StatusProxyAuthRequired)+
-		"\r\nProxy-Authenticate: Basic realm=\"exit\"\r\nContent-Length: 0\r\n\r\n")
-	assert.True(t, isConnectProxyAuthRequired(err), "isConnectProxyAuthRequired(%q)", err)
-	assert.True(t, isProxyAuth(err), "isProxyAuth")
+// TestConnectRefusals: warmpool's own CONNECT (tlsdial.go) reports a
+// refusal with net/http's texts, and its predicates go by the status, not
+// the text. (proxyFault counts a status line without a reason phrase as
+// the proxy's malformed answer, where "HTTP/1.1 502 Bad Gateway" is the
+// target's fault, as it did when net/http ran CONNECT.)
+func TestConnectRefusals(t *testing.T) {
+	t.Run("no reason phrase", func(t *testing.T) {
+		err := connectAnswered(t, "HTTP/1.1 502\r\nContent-Length: 0\r\n\r\n")
+		assert.True(t, isConnectUnknownStatus(err), "isConnectUnknownStatus(%q)", err)
+		assert.Equal(t, "unknown status code", err.Error(), "net/http's text")
+		assert.True(t, proxyFault(err, false), "proxyFault")
+	})
+	t.Run("502 Bad Gateway", func(t *testing.T) {
+		err := connectAnswered(t, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		assert.Equal(t, "Bad Gateway", err.Error(), "net/http's text: the reason phrase")
+		assert.False(t, proxyFault(err, false), "the target's fault")
+	})
+	for _, phrase := range []string{http.StatusText(http.StatusProxyAuthRequired), "Login First"} {
+		t.Run("407 "+phrase, func(t *testing.T) {
+			err := connectAnswered(t, "HTTP/1.1 407 "+phrase+
+				"\r\nProxy-Authenticate: Basic realm=\"exit\"\r\nContent-Length: 0\r\n\r\n")
+			assert.True(t, isConnectProxyAuthRequired(err), "isConnectProxyAuthRequired(%q)", err)
+			assert.True(t, isProxyAuth(err), "isProxyAuth")
+		})
+	}
 }
 
 // nethttpSOCKS5 returns a SOCKS5 proxy that reads the client's greeting,
@@ -269,16 +306,18 @@ func TestNetHTTPUsernamePasswordAuthenticationFailed(t *testing.T) {
 		}
 		c.Write([]byte{1, 1}) // failure
 	})
-	err := nethttpDial(t, nethttpViaProxy(t, "socks5://user:wrong@"+proxy), "https", "target.invalid:443")
-	assert.True(t, isSOCKSAuthFailed(err), "isSOCKSAuthFailed(%q)", err)
-	assert.True(t, isProxyAuth(err), "isProxyAuth")
+	for by, err := range bothDial(t, "socks5://user:wrong@"+proxy, "target.invalid:443") {
+		assert.True(t, isSOCKSAuthFailed(err), "%s: isSOCKSAuthFailed(%q)", by, err)
+		assert.True(t, isProxyAuth(err), "%s: isProxyAuth", by)
+	}
 }
 
 func TestNetHTTPNoAcceptableAuthenticationMethods(t *testing.T) {
 	proxy := nethttpSOCKS5(t, 0xff, nil)
-	err := nethttpDial(t, nethttpViaProxy(t, "socks5://"+proxy), "https", "target.invalid:443")
-	assert.True(t, isSOCKSNoAcceptableAuth(err), "isSOCKSNoAcceptableAuth(%q)", err)
-	assert.True(t, isProxyAuth(err), "isProxyAuth")
+	for by, err := range bothDial(t, "socks5://"+proxy, "target.invalid:443") {
+		assert.True(t, isSOCKSNoAcceptableAuth(err), "%s: isSOCKSNoAcceptableAuth(%q)", by, err)
+		assert.True(t, isProxyAuth(err), "%s: isProxyAuth", by)
+	}
 }
 
 func TestNetHTTPProxyconnect(t *testing.T) {
@@ -287,16 +326,18 @@ func TestNetHTTPProxyconnect(t *testing.T) {
 		require.NoError(t, err)
 		closed := ln.Addr().String()
 		ln.Close()
-		err = nethttpDial(t, nethttpViaProxy(t, "http://"+closed), "https", "target.invalid:443")
-		assert.True(t, isProxyConnectError(err), "isProxyConnectError(%q)", err)
+		for by, err := range bothDial(t, "http://"+closed, "target.invalid:443") {
+			assert.True(t, isProxyConnectError(err), "%s: isProxyConnectError(%q)", by, err)
+		}
 	})
 	t.Run("https proxy, TLS", func(t *testing.T) {
 		proxy := nethttpServer(t, func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
 			io.Copy(io.Discard, c)
 		})
-		err := nethttpDial(t, nethttpViaProxy(t, "https://"+proxy), "https", "target.invalid:443")
-		assert.True(t, isProxyConnectError(err), "isProxyConnectError(%q)", err)
+		for by, err := range bothDial(t, "https://"+proxy, "target.invalid:443") {
+			assert.True(t, isProxyConnectError(err), "%s: isProxyConnectError(%q)", by, err)
+		}
 	})
 }
 
@@ -389,12 +430,33 @@ func nethttpH2Transport(t *testing.T, conf *http.HTTP2Config) *http.Transport {
 	})
 }
 
-// nethttpH2RoundTrip returns the error of a GET through an HTTP/2
-// ClientConn to nethttpH2(onRequest).
-func nethttpH2RoundTrip(t *testing.T, conf *http.HTTP2Config, onRequest func(c net.Conn, stream uint32) bool) error {
+// nethttpH2RoundTrip returns the errors of a GET through each HTTP/2
+// ClientConn to nethttpH2(onRequest): net/http's, and x/net's (which
+// warmpool's HTTP/2 sockets use), each keyed by its name.
+func nethttpH2RoundTrip(t *testing.T, conf *http.HTTP2Config, onRequest func(c net.Conn, stream uint32) bool) map[string]error {
 	t.Helper()
+	errs := make(map[string]error)
 	addr := nethttpH2(t, onRequest)
-	return nethttpRoundTrip(t, nethttpClientConn(t, nethttpH2Transport(t, conf), addr), addr, nil)
+	errs["net/http"] = nethttpRoundTrip(t, nethttpClientConn(t, nethttpH2Transport(t, conf), addr), addr, nil)
+	addr = nethttpH2(t, onRequest)
+	errs["x/net"] = nethttpRoundTrip(t, xnetH2ClientConn(t, conf, addr), addr, nil)
+	return errs
+}
+
+// xnetH2ClientConn returns an x/net HTTP/2 ClientConn to addr (prior
+// knowledge), with conf's health-check timeouts, closed at the test's end.
+func xnetH2ClientConn(t *testing.T, conf *http.HTTP2Config, addr string) *http2.ClientConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t2 := &http2.Transport{}
+	if conf != nil {
+		t2.ReadIdleTimeout, t2.PingTimeout = conf.SendPingTimeout, conf.PingTimeout
+	}
+	cc, err := t2.NewClientConn(c)
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return cc
 }
 
 // HTTP/2 error codes (RFC 9113, section 7).
@@ -405,11 +467,13 @@ const (
 )
 
 func TestNetHTTPRefusedStream(t *testing.T) {
-	err := nethttpH2RoundTrip(t, nil, func(c net.Conn, stream uint32) bool {
+	errs := nethttpH2RoundTrip(t, nil, func(c net.Conn, stream uint32) bool {
 		nethttpH2Write(c, 0x3, 0, stream, binary.BigEndian.AppendUint32(nil, h2RefusedStream)) // RST_STREAM
 		return true
 	})
-	assert.True(t, isRefusedStream(err), "isRefusedStream(%q)", err)
+	for by, err := range errs {
+		assert.True(t, isRefusedStream(err), "%s: isRefusedStream(%q)", by, err)
+	}
 }
 
 // TestNetHTTPGOAWAY: each of the three errors with which an HTTP/2
@@ -429,14 +493,16 @@ func TestNetHTTPGOAWAY(t *testing.T) {
 		{"closed after GOAWAY", func(s uint32) uint32 { return s }, h2NoError, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := nethttpH2RoundTrip(t, nil, func(c net.Conn, stream uint32) bool {
+			errs := nethttpH2RoundTrip(t, nil, func(c net.Conn, stream uint32) bool {
 				nethttpH2Write(c, 0x7, 0, 0, goAway(tc.last(stream), tc.code))
 				if tc.close {
 					c.(*net.TCPConn).CloseWrite()
 				}
 				return true
 			})
-			assert.True(t, isGoAway(err), "isGoAway(%q)", err)
+			for by, err := range errs {
+				assert.True(t, isGoAway(err), "%s: isGoAway(%q)", by, err)
+			}
 		})
 	}
 }
@@ -450,19 +516,21 @@ func TestNetHTTPGOAWAY(t *testing.T) {
 // the connection too soon.
 func TestNetHTTPClientConnectionLost(t *testing.T) {
 	conf := &http.HTTP2Config{SendPingTimeout: 10 * time.Millisecond, PingTimeout: time.Second}
-	err := nethttpH2RoundTrip(t, conf, func(net.Conn, uint32) bool { return true })
-	assert.True(t, isClientConnLost(err), "isClientConnLost(%q)", err)
+	errs := nethttpH2RoundTrip(t, conf, func(net.Conn, uint32) bool { return true })
+	for by, err := range errs {
+		assert.True(t, isClientConnLost(err), "%s: isClientConnLost(%q)", by, err)
+	}
 }
 
 // TestNetHTTPRequestCanceled: a Request.Cancel that fires while the
 // server holds the request, on an HTTP/1 and an HTTP/2 ClientConn.
 func TestNetHTTPRequestCanceled(t *testing.T) {
-	for _, h2 := range []bool{false, true} {
-		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2", "HTTP/2 x/net"} {
+		t.Run(proto, func(t *testing.T) {
 			arrived := make(chan struct{}, 1)
 			var addr string
 			var tr *http.Transport
-			if h2 {
+			if proto != "HTTP/1.1" {
 				addr = nethttpH2(t, func(net.Conn, uint32) bool { arrived <- struct{}{}; return true })
 				tr = nethttpH2Transport(t, nil)
 			} else {
@@ -475,7 +543,10 @@ func TestNetHTTPRequestCanceled(t *testing.T) {
 				})
 				tr = nethttpTransport(t, nil)
 			}
-			cc := nethttpClientConn(t, tr, addr)
+			var cc http.RoundTripper = nethttpClientConn(t, tr, addr)
+			if proto == "HTTP/2 x/net" {
+				cc = xnetH2ClientConn(t, nil, addr)
+			}
 			err := nethttpRoundTrip(t, cc, addr, func(req *http.Request) {
 				cancel := make(chan struct{})
 				req.Cancel = cancel
@@ -565,8 +636,6 @@ func TestNetHTTPTextsInGoSource(t *testing.T) {
 		{textMalformedHTTP, "net/http/response.go"},
 		{textMalformedMIMEHeader, "net/textproto/reader.go"},
 		{textHeadersExceeded, "net/http/transport.go"},
-		{textUnknownStatusCode, "net/http/transport.go"},
-		{textProxyAuthRequired, "net/http/status.go"},
 		{textSOCKSAuthFailed, "net/http/socks_bundle.go"},
 		{textSOCKSNoAcceptableAuth, "net/http/socks_bundle.go"},
 		{`Op: "` + opProxyConnect + `"`, "net/http/transport.go"},

@@ -1,7 +1,7 @@
 package warmpool
 
 import (
-	"net/http"
+	"crypto/tls"
 	"slices"
 	"time"
 )
@@ -26,8 +26,11 @@ import (
 type socket struct {
 	id       uint64
 	p        *hostPool
-	cc       *http.ClientConn
+	cc       clientConn
+	h2c      *h2Conn    // cc, when the socket speaks HTTP/2 (x/net's ClientConn)
 	conn     *countConn // raw TCP connection (to the target or the proxy)
+	tconn    TLSConn    // the TLS connection to an HTTPS target, else nil
+	tlsState *tls.ConnectionState
 	h2       bool
 	proto    string
 	born     time.Time // handshake finished

@@ -3,6 +3,7 @@ package warmpool
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http/httptrace"
 	"sync"
 	"time"
@@ -250,18 +251,20 @@ func callerGetConn(ctx context.Context, hostPort string) {
 // callerGotConn calls the GotConn hook of the trace the caller set on ctx,
 // if any, once the request has a socket.
 //
-// GotConnInfo.Conn is the socket's TCP connection (to the target, or to the
-// proxy of a proxy exit): for HTTPS it is the connection under TLS, not the
-// *tls.Conn net/http would give, which warmpool cannot reach without doing
-// TLS itself instead of net/http. Callers that want the TLS state read
-// Response.TLS, or the TLSHandshakeDone hook of a cold request.
+// GotConnInfo.Conn is, as with net/http, the connection HTTP is spoken on:
+// for HTTPS the TLS connection (a *tls.Conn with the default Handshaker),
+// else the TCP connection (to the target, or to the proxy of a proxy exit).
 func callerGotConn(ctx context.Context, s *socket, st RequestClass, idle time.Duration) {
 	ct := httptrace.ContextClientTrace(ctx)
 	if ct == nil || ct.GotConn == nil {
 		return
 	}
+	var c net.Conn = s.conn.Conn
+	if s.tconn != nil {
+		c = s.tconn
+	}
 	ct.GotConn(httptrace.GotConnInfo{
-		Conn:     s.conn.Conn,
+		Conn:     c,
 		Reused:   st == ClassReused,
 		WasIdle:  st != ClassCold && idle > 0,
 		IdleTime: idle,

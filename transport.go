@@ -94,7 +94,7 @@ func newWithClock(cfg Config, now func() time.Time) (*Transport, error) {
 	for i, e := range cfg.Exits {
 		u, _ := parseProxy("", e.Proxy) // validated by normalize
 		ex := &exit{idx: i, name: e.Name, weight: max(1, e.Weight), proxy: u}
-		ex.tr, ex.tr1 = newExitTransports(&t.cfg, u, net.ParseIP(e.LocalAddr))
+		ex.tr, ex.tls = newExitTransports(&t.cfg, u, net.ParseIP(e.LocalAddr), e.Handshaker)
 		ex.health.conf = &t.cfg.Health
 		t.exits = append(t.exits, ex)
 	}
