@@ -101,11 +101,16 @@ func (c *h2Conn) Available() int {
 	if st.Closed || st.Closing || !c.cc.CanTakeNewRequest() {
 		return 0
 	}
-	limit := int(st.MaxConcurrentStreams)
-	if limit == 0 {
-		limit = initialMaxStreams
+	return max(0, streamLimit(st)-st.StreamsActive-st.StreamsPending-int(c.reserved.Load()))
+}
+
+// streamLimit is the server's limit on open streams, or x/net's initial
+// assumption until its SETTINGS come.
+func streamLimit(st http2.ClientConnState) int {
+	if st.MaxConcurrentStreams == 0 {
+		return initialMaxStreams
 	}
-	return max(0, limit-st.StreamsActive-st.StreamsPending-int(c.reserved.Load()))
+	return int(st.MaxConcurrentStreams)
 }
 
 func (c *h2Conn) InFlight() int {
@@ -141,8 +146,15 @@ func (c *h2Conn) Close() error {
 // ping checks that the server still answers, within ctx.
 func (c *h2Conn) ping(ctx context.Context) error { return c.cc.Ping(ctx) }
 
-// state is the connection's x/net state.
-func (c *h2Conn) state() http2.ClientConnState { return c.cc.State() }
+// streams returns the streams open on the connection and the server's
+// limit on them (x/net's initial assumption until its SETTINGS come).
+func (c *h2Conn) streams() (open, limit int) {
+	st := c.cc.State()
+	if st.Closed {
+		return 0, 0
+	}
+	return st.StreamsActive, streamLimit(st)
+}
 
 // validateRequest refuses what net/http's ClientConn.RoundTrip refuses
 // before sending (net/http/clientconn.go, validateClientConnRequest), with

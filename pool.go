@@ -584,6 +584,11 @@ func (p *hostPool) gauges() SocketGauges {
 			continue
 		}
 		g.Open++
+		if s.h2c != nil {
+			streams, limit := s.h2c.streams()
+			g.Streams += streams
+			g.StreamLimit += limit
+		}
 		switch {
 		case s.retiring:
 			g.Retiring++

@@ -20,6 +20,11 @@ type SocketGauges struct {
 	Spares int
 	// Retiring sockets take no new request and close when done.
 	Retiring int
+	// Streams counts the streams open now on the HTTP/2 sockets, and
+	// StreamLimit adds up the limits their servers set on them
+	// (SETTINGS_MAX_CONCURRENT_STREAMS; 100 until a server says): the
+	// HTTP/2 capacity in use and in all.
+	Streams, StreamLimit int
 }
 
 // Stats are the counters for one scope: the whole Transport, one exit, one
@@ -271,6 +276,8 @@ func (t *Transport) addSocketGauges(s *Snapshot) {
 		g.Idle += h.Idle
 		g.Spares += h.Spares
 		g.Retiring += h.Retiring
+		g.Streams += h.Streams
+		g.StreamLimit += h.StreamLimit
 	}
 	addTarget := func(key Target, g SocketGauges) {
 		if _, ok := s.Targets[key]; !ok {
