@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"reflect"
 	"sort"
@@ -256,6 +257,7 @@ type dropinObs struct {
 	Uncompressed     bool
 	Close            bool
 	TLS              string      // "" without TLS, else the ALPN protocol (or "tls")
+	GotConn          string      // the type of httptrace's GotConnInfo.Conn ("" if GotConn never fired)
 	TrailerBefore    http.Header // resp.Trailer before the body is read
 	Trailer          http.Header // resp.Trailer after EOF
 	Body             string
@@ -554,8 +556,14 @@ func dropinExchanges(reqs ...dropinReq) func(*testing.T, *http.Client, string) [
 		var out []dropinObs
 		for _, d := range reqs {
 			req := d.build(t, base)
+			var got string
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GotConn: func(i httptrace.GotConnInfo) { got = fmt.Sprintf("%T", i.Conn) },
+			}))
 			resp, err := c.Do(req)
-			out = append(out, dropinObserve(req, resp, err, nil))
+			o := dropinObserve(req, resp, err, nil)
+			o.GotConn = got
+			out = append(out, o)
 		}
 		return out
 	}
