@@ -125,15 +125,14 @@ func (c *h2Conn) InFlight() int {
 // GOAWAY before the connection closes anyway.
 const shutdownGrace = time.Second
 
-// Close sends GOAWAY (once) and closes the connection, when no stream is
-// open: warmpool retires a socket only once nothing is in flight on it, so
-// the server sees the GOAWAY before the close. A socket closed with streams
-// open (Transport.Close) closes at once, aborting them.
+// Close sends GOAWAY (once) and closes the connection once its streams
+// are done, or after shutdownGrace: the server sees the GOAWAY before the
+// close. warmpool closes a socket this way when nothing of its own is in
+// flight on it (x/net may still count a stream whose body was read to its
+// end for a moment); abort closes one with requests in flight.
 func (c *h2Conn) Close() error {
-	if st := c.cc.State(); st.Closed {
+	if c.cc.State().Closed {
 		return nil
-	} else if st.StreamsActive+st.StreamsPending > 0 {
-		return c.cc.Close() // a forced close (Transport.Close) aborts them
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
@@ -142,6 +141,9 @@ func (c *h2Conn) Close() error {
 	}
 	return nil
 }
+
+// abort closes the connection at once, ending the streams open on it.
+func (c *h2Conn) abort() error { return c.cc.Close() }
 
 // ping checks that the server still answers, within ctx.
 func (c *h2Conn) ping(ctx context.Context) error { return c.cc.Ping(ctx) }

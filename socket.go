@@ -113,7 +113,18 @@ func (s *socket) closeReasonLocked() CloseReason {
 // socket. Retire it first (retireLocked) to say why; otherwise the reason
 // is what its exchanges showed. p.mu must not be held.
 func (p *hostPool) shut(s *socket) {
-	s.cc.Close()
+	if s.h2c != nil {
+		p.mu.Lock()
+		busy := s.inflight > 0
+		p.mu.Unlock()
+		if busy {
+			s.h2c.abort() // Transport.Close, or CloseIdleConnections' all
+		} else {
+			s.h2c.Close() // GOAWAY, then the close
+		}
+	} else {
+		s.cc.Close()
+	}
 	p.onState(s)
 }
 
