@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warmpool/warmpool/internal/target"
+	"github.com/warmpool/warmpool/internal/testproxy"
 )
 
 // TestHTTP2StreamsInSnapshot: the Snapshot's socket gauges show the
@@ -107,4 +108,36 @@ func TestHTTP2OnAnyConnection(t *testing.T) {
 			assert.True(t, s.h2c.cc.State().Closed, "Shutdown closed the connection")
 		})
 	}
+}
+
+// TestHTTP2PingBeforeReuse: an HTTP/2 socket idle for pingAfterIdle is
+// pinged before it carries a request. One whose peer answers carries it;
+// one whose peer went silent (its PINGs unanswered) is closed as
+// CloseDeadPeer and the request goes out on a new socket, never on the dead
+// one.
+func TestHTTP2PingBeforeReuse(t *testing.T) {
+	tg := startTarget(t, target.Config{HTTP2: true})
+	px := startProxy(t, testproxy.Config{})
+	clock := newFakeClock()
+	rt := newTransportClock(t, tg, Config{Exits: []Exit{{Proxy: px.URLString()}}, Prewarm: Prewarm{Disable: true}}, clock.Now)
+	c := &http.Client{Transport: rt}
+	require.NoError(t, get(c, tg.URL()))
+
+	clock.Advance(pingAfterIdle)
+	require.NoError(t, get(c, tg.URL()))
+	s := rt.Snapshot().Total
+	assert.Equal(t, uint64(1), s.Pings, "the idle socket was pinged")
+	assert.Equal(t, uint64(1), s.Handshakes, "and it answered: reused")
+
+	require.NoError(t, get(c, tg.URL()))
+	assert.Equal(t, uint64(1), rt.Snapshot().Total.Pings, "a socket just used is not pinged")
+
+	px.Silence() // the tunnel stops carrying bytes, as a dropped NAT entry
+	clock.Advance(pingAfterIdle)
+	require.NoError(t, get(c, tg.URL()))
+	s = rt.Snapshot().Total
+	assert.Equal(t, uint64(2), s.Pings)
+	assert.Equal(t, uint64(1), s.Closes[CloseDeadPeer], "the silent socket closed")
+	assert.Equal(t, uint64(2), s.Handshakes, "the request went out on a new socket")
+	assert.Zero(t, s.Errors)
 }

@@ -48,12 +48,16 @@ const (
 	// CloseClientClose: the caller closed it (Close, CloseIdleConnections, a
 	// response body closed before its end, a cancelled request).
 	CloseClientClose CloseReason = "client_close"
+	// CloseDeadPeer: an HTTP/2 socket that had sat idle did not answer the
+	// PING warmpool sends before reusing it (a NAT, a proxy or the server
+	// dropped it without a word); no request was sent on it.
+	CloseDeadPeer CloseReason = "dead_peer"
 )
 
 // closeReasons lists every CloseReason, in the order of closeIndex.
 var closeReasons = [...]CloseReason{
 	CloseBudget, CloseMaxAge, CloseIdle, CloseServerIdleTimeout, CloseServerClose,
-	CloseHTTP10, CloseReset, CloseProxyError, CloseTLSError, CloseClientClose,
+	CloseHTTP10, CloseReset, CloseProxyError, CloseTLSError, CloseClientClose, CloseDeadPeer,
 }
 
 func closeIndex(r CloseReason) int {
@@ -79,7 +83,7 @@ type counters struct {
 	waited, errors, retries           atomic.Uint64
 	handshakes, dialErrors, prewarms  atomic.Uint64
 	unusedPrewarms, keepWarmDials     atomic.Uint64
-	resumed, tooMany                  atomic.Uint64
+	resumed, tooMany, pings           atomic.Uint64
 	waitNanos, taxNanos, prewarmNanos atomic.Int64
 	inflight                          atomic.Int64
 	closes                            [len(closeReasons)]atomic.Uint64
@@ -159,6 +163,7 @@ func (c *counters) stats(now time.Time) Stats {
 		UnusedPrewarms:  c.unusedPrewarms.Load(),
 		KeepWarmDials:   c.keepWarmDials.Load(),
 		Resumed:         c.resumed.Load(),
+		Pings:           c.pings.Load(),
 		PrewarmTime:     time.Duration(c.prewarmNanos.Load()),
 		HandshakeTax:    time.Duration(c.taxNanos.Load()),
 		InFlight:        int(c.inflight.Load()),
@@ -203,7 +208,7 @@ func (c *counters) foldInto(o *counters) {
 		{&o.requests, &c.requests}, {&o.cold, &c.cold}, {&o.prewarmed, &c.prewarmed},
 		{&o.reused, &c.reused}, {&o.waited, &c.waited}, {&o.errors, &c.errors},
 		{&o.retries, &c.retries}, {&o.handshakes, &c.handshakes}, {&o.dialErrors, &c.dialErrors},
-		{&o.prewarms, &c.prewarms}, {&o.resumed, &c.resumed}, {&o.tooMany, &c.tooMany},
+		{&o.prewarms, &c.prewarms}, {&o.resumed, &c.resumed}, {&o.tooMany, &c.tooMany}, {&o.pings, &c.pings},
 		{&o.unusedPrewarms, &c.unusedPrewarms}, {&o.keepWarmDials, &c.keepWarmDials},
 	} {
 		p[0].Add(p[1].Load())

@@ -1,6 +1,7 @@
 package warmpool
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -169,6 +170,9 @@ func (p *hostPool) acquire(g giveUp, failedAt int) (lease, error) {
 				}
 				waited = true
 				continue
+			}
+			if s.h2c != nil && l.idle >= pingAfterIdle && !p.answersPing(g, s, l) {
+				continue // it was dead: another socket, or a dial
 			}
 			l.reserved(start, t.now(), waited)
 			p.maybePrewarm(bud.MaxRequests)
@@ -381,6 +385,51 @@ func (p *hostPool) unclaim(s *socket, last bool) chan struct{} {
 	p.broadcastLocked()
 	p.waiters++
 	return p.wake
+}
+
+// pingAfterIdle is how long an HTTP/2 socket may sit idle before warmpool
+// checks, with a PING, that its peer still answers before it carries a
+// request: a NAT, a proxy or a server may have dropped it without a word,
+// and a request sent on it would wait for its deadline. pingTimeout bounds
+// the wait for the answer (as does the request's context).
+const (
+	pingAfterIdle = 5 * time.Second
+	pingTimeout   = 2 * time.Second
+)
+
+// answersPing pings the HTTP/2 socket s, claimed by l and reserved, before
+// its first request after an idle spell. When the peer does not answer, it
+// gives back the claim and reports false, and, unless the request gave up
+// meanwhile, retires s (CloseDeadPeer): the caller then finds another
+// socket, or finds that its request gave up.
+func (p *hostPool) answersPing(g giveUp, s *socket, l lease) bool {
+	ctx, cancel := context.WithTimeout(g.ctx, pingTimeout)
+	defer cancel()
+	if g.cancel != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-g.cancel:
+				cancel()
+			case <-stop:
+			}
+		}()
+	}
+	err := s.h2c.ping(ctx)
+	p.sc.add(func(c *counters) { c.pings.Add(1) })
+	if err == nil {
+		return true
+	}
+	s.h2c.unreserve()
+	p.unclaim(s, l.last)
+	p.unwait()
+	if g.err() == nil {
+		// The caller is still there: the peer is not.
+		p.retire(s, CloseDeadPeer)
+		p.shut(s)
+	}
+	return false
 }
 
 // canDialLocked reports whether an acquire may dial a new socket now.

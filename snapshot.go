@@ -70,6 +70,10 @@ type Stats struct {
 	// Resumed counts handshakes that resumed a TLS session (included in
 	// Handshakes). Each exit keeps its own session cache.
 	Resumed uint64
+	// Pings counts the PINGs sent to HTTP/2 sockets that had sat idle, to
+	// check that their peer still answers before a request goes out on
+	// them; those that got no answer closed with CloseDeadPeer.
+	Pings uint64
 	// Prewarms counts sockets dialed in the background (included in
 	// Handshakes).
 	Prewarms uint64

@@ -16,7 +16,7 @@ import (
 var closeReasons = [...]warmpool.CloseReason{
 	warmpool.CloseBudget, warmpool.CloseMaxAge, warmpool.CloseIdle,
 	warmpool.CloseServerIdleTimeout, warmpool.CloseServerClose, warmpool.CloseHTTP10,
-	warmpool.CloseReset, warmpool.CloseProxyError, warmpool.CloseTLSError,
+	warmpool.CloseReset, warmpool.CloseDeadPeer, warmpool.CloseProxyError, warmpool.CloseTLSError,
 	warmpool.CloseClientClose,
 }
 

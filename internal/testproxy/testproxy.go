@@ -150,6 +150,9 @@ type Proxy struct {
 
 // session is one accepted client connection and, once dialed, its upstream.
 type session struct {
+	// silent, once set by Silence, makes the tunnel drop every byte in
+	// both directions without closing anything.
+	silent   atomic.Bool
 	client   net.Conn
 	upstream net.Conn // guarded by Proxy.mu
 	dropped  bool     // guarded by Proxy.mu
@@ -267,6 +270,18 @@ func (p *Proxy) Stats() Stats {
 // SetReject toggles RejectConnect at runtime. It affects handshakes that
 // have not yet reached the reject check; established tunnels are untouched.
 func (p *Proxy) SetReject(reject bool) { p.reject.Store(reject) }
+
+// Silence makes every tunnel open now drop the bytes it carries, both
+// ways, without closing either side: the client's connection stays open
+// and nothing comes back, as when a NAT or a proxy forgot it. Tunnels
+// opened later work.
+func (p *Proxy) Silence() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for s := range p.sessions {
+		s.silent.Store(true)
+	}
+}
 
 // DropAll abruptly closes (RST, via SetLinger(0)) every connection the proxy
 // currently holds: the client and upstream side of every open tunnel, and
@@ -499,7 +514,7 @@ func (p *Proxy) serveConnect(s *session) {
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
-	p.splice(c, br, up)
+	p.splice(s, br, up)
 }
 
 func (p *Proxy) checkBasic(h string) bool {
@@ -681,7 +696,7 @@ func (p *Proxy) serveSOCKS5(s *session) {
 	if !writeSOCKSReply(c, repSucceeded, bound) {
 		return
 	}
-	p.splice(c, br, up)
+	p.splice(s, br, up)
 }
 
 func dialErrReply(err error) byte {
@@ -725,11 +740,15 @@ type closeWriter interface{ CloseWrite() error }
 
 // countingWriter counts bytes written into n.
 type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
+	w      io.Writer
+	n      *atomic.Int64
+	silent *atomic.Bool // drop what is written (nil: never)
 }
 
 func (cw countingWriter) Write(b []byte) (int, error) {
+	if cw.silent != nil && cw.silent.Load() {
+		return len(b), nil
+	}
 	n, err := cw.w.Write(b)
 	cw.n.Add(int64(n))
 	return n, err
@@ -747,9 +766,10 @@ func (p *Proxy) tunnelOpened() {
 // reader (it may hold bytes already buffered during the handshake). On EOF
 // in one direction the write side of the other conn is half-closed; on any
 // error both conns are closed so the other direction unblocks too.
-func (p *Proxy) splice(client net.Conn, src io.Reader, up net.Conn) {
+func (p *Proxy) splice(s *session, src io.Reader, up net.Conn) {
+	client := s.client
 	pipe := func(dst net.Conn, r io.Reader, n *atomic.Int64) {
-		_, err := io.Copy(countingWriter{dst, n}, r)
+		_, err := io.Copy(countingWriter{dst, n, &s.silent}, r)
 		if cw, ok := dst.(closeWriter); err == nil && ok {
 			if cw.CloseWrite() == nil {
 				return
