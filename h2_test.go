@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -134,7 +135,9 @@ func TestHTTP2PingBeforeReuse(t *testing.T) {
 
 	px.Silence() // the tunnel stops carrying bytes, as a dropped NAT entry
 	clock.Advance(pingAfterIdle)
-	require.NoError(t, get(c, tg.URL()))
+	// Without the PING the request would hang on the dead socket: the
+	// client's timeout turns that into a failure.
+	require.NoError(t, get(&http.Client{Transport: rt, Timeout: 30 * time.Second}, tg.URL()))
 	s = rt.Snapshot().Total
 	assert.Equal(t, uint64(2), s.Pings)
 	assert.Equal(t, uint64(1), s.Closes[CloseDeadPeer], "the silent socket closed")
