@@ -124,7 +124,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 		tc TLSConn
 	)
 	if p.key.scheme == "https" {
-		cc, tc, err = p.exit.tls.dial(ctx, p.key.addr, p.key.h1only, &di.conn)
+		cc, tc, err = p.exit.tls.dial(ctx, p.key.addr, p.key.h1only, t.hs.at(p.key.hs), &di.conn)
 	} else {
 		var hc *http.ClientConn
 		if hc, err = p.exit.tr.NewClientConn(ctx, p.key.scheme, p.key.addr); err == nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"reflect"
+	"sync"
 )
 
 // This file is the handshake seam: warmpool runs the TLS handshake of every
@@ -91,4 +93,41 @@ func (StdHandshaker) Handshake(ctx context.Context, conn net.Conn, config *tls.C
 		return nil, err
 	}
 	return tc, nil
+}
+
+// handshakers is a Transport's registry of the Handshakers its session
+// pools give their sessions (SessionPoolConfig.Handshakers): a socket's pool
+// key holds the index, so that sockets are pooled per Handshaker. Index 0
+// is none: the exit's own. It only grows, by a few entries per session
+// pool.
+type handshakers struct {
+	mu   sync.Mutex
+	list []Handshaker // list[i-1] is index i
+}
+
+// index returns h's index, adding it when it is new. Handshakers of a
+// comparable type are the same when equal; others only when they are the
+// same registration.
+func (r *handshakers) index(h Handshaker) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if reflect.TypeOf(h).Comparable() {
+		for i, o := range r.list {
+			if reflect.TypeOf(o).Comparable() && o == h {
+				return i + 1
+			}
+		}
+	}
+	r.list = append(r.list, h)
+	return len(r.list)
+}
+
+// at returns the Handshaker of index i, nil for 0 (the exit's own).
+func (r *handshakers) at(i int) Handshaker {
+	if i == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.list[i-1]
 }

@@ -148,7 +148,7 @@ func warmpoolDial(t *testing.T, proxy, addr string) error {
 	cfg := Config{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	_, x := newExitTransports(&cfg, u, nil, nil)
 	var raw *countConn
-	cc, _, err := x.dial(context.Background(), addr, false, &raw)
+	cc, _, err := x.dial(context.Background(), addr, false, nil, &raw)
 	if err == nil {
 		cc.Close()
 	}

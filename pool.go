@@ -13,6 +13,7 @@ import (
 type hostKey struct {
 	scheme, addr string
 	h1only       bool
+	hs           int // a session's Handshaker (Transport.hs); 0 = the exit's
 }
 
 // poolKey identifies the pool of one exit and one target.

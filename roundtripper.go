@@ -122,6 +122,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	pin := pinOf(req.Context())
+	if pin != nil && key.scheme == "https" {
+		key.hs = pin.hs // its sockets are the identity's
+	}
 	if pin != nil && pin.exit >= 0 && pin.exit < len(t.exits) {
 		// A session's request leaves from its exit, blocked or not:
 		// the session is that address (see SessionPool).

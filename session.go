@@ -3,6 +3,7 @@ package warmpool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -31,6 +32,13 @@ type SessionPoolConfig struct {
 	// by a half, down to zero. Zero means 2, so two blocks in a row retire
 	// it.
 	MaxErrorScore float64
+	// Handshakers, when set, give each session a TLS identity: every
+	// identity a session starts (its first, and each after a retirement)
+	// takes the next one in turn and keeps it for its life, as it keeps
+	// its exit and its cookie jar. Sockets are pooled per Handshaker, so
+	// two identities share sockets only when they share all three. Empty
+	// means the exits' own (Exit.Handshaker, Config.Handshaker).
+	Handshakers []Handshaker
 }
 
 // Session pool defaults.
@@ -87,6 +95,8 @@ type SessionPool struct {
 	clock    uint64 // for LRU
 	load     []int  // live sessions per exit
 	retired  map[SessionRetireReason]uint64
+	hs       []int // Transport.hs indexes of conf.Handshakers
+	nextHS   int   // the next identity's, in turn
 }
 
 // NewSessionPool returns a session pool over the Transport's exits. A
@@ -113,8 +123,15 @@ func (t *Transport) NewSessionPool(conf SessionPoolConfig) (*SessionPool, error)
 	if conf.MaxErrorScore == 0 {
 		conf.MaxErrorScore = defaultMaxErrorScore
 	}
-	return &SessionPool{t: t, conf: conf, sessions: make(map[string]*Session),
-		load: make([]int, len(t.exits)), retired: make(map[SessionRetireReason]uint64)}, nil
+	sp := &SessionPool{t: t, conf: conf, sessions: make(map[string]*Session),
+		load: make([]int, len(t.exits)), retired: make(map[SessionRetireReason]uint64)}
+	for i, h := range conf.Handshakers {
+		if h == nil {
+			return nil, configErr(fmt.Sprintf("SessionPoolConfig.Handshakers[%d]", i), "nil Handshaker")
+		}
+		sp.hs = append(sp.hs, t.hs.index(h))
+	}
+	return sp, nil
 }
 
 // Session is one identity of a SessionPool: a key, bound to one exit with
@@ -128,6 +145,7 @@ type Session struct {
 
 	// Guarded by pool.mu.
 	exit     int
+	hs       int // the identity's Handshaker (Transport.hs); 0 = the exit's
 	jar      http.CookieJar
 	born     time.Time
 	requests int
@@ -180,6 +198,10 @@ func (sp *SessionPool) startLocked(s *Session, avoid int) {
 	}
 	jar, _ := cookiejar.New(nil) // never fails with nil options
 	s.exit, s.jar, s.born, s.requests, s.score = best, jar, now, 0, 0
+	if len(sp.hs) > 0 {
+		s.hs = sp.hs[sp.nextHS%len(sp.hs)]
+		sp.nextHS++
+	}
 	sp.load[best]++
 }
 
@@ -218,13 +240,14 @@ func (sp *SessionPool) Stats() SessionStats {
 }
 
 // begin takes one request of s: it retires the session first when it is
-// past its age or request limit, and returns the exit to use.
-func (sp *SessionPool) begin(s *Session) int {
+// past its age or request limit, and returns the exit and the Handshaker
+// (Transport.hs) to use.
+func (sp *SessionPool) begin(s *Session) (exit, hs int) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	sp.limitsLocked(s)
 	s.requests++
-	return s.exit
+	return s.exit, s.hs
 }
 
 // limitsLocked retires s when it is past its age or request limit. It runs
@@ -281,6 +304,7 @@ type sessionExitKey struct{}
 // scores that answer, without deciding again.
 type sessionPin struct {
 	exit    int
+	hs      int // the identity's Handshaker (Transport.hs); 0 = the exit's
 	blocked bool
 }
 
@@ -298,7 +322,8 @@ func (st sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if req == nil {
 		return nil, errors.New("warmpool: nil Request")
 	}
-	pin := &sessionPin{exit: st.s.pool.begin(st.s)}
+	pin := &sessionPin{}
+	pin.exit, pin.hs = st.s.pool.begin(st.s)
 	r := req.WithContext(context.WithValue(req.Context(), sessionExitKey{}, pin))
 	resp, err := st.s.pool.t.RoundTrip(r)
 	if err != nil {

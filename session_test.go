@@ -1,6 +1,8 @@
 package warmpool
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/warmpool/warmpool/internal/fpserver"
 	"github.com/warmpool/warmpool/internal/target"
 )
 
@@ -166,4 +169,57 @@ func TestSessionPoolBounded(t *testing.T) {
 	assert.Equal(t, uint64(7), st.Retired[SessionRetiredDropped])
 	_, err = rt.NewSessionPool(SessionPoolConfig{MaxSessions: -1})
 	assert.ErrorContains(t, err, "SessionPoolConfig.MaxSessions")
+}
+
+// curvesHandshaker is crypto/tls with its own key-exchange groups: a
+// ClientHello (and JA3) of its own.
+type curvesHandshaker struct{ curve tls.CurveID }
+
+func (h *curvesHandshaker) Handshake(ctx context.Context, conn net.Conn, config *tls.Config, serverName string) (TLSConn, error) {
+	config.CurvePreferences = []tls.CurveID{h.curve}
+	return StdHandshaker{}.Handshake(ctx, conn, config, serverName)
+}
+
+// TestSessionsKeepTheirHandshaker: a SessionPool with Handshakers gives its
+// sessions' identities one each, in turn; every request of an identity
+// goes out on sockets of its Handshaker (the server sees one JA3 per
+// session), and identities share sockets only with their Handshaker's.
+func TestSessionsKeepTheirHandshaker(t *testing.T) {
+	srv, err := fpserver.Start(fpserver.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	rt := newTransport(t, nil, Config{TLSClientConfig: srv.ClientTLSConfig(), Prewarm: Prewarm{Disable: true}})
+	x25519, p256 := &curvesHandshaker{tls.X25519}, &curvesHandshaker{tls.CurveP256}
+	sp, err := rt.NewSessionPool(SessionPoolConfig{Handshakers: []Handshaker{x25519, p256}})
+	require.NoError(t, err)
+
+	ja3 := map[string]map[string]bool{} // session -> JA3 hashes seen
+	for round := range 3 {
+		for _, k := range []string{"a", "b", "c", "d"} {
+			resp, err := sp.Get(k).Client().Get(srv.URL())
+			require.NoError(t, err, "round %d session %s", round, k)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if ja3[k] == nil {
+				ja3[k] = map[string]bool{}
+			}
+			ja3[k][resp.Header.Get(fpserver.HeaderJA3Hash)] = true
+		}
+	}
+	for k, seen := range ja3 {
+		assert.Len(t, seen, 1, "session %s kept one TLS identity", k)
+	}
+	first := func(m map[string]bool) string {
+		for h := range m {
+			return h
+		}
+		return ""
+	}
+	assert.Equal(t, first(ja3["a"]), first(ja3["c"]), "a and c took the first Handshaker")
+	assert.Equal(t, first(ja3["b"]), first(ja3["d"]), "b and d the second")
+	assert.NotEqual(t, first(ja3["a"]), first(ja3["b"]), "the two look different on the wire")
+	assert.Equal(t, uint64(2), rt.Snapshot().Total.Handshakes, "one socket per Handshaker, shared by its sessions")
+
+	_, err = rt.NewSessionPool(SessionPoolConfig{Handshakers: []Handshaker{nil}})
+	assert.ErrorContains(t, err, "SessionPoolConfig.Handshakers[0]")
 }

@@ -100,10 +100,14 @@ func (x *tlsDialer) http2For(s HTTP2Settings) (*http2.Transport, error) {
 
 // dial opens an HTTPS socket to addr ("host:port"): the exit's connection,
 // the TLS handshake, and the ClientConn of the negotiated protocol
-// (HTTP/1.1 only when h1only). raw receives the TCP connection as soon as
+// (HTTP/1.1 only when h1only), with hs (nil: the exit's Handshaker). raw
+// receives the TCP connection as soon as
 // it exists (to the target, or to the proxy), so that the caller can tell a
 // failure after it from a failed connect. ctx carries the dial's trace.
-func (x *tlsDialer) dial(ctx context.Context, addr string, h1only bool, raw **countConn) (clientConn, TLSConn, error) {
+func (x *tlsDialer) dial(ctx context.Context, addr string, h1only bool, hs Handshaker, raw **countConn) (clientConn, TLSConn, error) {
+	if hs == nil {
+		hs = x.hs
+	}
 	conn, err := x.tunnel(ctx, addr, raw)
 	if err != nil {
 		return nil, nil, err
@@ -115,13 +119,13 @@ func (x *tlsDialer) dial(ctx context.Context, addr string, h1only bool, raw **co
 	if !h1only && !x.cfg.DisableHTTP2 {
 		protos = []string{"h2", "http/1.1"}
 	}
-	tc, err := x.handshake(ctx, conn, host, protos, x.hs)
+	tc, err := x.handshake(ctx, conn, host, protos, hs)
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
 	if tc.ConnectionState().NegotiatedProtocol == "h2" && protos != nil {
-		settings, _ := http2Settings(x.hs)
+		settings, _ := http2Settings(hs)
 		t2, err := x.http2For(settings)
 		if err == nil {
 			var cc *http2.ClientConn

@@ -46,6 +46,7 @@ type Transport struct {
 	blocks   blockKeeper  // blocks per exit and target (Config.Blocks)
 	polite   politeKeeper // pacing per target (Config.Politeness)
 	store    *storeSync   // sharing through Config.Sharing.Store; nil without one
+	hs       handshakers  // the session pools' Handshakers (hostKey.hs)
 
 	idle      atomic.Int64 // sockets open with no request in flight (Config.IdleGaps)
 	firstGap  atomic.Int64 // smoothed first gap of targets, in ns (see rhythm)
