@@ -4,7 +4,10 @@
 // Every cold request pays for DNS, TCP and TLS before its first byte: about
 // three round trips, often 100 to 300 ms through a proxy. A [Transport] keeps
 // a pool of sockets per exit (direct, HTTP CONNECT, HTTPS or SOCKS5 proxy)
-// and [Target], each socket an [http.ClientConn] that it owns and counts:
+// and [Target]. It runs each socket's TLS handshake itself, through a
+// [Handshaker] (crypto/tls by default), and speaks HTTP/1.1 on an
+// [http.ClientConn] and HTTP/2 on golang.org/x/net/http2's ClientConn, each
+// socket one that it owns and counts:
 //
 //   - Every request attempt has a [RequestClass]: [ClassCold] (it paid for a
 //     handshake), [ClassPrewarmed] (the first request on a socket handshaken
@@ -53,7 +56,11 @@
 //     [Config.Health].
 //   - Sessions: [WithSession] pins a key to an exit by hashing; a
 //     [SessionPool] ([Transport.NewSessionPool]) gives each session its own
-//     exit and cookie jar.
+//     exit and cookie jar, and a [Handshaker] of its own
+//     ([SessionPoolConfig.Handshakers]).
+//   - TLS identity: [Config.Handshaker], per exit [Exit.Handshaker]; the
+//     fingerprint module (github.com/warmpool/warmpool/fingerprint) has
+//     browsers' ClientHellos and HTTP/2 prefaces.
 //   - Blocks: [Config.Blocks] avoids an exit at a target that blocks it.
 //   - Pacing: [Config.Politeness] spaces the requests to each target across
 //     exits (and owns Retry-After); [Config.Concurrency] learns how many may
