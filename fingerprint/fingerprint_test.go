@@ -179,6 +179,26 @@ func TestRestrictALPN(t *testing.T) {
 		})
 	}
 
+	t.Run("Chrome 131's ALPS code point", func(t *testing.T) {
+		spec, err := utls.UTLSIdToSpec(utls.HelloChrome_131)
+		require.NoError(t, err)
+		n := len(spec.Extensions)
+		hasOld := func() bool {
+			for _, e := range spec.Extensions {
+				if _, ok := e.(*utls.ApplicationSettingsExtension); ok {
+					return true
+				}
+			}
+			return false
+		}
+		require.True(t, hasOld())
+		assert.Equal(t, []string{"h2", "http/1.1"}, restrictALPN(&spec, []string{"h2", "http/1.1"}))
+		assert.True(t, hasOld())
+		assert.Equal(t, []string{"http/1.1"}, restrictALPN(&spec, []string{"http/1.1"}))
+		assert.False(t, hasOld(), "ALPS removed")
+		assert.Len(t, spec.Extensions, n-1)
+	})
+
 	t.Run("no ALPN extension", func(t *testing.T) {
 		spec := &utls.ClientHelloSpec{Extensions: []utls.TLSExtension{&utls.SNIExtension{}}}
 		assert.Equal(t, []string{"http/1.1"}, restrictALPN(spec, []string{"http/1.1"}))
@@ -470,10 +490,7 @@ func TestVersionBounds(t *testing.T) {
 		})
 	}
 	t.Run("none left", func(t *testing.T) {
-		c1, c2 := net.Pipe()
-		defer c1.Close()
-		defer c2.Close()
-		_, err := Firefox().Handshake(context.Background(), c1, &tls.Config{MaxVersion: tls.VersionTLS11}, testServerName)
+		_, err := Firefox().Handshake(context.Background(), deadConn(), &tls.Config{MaxVersion: tls.VersionTLS11}, testServerName)
 		assert.ErrorIs(t, err, ErrUnsupported)
 	})
 }
@@ -493,11 +510,29 @@ func specVersions(t *testing.T, id utls.ClientHelloID) []uint16 {
 }
 
 func TestECHConfigUnsupported(t *testing.T) {
-	c1, c2 := net.Pipe()
-	defer c1.Close()
-	defer c2.Close()
-	_, err := Chrome().Handshake(context.Background(), c1, &tls.Config{EncryptedClientHelloConfigList: []byte{1}}, testServerName)
+	_, err := Chrome().Handshake(context.Background(), deadConn(), &tls.Config{EncryptedClientHelloConfigList: []byte{1}}, testServerName)
 	assert.ErrorIs(t, err, ErrUnsupported)
+}
+
+// deadConn is a connection whose peer is gone: a handshake that should not
+// have started fails at once instead of waiting.
+func deadConn() net.Conn {
+	c1, c2 := net.Pipe()
+	c2.Close()
+	c1.Close()
+	return c1
+}
+
+// TestServerNameFromArgument: with no config.ServerName, the handshake
+// sends and verifies the serverName argument.
+func TestServerNameFromArgument(t *testing.T) {
+	s := startServer(t)
+	cfg := s.config([]string{"h2", "http/1.1"}, nil)
+	cfg.ServerName = ""
+	conn, err := s.handshake(t, Safari(), cfg)
+	require.NoError(t, err)
+	assert.Equal(t, testServerName, conn.ConnectionState().ServerName)
+	assert.True(t, conn.ConnectionState().PeerCertificates[0].Equal(s.Certificate()))
 }
 
 func TestHandshakeHonoursContext(t *testing.T) {
@@ -558,10 +593,7 @@ func TestCustom(t *testing.T) {
 	failing := Custom("broken", func() (utls.ClientHelloSpec, error) {
 		return utls.ClientHelloSpec{}, errors.New("no spec")
 	}, warmpool.HTTP2Settings{})
-	c1, c2 := net.Pipe()
-	defer c1.Close()
-	defer c2.Close()
-	_, err = failing.Handshake(context.Background(), c1, nil, testServerName)
+	_, err = failing.Handshake(context.Background(), deadConn(), nil, testServerName)
 	assert.ErrorContains(t, err, "no spec")
 }
 
