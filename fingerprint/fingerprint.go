@@ -17,7 +17,8 @@ import (
 // HTTP/2 SETTINGS values and connection window of that browser
 // ([Fingerprint.HTTP2Settings]).
 //
-// Make one with [Chrome], [Firefox], [Safari] or [Custom] and keep it: warmpool
+// Make one with [Chrome], [Firefox], [Safari] or [Custom] (the zero
+// Fingerprint has no ClientHello and cannot be used) and keep it: warmpool
 // pools sockets per Handshaker value, and a Fingerprint keeps the TLS
 // sessions it may resume (one store per crypto/tls session cache it is
 // given, see [Fingerprint.Handshake]). A Fingerprint is safe for concurrent
@@ -179,8 +180,9 @@ var ErrUnsupported = errors.New("fingerprint: unsupported tls.Config setting")
 // its crypto/tls cache. A nil config.ClientSessionCache means no
 // resumption.
 //
-// Handshake honours ctx's deadline and cancellation. It does not close conn
-// when it fails. Its errors from the handshake are utls's, and also unwrap
+// Handshake honours ctx's deadline and cancellation: as crypto/tls does,
+// it closes conn to interrupt a handshake whose ctx ends, and otherwise
+// leaves conn open when it fails. Its errors from the handshake are utls's, and also unwrap
 // (with errors.As) to crypto/tls's tls.AlertError,
 // *tls.CertificateVerificationError and tls.RecordHeaderError, so that they
 // are classified as crypto/tls's are.
