@@ -28,10 +28,10 @@ type Handshaker interface {
 	// target (through the exit's proxy, if any), and returns the
 	// connection to speak HTTP on and its state. config is warmpool's
 	// own copy for this socket: its ServerName is serverName, NextProtos
-	// is ["h2", "http/1.1"], or empty for a socket that may speak
-	// HTTP/1.1 only (net/http offers no ALPN then; a browser's
-	// handshake would offer "http/1.1" alone), and ClientSessionCache is
-	// the exit's (session tickets never cross exits). The handshake must honour ctx's
+	// is ["h2", "http/1.1"], or ["http/1.1"] for a socket that may speak
+	// HTTP/1.1 only (a WebSocket upgrade, or Config.DisableHTTP2), and
+	// ClientSessionCache is the exit's (session tickets never cross
+	// exits). The handshake must honour ctx's
 	// deadline and cancellation. On error the caller closes conn.
 	//
 	// The returned state's NegotiatedProtocol decides the socket's
@@ -83,10 +83,15 @@ func http2Settings(h Handshaker) (HTTP2Settings, bool) {
 // it. It returns a *tls.Conn.
 type StdHandshaker struct{}
 
-// Handshake runs a crypto/tls client handshake over conn.
+// Handshake runs a crypto/tls client handshake over conn. Like net/http,
+// it offers no ALPN at all on a socket that may speak HTTP/1.1 only
+// (NextProtos ["http/1.1"]), so that its ClientHello is net/http's.
 func (StdHandshaker) Handshake(ctx context.Context, conn net.Conn, config *tls.Config, serverName string) (TLSConn, error) {
 	if config.ServerName == "" {
 		config.ServerName = serverName
+	}
+	if len(config.NextProtos) == 1 && config.NextProtos[0] == "http/1.1" {
+		config.NextProtos = nil
 	}
 	tc := tls.Client(conn, config)
 	if err := tc.HandshakeContext(ctx); err != nil {

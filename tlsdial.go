@@ -113,18 +113,21 @@ func (x *tlsDialer) dial(ctx context.Context, addr string, h1only bool, hs Hands
 		return nil, nil, err
 	}
 	host, _, _ := net.SplitHostPort(addr)
-	// As net/http: ALPN offers h2 and http/1.1, or nothing at all on an
-	// HTTP/1.1-only socket.
-	var protos []string
-	if !h1only && !x.cfg.DisableHTTP2 {
-		protos = []string{"h2", "http/1.1"}
+	protos := []string{"h2", "http/1.1"}
+	if h1only || x.cfg.DisableHTTP2 {
+		protos = []string{"http/1.1"} // StdHandshaker offers no ALPN then, as net/http
 	}
 	tc, err := x.handshake(ctx, conn, host, protos, hs)
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
-	if tc.ConnectionState().NegotiatedProtocol == "h2" && protos != nil {
+	h2 := tc.ConnectionState().NegotiatedProtocol == "h2"
+	if h2 && protos[0] != "h2" {
+		tc.Close()
+		return nil, nil, fmt.Errorf("warmpool: the Handshaker negotiated h2 on a socket that offered only http/1.1")
+	}
+	if h2 {
 		settings, _ := http2Settings(hs)
 		t2, err := x.http2For(settings)
 		if err == nil {

@@ -44,7 +44,7 @@ var published = map[string]struct{ ja4, ja3Hash string }{
 // fpHandshake runs fp's handshake with the fingerprinting server and an
 // HTTP/2 request when h2 is negotiated (with fp's HTTP/2 values, set as
 // warmpool sets them), and returns what the server recorded.
-func fpHandshake(t *testing.T, s *fpserver.Server, fp *Fingerprint, protos []string) fpserver.Conn {
+func fpHandshake(t *testing.T, s *fpserver.Server, fp *Fingerprint, protos []string, cache tls.ClientSessionCache) fpserver.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", s.Addr())
 	require.NoError(t, err)
@@ -52,6 +52,7 @@ func fpHandshake(t *testing.T, s *fpserver.Server, fp *Fingerprint, protos []str
 	cfg := s.ClientTLSConfig()
 	cfg.ServerName = "localhost" // a name, so that the ClientHello has SNI
 	cfg.NextProtos = protos
+	cfg.ClientSessionCache = cache
 	conn, err := fp.Handshake(context.Background(), c, cfg, "localhost")
 	require.NoError(t, err)
 	defer conn.Close()
@@ -91,7 +92,7 @@ func TestJA4MatchesPublished(t *testing.T) {
 	for _, p := range presets {
 		t.Run(p.name, func(t *testing.T) {
 			want := published[p.name]
-			got := fpHandshake(t, s, p.make(), []string{"h2", "http/1.1"})
+			got := fpHandshake(t, s, p.make(), []string{"h2", "http/1.1"}, nil)
 			assert.Equal(t, want.ja4, got.JA4, "JA4_r %s", got.Hello.JA4Raw())
 			if want.ja3Hash != "" {
 				assert.Equal(t, want.ja3Hash, got.JA3Hash, "JA3 %s", got.JA3)
@@ -125,7 +126,7 @@ func TestChromeJA3VariesJA4DoesNot(t *testing.T) {
 	fp := Chrome()
 	ja3 := map[string]bool{}
 	for range 6 {
-		got := fpHandshake(t, s, fp, []string{"h2", "http/1.1"})
+		got := fpHandshake(t, s, fp, []string{"h2", "http/1.1"}, nil)
 		assert.Equal(t, published["Chrome 133"].ja4, got.JA4)
 		ja3[got.JA3Hash] = true
 	}
@@ -147,7 +148,7 @@ func TestJA4HTTP1Only(t *testing.T) {
 	} {
 		fp := tc.fp()
 		t.Run(fp.Name(), func(t *testing.T) {
-			got := fpHandshake(t, s, fp, []string{"http/1.1"})
+			got := fpHandshake(t, s, fp, []string{"http/1.1"}, nil)
 			assert.Equal(t, "http/1.1", got.ALPN)
 			assert.Contains(t, got.JA4, tc.want)
 		})
@@ -168,7 +169,7 @@ func TestHTTP2FingerprintOnFPServer(t *testing.T) {
 	} {
 		fp := tc.fp()
 		t.Run(fp.Name(), func(t *testing.T) {
-			got := fpHandshake(t, s, fp, []string{"h2", "http/1.1"})
+			got := fpHandshake(t, s, fp, []string{"h2", "http/1.1"}, nil)
 			assert.Equal(t, "h2", got.Protocol)
 			assert.Equal(t, tc.want, got.HTTP2)
 		})
