@@ -47,6 +47,7 @@ func TestDefaultFingerprintUnchanged(t *testing.T) {
 		t.Run(map[bool]string{true: "HTTP/2", false: "HTTP/1.1 only"}[h2], func(t *testing.T) {
 			srv := startFPServer(t)
 			conf := srv.ClientTLSConfig()
+			conf.ServerName = "localhost" // SNI, as to a site
 			conf.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 			std := &http.Transport{TLSClientConfig: conf, Protocols: new(http.Protocols)}
 			std.Protocols.SetHTTP1(true)
@@ -54,7 +55,9 @@ func TestDefaultFingerprintUnchanged(t *testing.T) {
 			defer std.CloseIdleConnections()
 			fpGet(t, &http.Client{Transport: std}, srv.URL())
 
-			rt, err := warmpool.New(warmpool.Config{TLSClientConfig: srv.ClientTLSConfig(), DisableHTTP2: !h2,
+			wpConf := srv.ClientTLSConfig()
+			wpConf.ServerName = "localhost"
+			rt, err := warmpool.New(warmpool.Config{TLSClientConfig: wpConf, DisableHTTP2: !h2,
 				Prewarm: warmpool.Prewarm{Disable: true}})
 			require.NoError(t, err)
 			defer rt.Close()
