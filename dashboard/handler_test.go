@@ -219,7 +219,7 @@ func TestHandlerClosesTableOrder(t *testing.T) {
 	want := []warmpool.CloseReason{
 		warmpool.CloseBudget, warmpool.CloseMaxAge, warmpool.CloseIdle,
 		warmpool.CloseServerIdleTimeout, warmpool.CloseServerClose, warmpool.CloseHTTP10,
-		warmpool.CloseReset, warmpool.CloseProxyError, warmpool.CloseTLSError,
+		warmpool.CloseReset, warmpool.CloseDeadPeer, warmpool.CloseProxyError, warmpool.CloseTLSError,
 		warmpool.CloseClientClose,
 	}
 	require.Equal(t, want, closeReasons[:])
