@@ -4,6 +4,7 @@
 //	go install github.com/warmpool/warmpool/cmd/warmpool@latest
 //	warmpool probe https://example.com/
 //	warmpool probe -proxy socks5://127.0.0.1:1080 -json https://example.com/
+//	warmpool probe -c 8 -f urls.txt https://example.com/ https://example.org/
 //
 // probe measures, on fresh sockets it owns: the protocol, TLS version and
 // cipher, the handshake's phases (DNS, TCP, proxy, TLS) and whether a second
@@ -14,9 +15,17 @@
 // warmpool configuration that fits, as Go code. It trusts the system's
 // roots (SSL_CERT_FILE works), like any Go client. A 4xx or 5xx answer is
 // not fatal: the socket policy is measured whatever the status.
+//
+// Given several URLs (arguments, then -f's lines), probe measures their
+// targets concurrently, at most -c at once, each target (scheme, host and
+// port) once, and prints one table, a row per URL in input order (a failed
+// URL's row holds its error, and the exit code is 1), then one warmpool
+// Config with a HostBudgets entry per target. One URL as the only argument
+// gets the single target's report.
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +35,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,20 +45,20 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-const usage = `usage: warmpool probe [flags] URL
+const usage = `usage: warmpool probe [flags] URL [URL...]
 
-Measures URL's keep-alive policy and prints the warmpool configuration that
-fits. Run "warmpool probe -help" for the flags.
+Measures each URL's keep-alive policy and prints the warmpool configuration
+that fits. Run "warmpool probe -help" for the flags.
 `
 
-// run is the command: it returns the exit code (0 ok, 1 the probe failed,
+// run is the command: it returns the exit code (0 ok, 1 a probe failed,
 // 2 bad usage).
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "probe" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
 			fmt.Fprint(stdout, usage)
@@ -57,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	return probeCmd(ctx, args[1:], stdout, stderr)
+	return probeCmd(ctx, args[1:], stdin, stdout, stderr)
 }
 
 // headers is a repeatable -H flag.
@@ -74,7 +84,7 @@ func (h headers) Set(v string) error {
 	return nil
 }
 
-func probeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func probeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("warmpool probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := probe.Options{Header: http.Header{}}
@@ -85,11 +95,13 @@ func probeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Var(headers(o.Header), "H", "extra request header \"Name: value\" (repeatable)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "do not verify the target's certificate")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "bound on each dial and each request")
-	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
+	asJSON := fs.Bool("json", false, "print JSON instead of the table: one object for one URL, an array of them for several (or -f)")
+	file := fs.String("f", "", "also probe the URLs in this file, one a line (blank lines and # comments skipped); - reads stdin")
+	limit := fs.Int("c", 4, "most targets probed at once")
 	fs.Usage = func() {} // a bad flag gets its one line; -help the whole list
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "usage: warmpool probe [flags] URL\n\nflags:\n")
+			fmt.Fprintf(stdout, "usage: warmpool probe [flags] URL [URL...]\n\nflags:\n")
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 			return 0
@@ -97,8 +109,11 @@ func probeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	switch {
-	case fs.NArg() != 1:
-		fmt.Fprintln(stderr, "warmpool probe: want exactly one URL (warmpool probe -help)")
+	case fs.NArg() == 0 && *file == "":
+		fmt.Fprintln(stderr, "warmpool probe: want a URL, or -f FILE (warmpool probe -help)")
+		return 2
+	case *limit < 1:
+		fmt.Fprintln(stderr, "warmpool probe: -c must be at least 1")
 		return 2
 	case o.Max < 1:
 		fmt.Fprintln(stderr, "warmpool probe: -max must be at least 1")
@@ -107,8 +122,23 @@ func probeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "warmpool probe: -idle-max and -delay must not be negative, -timeout must be positive")
 		return 2
 	}
-	o.URL = fs.Arg(0)
 	o.Progress = func(msg string) { fmt.Fprintln(stderr, "...", msg) }
+	if fs.NArg() != 1 || *file != "" {
+		urls := fs.Args()
+		if *file != "" {
+			more, err := readURLs(*file, stdin)
+			if err != nil {
+				fmt.Fprintln(stderr, "warmpool probe: -f:", oneLine(err))
+				return 2
+			}
+			if urls = append(urls, more...); len(urls) == 0 {
+				fmt.Fprintf(stderr, "warmpool probe: -f %s: no URL in it\n", *file)
+				return 2
+			}
+		}
+		return probeMany(ctx, o, urls, *limit, *asJSON, stdout, stderr)
+	}
+	o.URL = fs.Arg(0)
 	r, err := probe.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "warmpool probe:", oneLine(err))
@@ -155,6 +185,13 @@ type report struct {
 }
 
 func writeJSON(w io.Writer, r *probe.Report) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(toReport(r))
+}
+
+// toReport is r's JSON form.
+func toReport(r *probe.Report) report {
 	out := report{
 		URL: r.URL, Exit: r.Exit, Status: r.Status, Protocol: r.Protocol, TLSVersion: r.TLSVersion, Cipher: r.Cipher,
 		Resumed: r.Resumed, HandshakeMS: ms(r.Handshake.Total),
@@ -170,9 +207,7 @@ func writeJSON(w io.Writer, r *probe.Report) {
 	if r.Protocol == "HTTP/2.0" {
 		out.H2MaxConcurrentStreams, out.H2InitialWindow = &r.H2MaxConcurrentStreams, &r.H2InitialWindow
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(out)
+	return out
 }
 
 func writeTable(w io.Writer, r *probe.Report) {
@@ -229,4 +264,113 @@ func signalText(s string) string {
 		return "reset: the server reset the socket"
 	}
 	return "none: the socket outlived -max"
+}
+
+// readURLs reads the URLs of a -f file (stdin for "-"): one a line, blank
+// lines and lines starting with # skipped.
+func readURLs(name string, stdin io.Reader) ([]string, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	var urls []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l != "" && !strings.HasPrefix(l, "#") {
+			urls = append(urls, l)
+		}
+	}
+	return urls, sc.Err()
+}
+
+// probeMany probes several URLs, at most limit targets at once, and prints
+// one table (or a JSON array) and one Config; it returns 1 if any failed.
+func probeMany(ctx context.Context, o probe.Options, urls []string, limit int, asJSON bool, stdout, stderr io.Writer) int {
+	res, err := probe.RunAll(ctx, o, urls, limit)
+	if err != nil {
+		fmt.Fprintln(stderr, "warmpool probe:", oneLine(err))
+		return 1
+	}
+	if asJSON {
+		writeJSONMany(stdout, res)
+	} else {
+		writeTableMany(stdout, res)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return 1
+		}
+	}
+	return 0
+}
+
+// result is the JSON form of a probe.Result: a report's fields (none when
+// the probe failed), the URL as given, and the error.
+type result struct {
+	URL string `json:"url"`
+	*report
+	// SameAs is the earlier URL whose probe this one shares.
+	SameAs string `json:"same_as,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func writeJSONMany(w io.Writer, res []probe.Result) {
+	out := make([]result, len(res))
+	for i, r := range res {
+		out[i].URL = r.URL
+		if r.Same >= 0 {
+			out[i].SameAs = res[r.Same].URL
+		}
+		if r.Err != nil {
+			out[i].Error = oneLine(r.Err)
+		} else {
+			rep := toReport(r.Report)
+			out[i].report = &rep
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+func writeTableMany(w io.Writer, res []probe.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\ttarget\tstatus\tprotocol\ttls\tmax requests\tidle timeout\tkeep-alive\tresumed\terror")
+	for i, res := range res {
+		target := res.URL
+		if res.Same >= 0 {
+			target += " (probed as #" + strconv.Itoa(res.Same+1) + ")"
+		}
+		if res.Err != nil {
+			fmt.Fprintf(tw, "%d\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", i+1, target, oneLine(res.Err))
+			continue
+		}
+		r := res.Report
+		tlsv, resumed := "-", "-"
+		if r.TLSVersion != "" {
+			tlsv, resumed = r.TLSVersion, yesNo(r.Resumed)
+		}
+		ka := r.KeepAliveHeader
+		if ka == "" {
+			ka = "none"
+		}
+		var idle string
+		switch {
+		case r.IdleSkipped != "":
+			idle = "not searched"
+		case r.IdleTimeoutMax == 0:
+			idle = "above " + r.IdleTimeout.Round(time.Millisecond).String()
+		default:
+			idle = r.IdleTimeout.Round(time.Millisecond).String() + " to " + r.IdleTimeoutMax.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d (%s)\t%s\t%s\t%s\t-\n", i+1, target, r.Status, r.Protocol, tlsv, r.MaxRequests, r.LimitSignal, idle, ka, resumed)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%s", probe.AdviceAll(res))
 }
