@@ -1,0 +1,150 @@
+package wpresty_test
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/go-resty/resty/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warmpool/warmpool"
+	"github.com/warmpool/warmpool/examples/resty/wpresty"
+	"github.com/warmpool/warmpool/internal/target"
+)
+
+// resetsSecond starts an env whose target resets a socket when its second
+// request arrives (a WAF's ResetAfter 1), a transport, and warms one socket
+// with a GET through c (made on the transport by mk); the target's counters
+// are then zeroed, so that Stats().Requests counts the next request's
+// arrivals, the reset one included.
+func resetsSecond(t *testing.T, mk func(*warmpool.Transport) *resty.Client) (*env, *resty.Client) {
+	t.Helper()
+	e := newEnv(t, target.Config{ResetAfter: 1})
+	c := mk(transport(t, e.config()))
+	resp, err := c.R().Get(e.tg.URL())
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode())
+	e.tg.Reset()
+	return e, c
+}
+
+func attached(t *testing.T) func(*warmpool.Transport) *resty.Client {
+	return func(rt *warmpool.Transport) *resty.Client {
+		c := resty.New()
+		require.NoError(t, wpresty.Attach(c, rt, wpresty.Options{Logger: &logRecorder{}}))
+		return c
+	}
+}
+
+func resty0(rt *warmpool.Transport) *resty.Client {
+	c, _ := plain(rt)
+	return c
+}
+
+// TestRestyRetryResendsAPOST: a POST whose socket the target resets after
+// reading it is not resent by warmpool (it was written and is not
+// replayable: one arrival, an error). resty's SetRetryCount resends it
+// anyway (retry.go:111-160: any error, any method): the target gets it
+// twice. Attached, the resend is refused: one arrival, a *NotResentError
+// that wraps the reset.
+func TestRestyRetryResendsAPOST(t *testing.T) {
+	const body = `{"order":1}`
+	t.Run("net/http on warmpool", func(t *testing.T) {
+		e, c := resetsSecond(t, resty0)
+		hc := &http.Client{Transport: c.GetClient().Transport}
+		_, err := hc.Post(e.tg.URL(), "application/json", strings.NewReader(body))
+		require.Error(t, err)
+		assert.Equal(t, 1, e.tg.Stats().Requests, "sent once")
+		assert.Equal(t, 1, e.tg.Stats().Resets)
+	})
+	t.Run("resty SetRetryCount", func(t *testing.T) {
+		e, c := resetsSecond(t, resty0)
+		noWait(c).SetRetryCount(2)
+		resp, err := c.R().SetBody(body).Post(e.tg.URL())
+		require.NoError(t, err)
+		assert.Equal(t, 200, resp.StatusCode())
+		assert.Equal(t, 2, resp.Request.Attempt)
+		assert.Equal(t, 2, e.tg.Stats().Requests, "the POST arrived twice")
+	})
+	t.Run("attached", func(t *testing.T) {
+		e, c := resetsSecond(t, attached(t))
+		noWait(c).SetRetryCount(2)
+		_, err := c.R().SetBody(body).Post(e.tg.URL())
+		require.ErrorIs(t, err, wpresty.ErrNotResent)
+		var nr *wpresty.NotResentError
+		require.ErrorAs(t, err, &nr)
+		assert.Equal(t, http.MethodPost, nr.Method)
+		assert.Equal(t, 2, nr.Attempt)
+		var ue *url.Error
+		assert.ErrorAs(t, err, &ue, "the reset is wrapped")
+		assert.Equal(t, 1, e.tg.Stats().Requests, "sent once")
+	})
+	t.Run("attached, a retry condition asks again", func(t *testing.T) {
+		e, c := resetsSecond(t, attached(t))
+		noWait(c).SetRetryCount(3).AddRetryCondition(func(_ *resty.Response, err error) bool { return err != nil })
+		_, err := c.R().SetBody(body).Post(e.tg.URL())
+		var nr *wpresty.NotResentError
+		require.ErrorAs(t, err, &nr)
+		assert.Equal(t, 4, nr.Attempt, "every resend is refused")
+		assert.Equal(t, 1, e.tg.Stats().Requests)
+	})
+}
+
+// TestWarmpoolRetriesReplayableRequests: a GET, or a POST with an
+// Idempotency-Key, on a socket that the target resets is resent by warmpool
+// itself on a new socket (two arrivals, by net/http's rule); resty sees one
+// attempt that succeeded, and the guard has nothing to refuse.
+func TestWarmpoolRetriesReplayableRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		send func(c *resty.Client, url string) (*resty.Response, error)
+	}{
+		{"GET", func(c *resty.Client, url string) (*resty.Response, error) { return c.R().Get(url) }},
+		{"POST with Idempotency-Key", func(c *resty.Client, url string) (*resty.Response, error) {
+			return c.R().SetHeader("Idempotency-Key", "order-1").SetBody("x").Post(url)
+		}},
+	} {
+		for _, mk := range []struct {
+			name string
+			mk   func(*warmpool.Transport) *resty.Client
+		}{{"resty", resty0}, {"attached", attached(t)}} {
+			t.Run(tc.name+"/"+mk.name, func(t *testing.T) {
+				e, c := resetsSecond(t, mk.mk)
+				noWait(c).SetRetryCount(2)
+				resp, err := tc.send(c, e.tg.URL())
+				require.NoError(t, err)
+				assert.Equal(t, 200, resp.StatusCode())
+				assert.Equal(t, 1, resp.Request.Attempt, "resty did not retry")
+				assert.Equal(t, 2, e.tg.Stats().Requests, "warmpool did, once")
+				assert.Equal(t, 1, e.tg.Stats().Resets)
+			})
+		}
+	}
+}
+
+// TestRestyRetryAfterAFailedDialIsAllowed: a POST whose dial failed (the
+// exit's proxy is down) reached nobody, so the guard lets resty resend it:
+// here a retry hook of the caller's brings the proxy back, and the POST
+// arrives once.
+func TestRestyRetryAfterAFailedDialIsAllowed(t *testing.T) {
+	e := newEnv(t, target.Config{})
+	c := attached(t)(transport(t, e.config()))
+	require.NoError(t, e.exit.Stop())
+	var firstErr error
+	noWait(c).SetRetryCount(1).AddRetryHook(func(_ *resty.Response, err error) {
+		firstErr = err
+		require.NoError(t, e.exit.Restart())
+	})
+
+	resp, err := c.R().SetBody("x").Post(e.tg.URL())
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode())
+	assert.Equal(t, 2, resp.Request.Attempt)
+	var de *warmpool.DialError
+	assert.True(t, errors.As(firstErr, &de), "the first attempt's dial failed: %v", firstErr)
+	assert.Equal(t, 1, e.tg.Stats().Requests, "the POST arrived once")
+}
