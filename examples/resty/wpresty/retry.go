@@ -44,12 +44,15 @@ type resendKey struct{}
 
 // onRetry is the client's retry hook: resty calls it before each resend,
 // with the failed attempt's response and error (retry.go:147-149). A
-// request that got no response, is not replayable and may have been written
-// is marked so that refusedResend stops the resend.
+// request that failed, is not replayable and may have been written is
+// marked so that refusedResend stops the resend; that includes a request
+// whose answer broke off in its body, which the server has run.
 func (g *guard) onRetry(resp *resty.Response, err error) {
-	if err == nil || resp == nil || resp.Request == nil || resp.RawResponse != nil {
-		// No failure, or the server answered and a retry condition
-		// chose to resend on its answer: the caller asked for that.
+	if err == nil || resp == nil || resp.Request == nil {
+		// No failure: a retry condition chose to resend on the
+		// server's answer (a 503, say), which the caller asked for.
+		// (A nil resp is a request that never left: a middleware
+		// failed, this guard's included.)
 		return
 	}
 	r := resp.Request

@@ -2,9 +2,11 @@ package wpresty_test
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-resty/resty/v2"
@@ -147,4 +149,110 @@ func TestRestyRetryAfterAFailedDialIsAllowed(t *testing.T) {
 	var de *warmpool.DialError
 	assert.True(t, errors.As(firstErr, &de), "the first attempt's dial failed: %v", firstErr)
 	assert.Equal(t, 1, e.tg.Stats().Requests, "the POST arrived once")
+}
+
+// abortsFirst starts an env whose target reads the first request and then
+// drops its connection without an answer (http.ErrAbortHandler), and
+// answers every later one: a failure after the request was written, on a
+// socket dialed for it, which warmpool does not retry.
+func abortsFirst(t *testing.T) (*env, *atomic.Int32) {
+	t.Helper()
+	var arrivals atomic.Int32
+	e := newEnv(t, target.Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arrivals.Add(1) == 1 {
+			panic(http.ErrAbortHandler)
+		}
+		io.WriteString(w, "ok")
+	})})
+	return e, &arrivals
+}
+
+// TestRestyRetriesWhatWarmpoolCannot: when the first request's own socket
+// drops it, warmpool returns the error (it never resends on a fresh socket
+// what failed on one). resty's retry then resends: right for a GET, which
+// the guard lets through (two arrivals, 200), wrong for a POST, which it
+// refuses (one arrival) and resty alone sends twice.
+func TestRestyRetriesWhatWarmpoolCannot(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mk       func(*warmpool.Transport) *resty.Client
+		method   string
+		arrivals int32
+		refused  bool
+	}{
+		{"GET/resty", resty0, http.MethodGet, 2, false},
+		{"GET/attached", attached(t), http.MethodGet, 2, false},
+		{"POST/resty", resty0, http.MethodPost, 2, false},
+		{"POST/attached", attached(t), http.MethodPost, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, arrivals := abortsFirst(t)
+			c := noWait(tc.mk(transport(t, e.config()))).SetRetryCount(1)
+			resp, err := c.R().SetBody("x").Execute(tc.method, e.tg.URL())
+			assert.Equal(t, tc.arrivals, arrivals.Load())
+			if tc.refused {
+				require.ErrorIs(t, err, wpresty.ErrNotResent)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, 200, resp.StatusCode())
+			assert.Equal(t, 2, resp.Request.Attempt, "resty resent it")
+		})
+	}
+}
+
+// TestRestyRetryOnAnAnswerIsAllowed: a retry condition that resends a POST
+// the server answered (here a 503) is the caller's explicit choice, on the
+// server's word: the guard lets it through.
+func TestRestyRetryOnAnAnswerIsAllowed(t *testing.T) {
+	var arrivals atomic.Int32
+	e := newEnv(t, target.Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arrivals.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	})})
+	c := noWait(attached(t)(transport(t, e.config()))).SetRetryCount(1).
+		AddRetryCondition(func(r *resty.Response, _ error) bool {
+			return r != nil && r.StatusCode() == http.StatusServiceUnavailable
+		})
+
+	resp, err := c.R().SetBody("x").Post(e.tg.URL())
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode())
+	assert.Equal(t, 2, resp.Request.Attempt)
+	assert.EqualValues(t, 2, arrivals.Load())
+}
+
+// TestRestyRetryAfterABrokenBody: a POST whose answer breaks off in its
+// body was run by the server; resty resends it by default (the body's read
+// error is an error like any other), the guard does not.
+func TestRestyRetryAfterABrokenBody(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mk       func(*warmpool.Transport) *resty.Client
+		arrivals int32
+	}{{"resty", resty0, 2}, {"attached", attached(t), 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var arrivals atomic.Int32
+			e := newEnv(t, target.Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if arrivals.Add(1) == 1 {
+					w.Header().Set("Content-Length", "100")
+					io.WriteString(w, "half")
+					http.NewResponseController(w).Flush()
+					panic(http.ErrAbortHandler)
+				}
+				io.WriteString(w, "ok")
+			})})
+			c := noWait(tc.mk(transport(t, e.config()))).SetRetryCount(1)
+			_, err := c.R().SetBody("x").Post(e.tg.URL())
+			assert.Equal(t, tc.arrivals, arrivals.Load())
+			if tc.arrivals == 1 {
+				require.ErrorIs(t, err, wpresty.ErrNotResent)
+			} else {
+				require.NoError(t, err)
+			}
+		})
+	}
 }
