@@ -50,7 +50,7 @@ func resty0(rt *warmpool.Transport) *resty.Client {
 // TestRestyRetryResendsAPOST: a POST whose socket the target resets after
 // reading it is not resent by warmpool (it was written and is not
 // replayable: one arrival, an error). resty's SetRetryCount resends it
-// anyway (retry.go:111-160: any error, any method): the target gets it
+// anyway (retry.go:125: any error, any method): the target gets it
 // twice. Attached, the resend is refused: one arrival, a *NotResentError
 // that wraps the reset.
 func TestRestyRetryResendsAPOST(t *testing.T) {
