@@ -256,3 +256,38 @@ func TestRestyRetryAfterABrokenBody(t *testing.T) {
 		})
 	}
 }
+
+// denyAll is a resty.RateLimiter that allows nothing.
+type denyAll struct{}
+
+func (denyAll) Allow() bool { return false }
+
+// TestRestyErrorConditionPanicsOnAFailedMiddleware pins a resty pitfall the
+// guard shares: when a request middleware fails, resty's execute returns a
+// nil *Response (client.go:1246-1248) and Backoff hands it to the retry
+// conditions (retry.go:127-128), where AddRetryAfterErrorCondition's
+// resp.IsError() dereferences it. resty's own rate limiter does it; so does
+// the guard's failure of a client with an ignored setting. Conditions of
+// your own should check resp != nil.
+func TestRestyErrorConditionPanicsOnAFailedMiddleware(t *testing.T) {
+	e := newEnv(t, target.Config{})
+	t.Run("resty's rate limiter", func(t *testing.T) {
+		c, _ := plain(transport(t, e.config()))
+		noWait(c).SetRetryCount(1).AddRetryAfterErrorCondition().SetRateLimiter(denyAll{})
+		assert.Panics(t, func() { c.R().Get(e.tg.URL()) })
+	})
+	t.Run("attached, an ignored setting", func(t *testing.T) {
+		c := attached(t)(transport(t, e.config()))
+		noWait(c).SetRetryCount(1).AddRetryAfterErrorCondition()
+		c.SetProxy(e.other.URLString())
+		assert.Panics(t, func() { c.R().Get(e.tg.URL()) })
+	})
+	t.Run("attached, a nil-safe condition", func(t *testing.T) {
+		c := attached(t)(transport(t, e.config()))
+		noWait(c).SetRetryCount(1).AddRetryCondition(func(r *resty.Response, _ error) bool { return r != nil && r.IsError() })
+		c.SetProxy(e.other.URLString())
+		_, err := c.R().Get(e.tg.URL())
+		assert.ErrorIs(t, err, wpresty.ErrIgnoredSetting)
+	})
+	assert.Zero(t, e.tg.Stats().Accepts)
+}
