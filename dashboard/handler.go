@@ -20,6 +20,7 @@ import (
 const (
 	pageEvents  = 50  // most recent socket events shown
 	pageTargets = 100 // busiest targets shown
+	pageBlocks  = 100 // blocks shown, those avoided now first
 )
 
 // Handler returns an http.Handler that serves rt's Snapshot, taken anew on
@@ -40,10 +41,11 @@ const (
 //
 // Any other GET request (or format=html) gets a self-contained HTML page
 // without scripts or external resources: the status, the totals, tables of
-// the exits, the targets with the limits applied to them, the handshake
-// killers, warm and cold latency, closes by reason, adaptive concurrency
-// limits (when on) and the 50 most recent socket events. The page shows the
-// 100 busiest targets.
+// the exits, the blocks of exits by targets, the targets with the limits
+// applied to them, the handshake killers, warm and cold latency, closes by
+// reason, adaptive concurrency limits (when on) and the 50 most recent
+// socket events. The page shows the 100 busiest targets, and 100 blocks,
+// those whose exit is avoided now first.
 //
 // HEAD is answered like GET, without the body. Other methods get 405 Method
 // Not Allowed; an unknown format gets 400 Bad Request. Responses carry
