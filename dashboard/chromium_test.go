@@ -100,6 +100,97 @@ func TestHandlerPageInChromium(t *testing.T) {
 	screenshot(t, bin, srv.URL+"/", filepath.Join(t.TempDir(), "dashboard.png"), 1600)
 }
 
+// TestHandlerPageWithoutJavaScript: with scripts off, the page shows the
+// snapshot the server rendered; the charts, which need scripts, stay
+// hidden.
+func TestHandlerPageWithoutJavaScript(t *testing.T) {
+	bin := chromiumPath(t)
+	rt, direct, proxy, _ := handlerFixture(t)
+	srv := httptest.NewServer(Handler(rt))
+	t.Cleanup(srv.Close)
+	tb := startBrowser(t, bin).newTab(t)
+	_, err := tb.b.call(tb.session, "Emulation.setScriptExecutionDisabled", map[string]any{"value": true})
+	require.NoError(t, err)
+	tb.navigate(t, srv.URL+"/")
+	dom := tb.html(t)
+	assert.Contains(t, dom, `<section id="charts" hidden=""`)
+	assert.Contains(t, dom, `<p class="muted" id="live" hidden="">`)
+	assert.Contains(t, dom, `<b id="requests">60</b>`)
+	assert.Contains(t, dom, `<td>`+direct+`<span class="tag">direct</span>`)
+	assert.Contains(t, dom, `<td>`+proxy+`<span class="tag">proxy</span>`)
+	assert.Contains(t, dom, `<svg class="chart" id="chart-rate" viewBox="0 0 560 170" role="img" aria-label="requests and handshakes per second over time"></svg>`, "nothing drawn")
+	assert.Empty(t, tb.consoleErrors())
+}
+
+// TestHandlerPageUpdatesLive loads the page in headless Chromium, sends
+// more requests through the Transport, and watches the page update itself
+// without a reload: the totals and tables it swaps in, the samples and the
+// points its charts draw. Nothing may go to the console as an error: no
+// exception, no failed load, no Content-Security-Policy violation.
+func TestHandlerPageUpdatesLive(t *testing.T) {
+	bin := chromiumPath(t)
+	rt, direct, proxy, tgt := handlerFixture(t)
+	srv := httptest.NewServer(Handler(rt))
+	t.Cleanup(srv.Close) // after the browser's cleanup, which stops the polling
+	tb := startBrowser(t, bin).newTab(t)
+	tb.navigate(t, srv.URL+"/?refresh=200ms")
+	tb.waitFor(t, "two samples", `+document.getElementById("charts").dataset.samples >= 2`)
+
+	type state struct {
+		Marker        bool
+		Hidden        bool
+		Samples       int
+		Requests      string // the total in the table
+		SampledReqs   string // the total of the last sample, from the JSON
+		ExitsTotal    string
+		ExitLabels    []string
+		RatePoints    int
+		RequestsDrawn bool // a point of requests/s above 0
+		Live          string
+	}
+	read := func() state {
+		t.Helper()
+		var st state
+		require.NoError(t, tb.eval(`(() => {
+			const charts = document.getElementById("charts");
+			const base = 170 - 22; // the time charts' zero line
+			return {
+				Marker: window.warmpoolNoReload === true,
+				Hidden: charts.hidden,
+				Samples: +charts.dataset.samples,
+				Requests: document.getElementById("requests").textContent,
+				SampledReqs: charts.dataset.requests,
+				ExitsTotal: document.querySelector("#exits tfoot td.n").textContent,
+				ExitLabels: Array.from(document.querySelectorAll("#chart-exits text.name")).map(e => e.textContent),
+				RatePoints: +document.getElementById("chart-rate").dataset.points,
+				RequestsDrawn: Array.from(document.querySelectorAll("#chart-rate circle.c-req")).some(c => +c.getAttribute("cy") < base),
+				Live: document.getElementById("live").textContent,
+			};
+		})()`, &st))
+		return st
+	}
+	before := read()
+	assert.False(t, before.Hidden, "the charts show with JavaScript")
+	assert.Equal(t, "60", before.Requests)
+	assert.Equal(t, "60", before.SampledReqs)
+	assert.Contains(t, before.Live, "every 200ms")
+	require.NoError(t, tb.eval(`window.warmpoolNoReload = true`, nil))
+
+	require.Empty(t, hammer(&http.Client{Transport: rt}, string(tgt)+"/", 4, 40))
+	tb.waitFor(t, "the page to show 100 requests", `document.getElementById("requests").textContent === "100" &&
+		document.getElementById("charts").dataset.requests === "100"`)
+	tb.waitFor(t, "two more samples", `+document.getElementById("charts").dataset.samples >= `+strconv.Itoa(before.Samples+2))
+
+	after := read()
+	assert.True(t, after.Marker, "the page updated itself without a reload")
+	assert.Equal(t, "100", after.ExitsTotal, "the exits table was swapped in")
+	assert.Greater(t, after.Samples, before.Samples)
+	assert.GreaterOrEqual(t, after.RatePoints, 2*(after.Samples-1), "requests/s and handshakes/s for each interval")
+	assert.True(t, after.RequestsDrawn, "the 40 requests show in requests/s")
+	assert.ElementsMatch(t, []string{direct, proxy}, after.ExitLabels, "a lane per exit")
+	assert.Empty(t, tb.consoleErrors())
+}
+
 // TestHandlerWriteScreenshot regenerates docs/dashboard.png from a realistic
 // run: three exits (one with wrong credentials), three target hosts with a
 // Keep-Alive header, WAF resets and a rate limit. Run it with

@@ -43,6 +43,9 @@ type page struct {
 	Concurrency           []concRow
 	Events                []eventRow
 	EventsTotal           int
+	// RefreshMS is the interval of the page's live updates in
+	// milliseconds, 0 for none.
+	RefreshMS int64
 }
 
 type statsRow struct {

@@ -1,6 +1,9 @@
 package dashboard
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -61,6 +64,48 @@ func blockFixture(t *testing.T) (*warmpool.Transport, warmpool.Target) {
 	return rt, targetOf(t, tg.URL())
 }
 
+// TestHandlerJSONFieldsThePageReads pins the JSON that page.js reads to
+// draw its charts: names and types.
+func TestHandlerJSONFieldsThePageReads(t *testing.T) {
+	rt, tgt := blockFixture(t)
+	w := serve(Handler(rt), http.MethodGet, "/?format=json", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	var v struct {
+		Snapshot struct {
+			Taken string
+			Total map[string]any
+			Exits map[string]map[string]any
+			// Blocks is null without blocks: the script reads it as [].
+			Blocks []map[string]any
+		}
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &v))
+	s := v.Snapshot
+	_, err := time.Parse(time.RFC3339Nano, s.Taken)
+	require.NoError(t, err, "Taken")
+	for _, f := range []string{"Requests", "Cold", "Reused", "Handshakes", "HandshakeTax", "KeepAliveRatio"} {
+		assert.IsType(t, float64(0), s.Total[f], "Total.%s is a number", f)
+	}
+	require.Contains(t, s.Exits, "banned")
+	for name, e := range s.Exits {
+		assert.IsType(t, true, e["Healthy"], "Exits[%q].Healthy", name)
+		assert.IsType(t, float64(0), e["Ejections"], "Exits[%q].Ejections", name)
+		assert.IsType(t, "", e["EjectedUntil"], "Exits[%q].EjectedUntil", name)
+	}
+	require.Len(t, s.Blocks, 1)
+	b := s.Blocks[0]
+	assert.Equal(t, string(tgt), b["Target"])
+	assert.Equal(t, "banned", b["Exit"])
+	for _, f := range []string{"Blocks", "InARow", "Avoidances"} {
+		assert.IsType(t, float64(0), b[f], "Blocks[0].%s is a number", f)
+	}
+	assert.IsType(t, "", b["AvoidedUntil"])
+	until, err := time.Parse(time.RFC3339Nano, b["AvoidedUntil"].(string))
+	require.NoError(t, err)
+	taken, _ := time.Parse(time.RFC3339Nano, s.Taken)
+	assert.True(t, until.After(taken), "avoided now")
+}
+
 func TestHandlerBlocksTable(t *testing.T) {
 	rt, tgt := blockFixture(t)
 	body := serve(Handler(rt), http.MethodGet, "/", nil).Body.String()
@@ -106,4 +151,68 @@ func TestPageBlocks(t *testing.T) {
 	}
 	assert.Equal(t, 15, avoided, "every block avoided now is shown")
 	assert.True(t, p.Blocks[0].First)
+}
+
+func TestHandlerRefresh(t *testing.T) {
+	h := Handler(newTransport(t, nil, warmpool.Config{}))
+	for _, tc := range []struct {
+		query string
+		ms    string
+	}{
+		{"", "5000"}, {"?refresh=1s", "1000"}, {"?refresh=250ms", "250"},
+		{"?refresh=100ms", "100"}, {"?refresh=1h", "3600000"}, {"?refresh=0", "0"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			w := serve(h, http.MethodGet, "/"+tc.query, nil)
+			require.Equal(t, http.StatusOK, w.Code)
+			body := w.Body.String()
+			assert.Contains(t, body, `<body data-refresh="`+tc.ms+`">`)
+			if tc.ms == "0" {
+				assert.NotContains(t, body, "<script", "no live updates, no script")
+			} else {
+				assert.Contains(t, body, "<script>"+pageJS+"</script>")
+			}
+			sep := "?"
+			if tc.query != "" {
+				sep = "&"
+			}
+			w = serve(h, http.MethodGet, "/"+tc.query+sep+"format=json", nil)
+			assert.Equal(t, http.StatusOK, w.Code, "the JSON the page asks for")
+		})
+	}
+	for _, bad := range []string{"fast", "10ms", "99ms", "2h", "-1s", "5"} {
+		w := serve(h, http.MethodGet, "/?refresh="+bad, nil)
+		assert.Equal(t, http.StatusBadRequest, w.Code, bad)
+		assert.Contains(t, w.Body.String(), "bad refresh", bad)
+	}
+}
+
+// TestHandlerCSP: the page's Content-Security-Policy allows its inline
+// script and style sheet by the hashes of what the template writes, and
+// nothing else; the JSON has none.
+func TestHandlerCSP(t *testing.T) {
+	h := Handler(newTransport(t, nil, warmpool.Config{}))
+	w := serve(h, http.MethodGet, "/", nil)
+	csp := w.Header().Get("Content-Security-Policy")
+	require.NotEmpty(t, csp)
+	body := w.Body.String()
+	inline := func(tag string) string {
+		start := strings.Index(body, "<"+tag+">")
+		require.GreaterOrEqual(t, start, 0, tag)
+		start += len(tag) + 2
+		end := strings.Index(body[start:], "</"+tag+">")
+		require.GreaterOrEqual(t, end, 0, tag)
+		sum := sha256.Sum256([]byte(body[start : start+end]))
+		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	assert.Equal(t, "default-src 'none'; script-src "+inline("script")+"; style-src "+inline("style")+
+		"; connect-src 'self'; base-uri 'none'; form-action 'none'", csp)
+	assert.Equal(t, 1, strings.Count(body, "<script"))
+	assert.Equal(t, 1, strings.Count(body, "<style"))
+	assert.NotContains(t, body, ` style="`, "no inline style attribute: the policy would block it")
+	assert.NotContains(t, strings.ToLower(pageJS), "</script")
+	assert.NotContains(t, strings.ToLower(pageCSS), "</style")
+
+	w = serve(h, http.MethodGet, "/?format=json", nil)
+	assert.Empty(t, w.Header().Get("Content-Security-Policy"))
 }
