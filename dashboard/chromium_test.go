@@ -192,8 +192,11 @@ func TestHandlerPageUpdatesLive(t *testing.T) {
 }
 
 // TestHandlerWriteScreenshot regenerates docs/dashboard.png from a realistic
-// run: three exits (one with wrong credentials), three target hosts with a
-// Keep-Alive header, WAF resets and a rate limit. Run it with
+// crawl watched live: the page is open, updating itself every second, for
+// a minute of requests to four target hosts (one with Keep-Alive headers,
+// one with WAF resets, one with a rate limit, one that blocks an exit)
+// through three exits (one with wrong credentials, which gets ejected), and
+// the screenshot is taken while the requests still go. Run it with
 //
 //	WARMPOOL_WRITE_SCREENSHOT=1 go test -run TestHandlerWriteScreenshot -count=1 ./dashboard
 //
@@ -205,25 +208,28 @@ func TestHandlerWriteScreenshot(t *testing.T) {
 	}
 	bin := chromiumPath(t)
 
-	// Three target hosts: api (127.0.0.1) announces its limits like
+	// Four target hosts: api (127.0.0.1) announces its limits like
 	// Apache; shop (localhost) is behind a WAF that resets sockets after 40
-	// requests; cdn (::1) speaks HTTP/2 and answers 429 above 6 requests
-	// in flight per client.
+	// requests; cdn (127.0.0.3) speaks HTTP/2 and answers 429 above 6
+	// requests in flight per client; media (127.0.0.1 too) answers 403 to
+	// bannedIP, eu-connect's address.
 	api := startTarget(t, target.Config{KeepAliveTimeout: 15, KeepAliveMax: 100, HandshakeDelay: 15 * time.Millisecond, ResponseDelay: 2 * time.Millisecond})
 	shop := startTarget(t, target.Config{ResetAfter: 40, HandshakeDelay: 25 * time.Millisecond, ResponseDelay: 2 * time.Millisecond})
-	cdn := startTarget(t, target.Config{Addr: "[::1]:0", HTTP2: true, MaxInFlightPerIP: 6, RetryAfter: "1", HandshakeDelay: 10 * time.Millisecond, ResponseDelay: 3 * time.Millisecond})
+	cdn := startTarget(t, target.Config{Addr: "127.0.0.3:0", HTTP2: true, MaxInFlightPerIP: 6, RetryAfter: "1", HandshakeDelay: 10 * time.Millisecond, ResponseDelay: 3 * time.Millisecond})
+	media := startBanTarget(t, target.Config{HandshakeDelay: 10 * time.Millisecond})
 	shopURL := "https://localhost:" + shop.Port() + "/"
-	// Exits: direct; an HTTP CONNECT proxy with credentials; a SOCKS5
-	// proxy given the wrong password, which gets ejected.
-	connect, err := testproxy.Start(testproxy.Config{Kind: testproxy.HTTPConnect, Username: "u", Password: proxyPassword, DialDelay: 5 * time.Millisecond})
+	// Exits: direct; an HTTP CONNECT proxy with credentials, sending from
+	// bannedIP; a SOCKS5 proxy given the wrong password, which gets
+	// ejected.
+	connect, err := testproxy.Start(testproxy.Config{Kind: testproxy.HTTPConnect, Username: "u", Password: proxyPassword, SourceIP: bannedIP, DialDelay: 5 * time.Millisecond})
 	require.NoError(t, err)
 	defer connect.Close()
 	socks, err := testproxy.Start(testproxy.Config{Kind: testproxy.SOCKS5, Username: "u", Password: "right"})
 	require.NoError(t, err)
 	defer socks.Close()
 
-	// Each target has its own self-signed certificate: trust the three.
-	pools := []*x509.CertPool{api.CertPool(), shop.CertPool(), cdn.CertPool()}
+	// Each target has its own self-signed certificate: trust the four.
+	pools := []*x509.CertPool{api.CertPool(), shop.CertPool(), cdn.CertPool(), media.CertPool()}
 	tlsConf := &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {
 		for _, p := range pools {
 			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: p}); err == nil {
@@ -240,49 +246,75 @@ func TestHandlerWriteScreenshot(t *testing.T) {
 			{Name: "us-socks", Proxy: "socks5://u:wrong@" + socks.Addr()},
 		},
 		Concurrency: warmpool.Concurrency{Enable: true, Initial: 4},
-		Health:      warmpool.Health{Cooldown: time.Minute},
+		Health:      warmpool.Health{Cooldown: 15 * time.Second},
+		// Each request picks its exit, so that every exit reaches every
+		// target: media sees eu-connect.
+		RotateEachRequest: true,
 	})
 	c := &http.Client{Transport: rt}
-	load := func(url string, goroutines, n int) {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		next := 0
-		for range goroutines {
-			wg.Go(func() {
-				for {
-					mu.Lock()
-					next++
-					i := next
-					mu.Unlock()
-					if i > n {
-						return
-					}
-					resp, err := c.Get(url)
-					if err != nil {
-						continue
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			})
-		}
-		wg.Wait()
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { load(api.URL(), 6, 1200) })
-	wg.Go(func() { load(shopURL, 4, 700) })
-	wg.Go(func() { load(cdn.URL(), 12, 900) })
-	wg.Wait()
-	time.Sleep(200 * time.Millisecond) // let the last closes land
-	t.Logf("%+v", rt.Snapshot().Total)
 
 	srv := httptest.NewServer(Handler(rt))
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's cleanup, which stops the polling
+	tb := startBrowser(t, bin).newTab(t)
+	tb.navigate(t, srv.URL+"/?refresh=1s")
+	waitSamples := func(more int) {
+		t.Helper()
+		var n int
+		require.NoError(t, tb.eval(`+document.getElementById("charts").dataset.samples`, &n))
+		tb.waitFor(t, strconv.Itoa(n+more)+" samples", `+document.getElementById("charts").dataset.samples >= `+strconv.Itoa(n+more))
+	}
+	waitSamples(3) // before the first request
+
+	// Phases of a crawl, each as long as a number of the page's samples:
+	// workers per target, each sending a request every 20 ms or so. The
+	// screenshot is taken during the last one.
+	phases := []struct{ samples, api, shop, cdn, media int }{
+		{10, 2, 0, 2, 0},
+		{10, 3, 2, 4, 2},
+		{10, 5, 3, 8, 2},
+		{10, 1, 1, 2, 0},
+		{10, 3, 2, 4, 2},
+		{10, 4, 4, 6, 2},
+	}
 	// go test runs in the package's directory, dashboard/.
 	out := filepath.Join("..", "docs", "dashboard.png")
-	require.NoError(t, os.MkdirAll(filepath.Dir(out), 0o755))
-	screenshot(t, bin, srv.URL+"/", out, 2600)
-	t.Logf("wrote %s", out)
+	for i, ph := range phases {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, w := range []struct {
+			url string
+			n   int
+		}{{api.URL(), ph.api}, {shopURL, ph.shop}, {cdn.URL(), ph.cdn}, {media.URL(), ph.media}} {
+			for range w.n {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						case <-time.After(20 * time.Millisecond):
+						}
+						if resp, err := c.Get(w.url); err == nil {
+							io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						}
+					}
+				})
+			}
+		}
+		waitSamples(ph.samples)
+		if i == len(phases)-1 {
+			s := rt.Snapshot()
+			t.Logf("%+v", s.Total)
+			require.False(t, s.Exits["us-socks"].Healthy, "us-socks is ejected: %+v", s.Exits["us-socks"])
+			require.NotEmpty(t, s.Blocks, "media blocks eu-connect")
+			require.NoError(t, os.MkdirAll(filepath.Dir(out), 0o755))
+			tb.screenshot(t, out, 1280, 2600)
+			t.Logf("wrote %s", out)
+		}
+		close(stop)
+		wg.Wait()
+	}
+	assert.Empty(t, tb.consoleErrors())
 	body := serve(Handler(rt), http.MethodGet, "/", nil).Body.String()
 	require.NotContains(t, body, proxyPassword)
 }
