@@ -3,6 +3,9 @@
 //
 // Handler returns an http.Handler that serves the Transport's Snapshot,
 // taken anew on every request, as a self-contained HTML page or as JSON.
+// The page updates itself from the JSON every few seconds and draws the
+// last minutes: keep-alive ratio, requests and handshakes per second, cold
+// requests, the exits' health and the blocks per target.
 // Mount it where only operators can reach it: it shows exit names and
 // targets (never proxy URLs or credentials).
 //

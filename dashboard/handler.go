@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/warmpool/warmpool"
 )
@@ -20,6 +21,7 @@ import (
 const (
 	pageEvents  = 50  // most recent socket events shown
 	pageTargets = 100 // busiest targets shown
+	pageBlocks  = 100 // blocks shown, those avoided now first
 )
 
 // Handler returns an http.Handler that serves rt's Snapshot, taken anew on
@@ -39,15 +41,29 @@ const (
 // or "closed"). Killers and events are empty lists, never null.
 //
 // Any other GET request (or format=html) gets a self-contained HTML page
-// without scripts or external resources: the status, the totals, tables of
-// the exits, the targets with the limits applied to them, the handshake
-// killers, warm and cold latency, closes by reason, adaptive concurrency
-// limits (when on) and the 50 most recent socket events. The page shows the
-// 100 busiest targets.
+// that loads nothing else: the status, the totals, tables of the exits,
+// the blocks of exits by targets, the targets with the limits applied to
+// them, the handshake killers, warm and cold latency, closes by reason,
+// adaptive concurrency limits (when on) and the 50 most recent socket
+// events. The page shows the 100 busiest targets, and 100 blocks, those
+// whose exit is avoided now first.
+//
+// The page updates itself: its inline script asks the handler, at the
+// page's own URL, for the JSON and for the page again every 5 seconds, or
+// at the interval of the query parameter refresh (a Go duration from 100ms
+// to 1h; refresh=0 serves the page without its script). It keeps a sample
+// of each JSON answer for 10 minutes, in the browser only, and draws from
+// them the keep-alive ratio, requests and handshakes per second, cold
+// requests and the handshake tax of the last minute, the exits' health and
+// ejections, and the blocks per target; the totals and tables it swaps in
+// from the page. Without JavaScript the page shows the snapshot it was
+// rendered with. Its Content-Security-Policy allows its own script and
+// style sheet (by their hashes) and requests to its own origin, nothing
+// else.
 //
 // HEAD is answered like GET, without the body. Other methods get 405 Method
-// Not Allowed; an unknown format gets 400 Bad Request. Responses carry
-// Cache-Control: no-store.
+// Not Allowed; an unknown format or a bad refresh gets 400 Bad Request.
+// Responses carry Cache-Control: no-store.
 //
 // Neither form shows a proxy URL or credentials: exits appear by name, which
 // never holds credentials. Both show targets and exit names, so
@@ -73,6 +89,11 @@ func serveSnapshot(rt *warmpool.Transport, w http.ResponseWriter, r *http.Reques
 		http.Error(w, "unknown format: use format=json or format=html", http.StatusBadRequest)
 		return
 	}
+	refresh, ok := refreshOf(r)
+	if !ok {
+		http.Error(w, "bad refresh: use a duration from "+minRefresh.String()+" to "+maxRefresh.String()+", or 0 for none", http.StatusBadRequest)
+		return
+	}
 	snap := rt.Snapshot()
 	killers := Killers(snap)
 	events := rt.Events()
@@ -87,7 +108,9 @@ func serveSnapshot(rt *warmpool.Transport, w http.ResponseWriter, r *http.Reques
 		}
 	} else {
 		ctype = "text/html; charset=utf-8"
-		if err := pageTemplate.Execute(&buf, newPage(snap, killers, events)); err != nil {
+		p := newPage(snap, killers, events)
+		p.RefreshMS = refresh.Milliseconds()
+		if err := pageTemplate.Execute(&buf, p); err != nil {
 			http.Error(w, "rendering the snapshot: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -97,6 +120,9 @@ func serveSnapshot(rt *warmpool.Transport, w http.ResponseWriter, r *http.Reques
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if !asJSON {
+		h.Set("Content-Security-Policy", pageCSP)
+	}
 	h.Add("Vary", "Accept")
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
@@ -137,6 +163,32 @@ func wantJSON(r *http.Request) (asJSON, ok bool) {
 		}
 	}
 	return qJSON > 0 && qJSON > qHTML, true
+}
+
+// The page's live updates: every defaultRefresh unless its refresh
+// parameter says otherwise.
+const (
+	defaultRefresh = 5 * time.Second
+	minRefresh     = 100 * time.Millisecond
+	maxRefresh     = time.Hour
+)
+
+// refreshOf returns the interval of live updates that r asks for (0 for
+// none), and false for ok when its refresh parameter is no duration from
+// minRefresh to maxRefresh, or 0.
+func refreshOf(r *http.Request) (d time.Duration, ok bool) {
+	switch s := r.URL.Query().Get("refresh"); s {
+	case "":
+		return defaultRefresh, true
+	case "0":
+		return 0, true
+	default:
+		d, err := time.ParseDuration(s)
+		if err != nil || d < minRefresh || d > maxRefresh {
+			return 0, false
+		}
+		return d, true
+	}
 }
 
 // snapshotJSON is the JSON form of Handler.

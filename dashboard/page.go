@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strconv"
@@ -30,6 +31,8 @@ type page struct {
 	Total                 statsRow
 	Responses, ErrorKinds string
 	Exits                 []exitRow
+	Blocks                []blockRow
+	BlocksTotal           int
 	Targets               []targetRow
 	TargetsTotal          int
 	Killers               []Killer
@@ -40,6 +43,9 @@ type page struct {
 	Concurrency           []concRow
 	Events                []eventRow
 	EventsTotal           int
+	// RefreshMS is the interval of the page's live updates in
+	// milliseconds, 0 for none.
+	RefreshMS int64
 }
 
 type statsRow struct {
@@ -66,6 +72,15 @@ type exitRow struct {
 	Stats     statsRow
 	Ejections uint64
 	LastError string
+}
+
+type blockRow struct {
+	Target, Exit string
+	First        bool // first row of its target
+	Blocks       uint64
+	InARow       int
+	Avoided      string // how much longer the target's requests avoid the exit, or ""
+	Avoidances   uint64
 }
 
 type targetRow struct {
@@ -130,6 +145,33 @@ func newPage(s warmpool.Snapshot, killers []Killer, events []warmpool.SocketEven
 			}
 		}
 		p.Exits = append(p.Exits, r)
+	}
+
+	// Blocks: those the target's requests avoid now first, then by
+	// target and exit, grouped by target.
+	p.BlocksTotal = len(s.Blocks)
+	blocks := slices.Clone(s.Blocks)
+	avoided := func(b warmpool.BlockStats) bool { return b.AvoidedUntil.After(s.Taken) }
+	slices.SortStableFunc(blocks, func(a, b warmpool.BlockStats) int {
+		if avoided(a) != avoided(b) {
+			if avoided(a) {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	blocks = blocks[:min(len(blocks), pageBlocks)]
+	slices.SortStableFunc(blocks, func(a, b warmpool.BlockStats) int {
+		return cmp.Or(strings.Compare(string(a.Target), string(b.Target)), strings.Compare(a.Exit, b.Exit))
+	})
+	for i, b := range blocks {
+		r := blockRow{Target: string(b.Target), Exit: b.Exit, First: i == 0 || b.Target != blocks[i-1].Target,
+			Blocks: b.Blocks, InARow: b.InARow, Avoidances: b.Avoidances}
+		if avoided(b) {
+			r.Avoided = "for " + fmtDur(b.AvoidedUntil.Sub(s.Taken))
+		}
+		p.Blocks = append(p.Blocks, r)
 	}
 
 	// Targets: those with statistics or a policy, busiest first.
