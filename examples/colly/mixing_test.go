@@ -152,7 +152,7 @@ func TestSetProxyBeforeWithTransportDropsProxy(t *testing.T) {
 
 // TestCollySettingsThatCloseSockets: two colly settings end an HTTP/1.1
 // response before its end, and so close its socket, warmpool or not:
-// a MaxBodySize below the page's size (http_backend.go:210-213 reads at most
+// a MaxBodySize below the page's size (http_backend.go:205-217 reads at most
 // that much, then closes the body) and Request.Abort in OnResponseHeaders
 // (colly.go:941-944). Each page then costs a handshake. The 30 pages are
 // visited one after another, without following links.

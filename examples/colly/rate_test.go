@@ -24,7 +24,7 @@ import (
 //
 //   - colly's Delay alone also means one request at a time: LimitRule's
 //     slots are max(Parallelism, 1) (http_backend.go:69), and each sleeps
-//     Delay after its response (http_backend.go:183-194). warmpool never has
+//     Delay after its response (http_backend.go:174-184). warmpool never has
 //     two requests in flight.
 //   - colly's Delay with Parallelism 2 is a pause per slot, not a gap
 //     between requests: the site gets two at once.
@@ -78,7 +78,7 @@ func TestDelayWhere(t *testing.T) {
 // TestPolitenessWaitCountsAgainstCollyTimeout: warmpool's politeness makes
 // a request wait inside RoundTrip for its turn, and colly's request timeout
 // (http.Client.Timeout: SetRequestTimeout, 10 s by default,
-// http_backend.go:103) counts that wait. An Async crawl with no
+// http_backend.go:97) counts that wait. An Async crawl with no
 // LimitRule.Parallelism starts every request at once, and the requests
 // whose turn comes after the timeout fail without being sent. colly's
 // Parallelism bounds the queue, and none fails.

@@ -76,7 +76,7 @@ func TestAttachKeepsKeepAlive(t *testing.T) {
 
 // TestAttachRefusesSetProxy pins the adapter's purpose: after Attach,
 // colly's proxy setters no longer swap warmpool for a keep-alive-less
-// transport (colly.go:1108-1118); every request fails with ErrProxySet
+// transport (colly.go:1108-1119); every request fails with ErrProxySet
 // instead, and nothing leaves.
 func TestAttachRefusesSetProxy(t *testing.T) {
 	for _, tc := range []struct {
