@@ -54,8 +54,7 @@ func Example() {
 	fmt.Printf("%d pages, %d requests through the proxy exit, %d handshake\n", pages, s.Requests, s.Handshakes)
 
 	_ = c.SetProxy(px.URLString()) // would have replaced warmpool
-	c.AllowURLRevisit = true
-	err = c.Visit(tg.URL() + "/")
+	err = c.Visit(tg.URL() + "/?again")
 	fmt.Println(errors.Is(err, wpcolly.ErrProxySet), g.Refused())
 	// Output:
 	// 10 pages, 10 requests through the proxy exit, 1 handshake
