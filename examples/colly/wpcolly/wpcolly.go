@@ -25,13 +25,14 @@ var (
 	// colly.ErrAbortedBeforeRequest.
 	ErrReplaced = errors.New("wpcolly: the collector's transport was replaced after Attach")
 	// errShellDial is the error of the shell transport's dialers, which no
-	// request should ever reach (see shell).
+	// request should ever reach (see Attach).
 	errShellDial = errors.New("wpcolly: the shell transport never dials")
 )
 
-// Guard is the transport Attach installs: it passes each request to the
-// RoundTripper given to Attach, and refuses it once colly has set a proxy.
-// Its methods are safe for concurrent use.
+// Guard stands between a collector and the RoundTripper given to Attach:
+// the transport Attach installs passes each request to that RoundTripper
+// through it, and it refuses them once colly has set a proxy. Its methods
+// are safe for concurrent use.
 type Guard struct {
 	rt    http.RoundTripper
 	c     *colly.Collector
@@ -46,9 +47,9 @@ type Guard struct {
 // collector (a Clone shares its transport), before the crawl and instead of
 // c.WithTransport(rt).
 //
-// Attach returns ErrProxySet, and changes nothing, when a
-// proxy is already set on c (SetProxy, SetProxyFunc): Attach would drop it
-// and requests would leave from this machine's own address.
+// Attach returns ErrProxySet, and changes nothing, when a proxy is already
+// set on c (SetProxy, SetProxyFunc): Attach would drop it, and requests
+// would leave from this machine's own address.
 //
 // After Attach, c.SetProxy and c.SetProxyFunc no longer replace the
 // transport: every later request fails with an error wrapping ErrProxySet,
