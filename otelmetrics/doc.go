@@ -1,0 +1,3 @@
+// Package otelmetrics exports the statistics of a warmpool.Transport as
+// OpenTelemetry metrics.
+package otelmetrics
