@@ -184,7 +184,9 @@ func flattenOTel(t *testing.T, ms map[string]*metricData) map[string]float64 {
 				labels[label] = v
 			}
 			key := series(pname, labels)
-			require.NotContains(t, out, key)
+			if _, dup := out[key]; dup {
+				t.Fatalf("%s observed twice", key)
+			}
 			out[key] = p.value
 		}
 	}
