@@ -52,11 +52,12 @@ var ownKeys = map[attribute.Key]bool{
 // per collection and observes every instrument from it. A nil mp means the
 // global MeterProvider (otel.GetMeterProvider()).
 //
-// Unregister the returned Registration to stop the callback (the
-// instruments then report nothing); it is safe to call more than once.
-// Register each Transport once per MeterProvider, with WithAttributes to
-// tell several apart: two registrations observing the same attributes
-// would add up.
+// Unregister the returned Registration to stop the callback: the SDK's
+// instruments then report nothing (instruments cannot be removed from a
+// Meter). Register each Transport once per MeterProvider, and give
+// several Transports on one MeterProvider their own WithAttributes: the
+// SDK adds up the counters of registrations that observe the same
+// attributes and keeps one of their gauges.
 func Register(t *warmpool.Transport, mp metric.MeterProvider, opts ...Option) (metric.Registration, error) {
 	if t == nil {
 		return nil, errors.New("otelmetrics: Register: nil Transport")
