@@ -78,12 +78,12 @@ func register(snapshot func() warmpool.Snapshot, mp metric.MeterProvider, opts .
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
-	o2 := &observer{snapshot: snapshot, targets: o.targets, attrs: o.attrs}
-	ins, err := o2.instruments(m)
+	ob := &observer{snapshot: snapshot, targets: o.targets, attrs: o.attrs}
+	ins, err := ob.instruments(m)
 	if err != nil {
 		return nil, err
 	}
-	return m.RegisterCallback(o2.observe, ins...)
+	return m.RegisterCallback(ob.observe, ins...)
 }
 
 // observer turns one Snapshot per collection into observations.
