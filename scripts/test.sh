@@ -74,10 +74,9 @@ fi
 # Every module: the root and each submodule with its own go.mod.
 modules=(. $(find . -mindepth 2 -name go.mod -not -path './.git/*' -exec dirname {} \; | sort))
 
-for m in "${modules[@]}"; do
-	echo "== $m: go vet, go mod tidy -diff"
-	(cd "$m" && go vet ./... && go mod tidy -diff)
-done
+echo "== .: go vet, go mod tidy -diff"
+go vet ./...
+go mod tidy -diff
 
 echo "== build examples"
 go build -o "$tmp/" ./examples/...
@@ -87,11 +86,22 @@ go build -o "$tmp/" ./examples/...
 # submodules' tests run one module after another, alongside the root
 # module's: two streams at most, as every test is proven stable with a busy
 # loop holding one core.
+# The second stream also vets each submodule first, and runs the root
+# module's fuzz targets briefly at its end.
 (
 	sub=0
 	for m in "${modules[@]:1}"; do
 		log="$tmp/test-$(basename "$m").log"
-		(cd "$m" && go test -race -count=1 -p 1 -timeout 10m ./... >"$log" 2>&1) || { echo FAIL >>"$log"; sub=1; }
+		(cd "$m" && echo "go vet, go mod tidy -diff" && go vet ./... && go mod tidy -diff &&
+			go test -race -count=1 -p 1 -timeout 10m ./...) >"$log" 2>&1 || { echo FAIL >>"$log"; sub=1; }
+	done
+	for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' ./*_test.go | sed 's/func //'); do
+		if go test -run '^$' -fuzz "^${f}\$" -fuzztime 3s -parallel 1 . >>"$tmp/fuzz.log" 2>&1; then
+			echo "fuzz $f: ok" >>"$tmp/fuzz.log"
+		else
+			echo "fuzz $f: FAIL" >>"$tmp/fuzz.log"
+			sub=1
+		fi
 	done
 	exit $sub
 ) &
@@ -101,13 +111,9 @@ rc=0
 go test -race -count=1 -p 1 -timeout 10m ./... || rc=1
 wait "$subpid" || rc=1
 for m in "${modules[@]:1}"; do
-	echo "== $m: go test -race"
+	echo "== $m: go vet, go mod tidy -diff, go test -race"
 	cat "$tmp/test-$(basename "$m").log"
 done
-((rc == 0)) || exit 1
-
 echo "== fuzz (short)"
-for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' ./*_test.go | sed 's/func //'); do
-	go test -run '^$' -fuzz "^${f}\$" -fuzztime 3s . >/dev/null
-	echo "fuzz $f: ok"
-done
+grep '^fuzz ' "$tmp/fuzz.log" || true
+((rc == 0)) || { cat "$tmp/fuzz.log" >&2; exit 1; }
