@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warmpool/warmpool"
-	"github.com/warmpool/warmpool/internal/target"
+	"github.com/warmpool/warmpool/internal/wptest"
 )
 
 // The tests use warmpool's loopback test server, internal/target: the go tool
@@ -29,59 +28,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// startTarget starts an HTTPS (HTTP/1.1) loopback target and a Transport
-// trusting it with a budget of 5 requests per socket, and closes both at the
-// end of the test.
-func startTarget(t *testing.T, cfg warmpool.Config) (*target.Target, *warmpool.Transport) {
-	t.Helper()
-	tgt, err := target.Start(target.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tgt.Close() })
-	cfg.TLSClientConfig = tgt.TLSConfig()
-	cfg.Budget = warmpool.Budget{MaxRequests: 5}
-	rt, err := warmpool.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = rt.Close() })
-	return tgt, rt
-}
-
-// targetOf returns the warmpool.Target of rawURL, a test server's URL.
-func targetOf(t *testing.T, rawURL string) warmpool.Target {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	require.NoError(t, err)
-	return warmpool.TargetOf(u)
-}
-
-// get sends n GETs to url, each read to EOF and closed.
-func get(t *testing.T, rt http.RoundTripper, url string, n int) {
-	t.Helper()
-	client := &http.Client{Transport: rt, Timeout: 10 * time.Second}
-	for i := range n {
-		resp, err := client.Get(url)
-		require.NoError(t, err, "request %d", i+1)
-		_, err = io.Copy(io.Discard, resp.Body)
-		require.NoError(t, err)
-		require.NoError(t, resp.Body.Close())
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-	}
-}
-
-// awaitSnapshot polls the Transport until cond holds, for at most 10 s.
-func awaitSnapshot(t *testing.T, rt *warmpool.Transport, cond func(warmpool.Snapshot) bool) warmpool.Snapshot {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		snap := rt.Snapshot()
-		if cond(snap) {
-			return snap
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met in 10s; last snapshot totals: %+v", snap.Total)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// The helpers shared with the other modules' tests (internal/wptest).
+var (
+	startTarget   = wptest.StartTarget
+	targetOf      = wptest.TargetOf
+	get           = wptest.Get
+	awaitSnapshot = wptest.AwaitSnapshot
+)
 
 // gather registers c in a pedantic registry (which checks that every
 // collected metric is described and consistent) and returns the families
