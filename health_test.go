@@ -19,8 +19,13 @@ import (
 	"github.com/warmpool/warmpool/internal/testproxy"
 )
 
+// silentFor is how long deadHosts' silent hosts hold a connection open
+// without a word before they close it.
+const silentFor = 300 * time.Millisecond
+
 // deadHosts returns n URLs that never work: a third refuse connections
-// (a closed port), a third accept and never answer, and a third have names
+// (a closed port), a third accept and never answer (hanging up after
+// silentFor), and a third have names
 // that do not resolve (under .invalid).
 func deadHosts(t *testing.T, n int) []string {
 	t.Helper()
@@ -52,9 +57,15 @@ func deadHosts(t *testing.T, n int) []string {
 				if err != nil {
 					return
 				}
+				// Never answered: the host hangs up after silentFor,
+				// by its own timer, as a blackholing server's idle
+				// timeout would, so that the client needs no short
+				// TLSHandshakeTimeout (which a live host's handshake
+				// can outlast on a loaded machine).
 				mu.Lock()
-				conns = append(conns, c) // held open, never answered
+				conns = append(conns, c)
 				mu.Unlock()
+				time.AfterFunc(silentFor, func() { c.Close() })
 			}
 		})
 	}
@@ -94,7 +105,7 @@ func TestDeadHostsNeverEjectAnExit(t *testing.T) {
 	}
 	for _, viaProxies := range []bool{false, true} {
 		t.Run(map[bool]string{false: "direct", true: "4 proxies"}[viaProxies], func(t *testing.T) {
-			cfg := Config{TLSClientConfig: mh.tls, TLSHandshakeTimeout: 300 * time.Millisecond, DialTimeout: 2 * time.Second,
+			cfg := Config{TLSClientConfig: mh.tls, DialTimeout: 2 * time.Second,
 				resolver: dns.Resolver()}
 			if viaProxies {
 				for i, px := range proxies {
