@@ -69,11 +69,17 @@ func fpHandshake(t *testing.T, s *fpserver.Server, fp *Fingerprint, protos []str
 	} else {
 		get(t, conn)
 	}
-	conns := s.Conns()
-	require.NotEmpty(t, conns)
-	got := conns[len(conns)-1]
-	require.NoError(t, got.Err)
-	return got
+	// This handshake's own connection, found by its address: another
+	// client's (a Transport's spare, closed mid-dial) may have been
+	// accepted after it.
+	for _, got := range s.Conns() {
+		if got.RemoteAddr == c.LocalAddr().String() {
+			require.NoError(t, got.Err)
+			return got
+		}
+	}
+	t.Fatalf("the server recorded no connection from %s", c.LocalAddr())
+	return fpserver.Conn{}
 }
 
 func startFPServer(t *testing.T) *fpserver.Server {
