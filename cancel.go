@@ -79,8 +79,9 @@ func (g giveUp) done() <-chan struct{} {
 	return g.ctx.Done()
 }
 
-// dialContext returns the context for a dial on the request's path: the
-// request's context, cancelled as well when Request.Cancel fires (with
+// dialContext returns the context for a dial on the request's path (and
+// for the PING of an idle HTTP/2 socket before reuse): the request's
+// context, cancelled as well when Request.Cancel fires (with
 // errRequestCanceledConn as its cause), and the function that releases it.
 // Only a request with a Cancel channel costs a goroutine, for the dial's
 // duration: net/http pays one per such request.

@@ -404,19 +404,10 @@ const (
 // meanwhile, retires s (CloseDeadPeer): the caller then finds another
 // socket, or finds that its request gave up.
 func (p *hostPool) answersPing(g giveUp, s *socket, l lease) bool {
-	ctx, cancel := context.WithTimeout(g.ctx, pingTimeout)
+	gctx, release := g.dialContext() // the request's context, and Request.Cancel
+	defer release()
+	ctx, cancel := context.WithTimeout(gctx, pingTimeout)
 	defer cancel()
-	if g.cancel != nil {
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			select {
-			case <-g.cancel:
-				cancel()
-			case <-stop:
-			}
-		}()
-	}
 	err := s.h2c.ping(ctx)
 	p.sc.add(func(c *counters) { c.pings.Add(1) })
 	if err == nil {
