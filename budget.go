@@ -531,7 +531,7 @@ func (hp *hostPolicy) observeIdleClose(d time.Duration) (changed bool) {
 // socket, so that its end reads server_close or http10.
 func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 	t := p.t
-	pol := p.policy.of(l.s.h2)
+	pol := p.policy.of(l.s.isH2())
 	if pol.observeAnswer(l.n, !resp.Close) {
 		t.learned(pol)
 	}
@@ -549,7 +549,7 @@ func (p *hostPool) learnFrom(resp *http.Response, l *lease) {
 			t.learned(pol)
 		}
 	}
-	if !l.s.h2 {
+	if !l.s.isH2() {
 		if v := resp.Header["Keep-Alive"]; len(v) > 0 {
 			if ka, ok := parseKeepAlive(v[0]); ok && pol.observeKeepAlive(l.n, ka) {
 				t.learned(pol)

@@ -193,7 +193,6 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 	}
 	if h2, ok := cc.(*h2Conn); ok {
 		s.h2c = h2
-		s.h2 = true
 		s.proto = "HTTP/2.0"
 	}
 	p.exit.health.success(t.now())
@@ -202,7 +201,7 @@ func (p *hostPool) dial(ctx context.Context, onPath bool) (_ *socket, err error)
 		p.sc.add(func(c *counters) { c.resumed.Add(1) })
 	}
 	p.sc.add(func(c *counters) { c.handshakes.Add(1) })
-	pol := p.policy.of(s.h2)
+	pol := p.policy.of(s.isH2())
 	pol.used.Store(true)
 	bud, probe := pol.newSocket()
 	s.budget.limit = jittered(bud.MaxRequests, bud.Jitter, t.intN)

@@ -72,7 +72,7 @@ func (l *lease) send(p *hostPool, req, out *http.Request, attempt int) (*http.Re
 		l.callerClose = true
 		p.retire(l.s, CloseClientClose)
 	}
-	if !l.s.h2 {
+	if !l.s.isH2() {
 		switch {
 		case l.last && !out.Close:
 			c := *out
@@ -135,7 +135,7 @@ func (l *lease) end(o outcome) {
 	p, s := l.p, l.s
 	if o.err != nil {
 		p.broke(s, giveUpOf(l.req))
-		if o.wrote && !s.h2 {
+		if o.wrote && !s.isH2() {
 			// An HTTP/1.1 exchange that failed after its request went
 			// out leaves the conn unusable, and net/http's state hook
 			// may report its end only later: close it now, so that the

@@ -270,7 +270,7 @@ func (s *socket) takesLocked(hostMax, failedAt int) bool {
 	switch {
 	case !s.usableLocked() || s.budget.full(hostMax):
 		return false
-	case !s.h2 && s.inflight > 0 || s.cc.Available() == 0:
+	case !s.isH2() && s.inflight > 0 || s.cc.Available() == 0:
 		return false
 	case failedAt > 0 && s.budget.assigned+1 >= failedAt:
 		return false
@@ -486,7 +486,7 @@ func (p *hostPool) dialForRequest(g giveUp, start time.Time) (l lease, unused bo
 	}
 	p.addLocked(s)
 	now := p.t.now()
-	l = p.claimLocked(s, now, start, p.policy.of(s.h2).current().MaxRequests)
+	l = p.claimLocked(s, now, start, p.policy.of(s.isH2()).current().MaxRequests)
 	s.req = g
 	p.mu.Unlock()
 	p.t.socketEvent(p, s, SocketDialed, "")
@@ -527,7 +527,7 @@ func (p *hostPool) release(s *socket, completed bool) {
 	switch {
 	case closeNow:
 		p.shut(s)
-	case s.h2 && (s.cc.Err() != nil || s.cc.Available() == 0):
+	case s.isH2() && (s.cc.Err() != nil || s.cc.Available() == 0):
 		p.onState(s) // it may have died or got GOAWAY (no state hook on HTTP/2)
 	}
 }

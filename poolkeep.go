@@ -184,7 +184,7 @@ func (p *hostPool) requestsOn(s *socket) int {
 func (p *hostPool) clientAbort(s *socket) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !s.h2 {
+	if !s.isH2() {
 		s.clientAbort = true
 	}
 }

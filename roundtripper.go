@@ -256,7 +256,7 @@ func lostSocket(s *socket, err error) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return false
 	}
-	if !s.h2 {
+	if !s.isH2() {
 		// An HTTP/1.1 request that reached the connection leaves it
 		// in flight until it is put back after a response, or closed;
 		// one refused before that (validation) releases its slot.

@@ -27,11 +27,10 @@ type socket struct {
 	id       uint64
 	p        *hostPool
 	cc       clientConn
-	h2c      *h2Conn    // cc, when the socket speaks HTTP/2 (x/net's ClientConn)
+	h2c      *h2Conn    // cc, when the socket speaks HTTP/2 (x/net's ClientConn); see isH2
 	conn     *countConn // raw TCP connection (to the target or the proxy)
 	tconn    TLSConn    // the TLS connection to an HTTPS target, else nil
 	tlsState *tls.ConnectionState
-	h2       bool
 	proto    string
 	born     time.Time // handshake finished
 	dialed   Timings
@@ -68,6 +67,10 @@ type socket struct {
 	dead  bool
 }
 
+// isH2 reports whether s speaks HTTP/2: every HTTP/2 socket is x/net's
+// ClientConn behind an h2Conn.
+func (s *socket) isH2() bool { return s.h2c != nil }
+
 // usableLocked reports whether s may take a new request. p.mu must be held.
 func (s *socket) usableLocked() bool {
 	return !s.dead && !s.retiring && s.cc.Err() == nil
@@ -101,7 +104,7 @@ func (s *socket) closeReasonLocked() CloseReason {
 		return s.retireReason
 	case s.serverClose != "":
 		return s.serverClose
-	case s.clientAbort, !s.h2 && s.inflight > 0 && s.req.err() != nil, isCallerOwnsConn(s.cc.Err()):
+	case s.clientAbort, !s.isH2() && s.inflight > 0 && s.req.err() != nil, isCallerOwnsConn(s.cc.Err()):
 		return CloseClientClose
 	case s.inflight > 0 || s.broken:
 		return CloseReset
@@ -144,7 +147,7 @@ func (p *hostPool) shutAll(ss []*socket) {
 func (p *hostPool) onState(s *socket) {
 	dead := s.cc.Err() != nil
 	goaway := false
-	if !dead && s.h2 && s.cc.InFlight() == 0 && s.cc.Available() == 0 {
+	if !dead && s.isH2() && s.cc.InFlight() == 0 && s.cc.Available() == 0 {
 		// An HTTP/2 conn that got GOAWAY can report no error with no
 		// slot and no stream: it is draining.
 		goaway = true
@@ -215,14 +218,14 @@ func (p *hostPool) ended(s *socket, r CloseReason, served int, idle time.Duratio
 	t := p.t
 	switch r {
 	case CloseReset:
-		if pol := p.policy.of(s.h2); served > 0 && pol.observeReset(served) {
+		if pol := p.policy.of(s.isH2()); served > 0 && pol.observeReset(served) {
 			t.learned(pol)
 		}
 		// A reset after the request was sent is the target's doing (a
 		// WAF, a limit), or a network's: it never counts against the
 		// exit. A proxy that dies also fails its next dials, which do.
 	case CloseServerIdleTimeout:
-		if pol := p.policy.of(s.h2); pol.observeIdleClose(idle) {
+		if pol := p.policy.of(s.isH2()); pol.observeIdleClose(idle) {
 			t.learned(pol)
 		}
 	}
@@ -239,7 +242,7 @@ func (p *hostPool) addLocked(s *socket) {
 	s.added = true
 	p.sockets = append(p.sockets, s)
 	p.dialEWMA = ewma(p.dialEWMA, s.dialed.Total)
-	if s.h2 {
+	if s.isH2() {
 		p.proto = protoHTTP2
 	} else {
 		p.proto = protoHTTP1
@@ -310,7 +313,7 @@ func (p *hostPool) broke(s *socket, g giveUp) {
 // h2GoneLocked reports whether a live HTTP/2 socket died or is draining
 // after a GOAWAY, so that onState must look at it. p.mu must be held.
 func (p *hostPool) h2GoneLocked(s *socket) bool {
-	if !s.h2 || s.dead {
+	if !s.isH2() || s.dead {
 		return false
 	}
 	if s.cc.Err() != nil {
