@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/semconv/v1.43.0/httpconv"
 
 	"github.com/warmpool/warmpool"
+	"github.com/warmpool/warmpool/internal/metricrows"
 )
 
 // ScopeName is the name of the Meter (the instrumentation scope) that
@@ -331,23 +332,11 @@ func (o *observer) observeLatency(obs metric.Observer, l warmpool.LatencySummary
 // (Limits whose exit names repair to the same value are summed too, so
 // that no attribute set is observed twice.)
 func (o *observer) observeConcurrency(obs metric.Observer, list []warmpool.ConcurrencyStats) {
-	type key struct{ exit, target string }
-	limits := make(map[key]float64, len(list))
-	var order []key
-	for _, cs := range list {
-		k := key{exit: label(cs.Exit)}
-		if o.targets {
-			k.target = label(string(cs.Target))
-		}
-		if _, ok := limits[k]; !ok {
-			order = append(order, k)
-		}
-		limits[k] += cs.Limit
-	}
+	order, limits := metricrows.ConcurrencyLimits(list, o.targets)
 	for _, k := range order {
-		pool := []attribute.KeyValue{exitKey.String(k.exit)}
+		pool := []attribute.KeyValue{exitKey.String(k.Exit)}
 		if o.targets {
-			pool = append(pool, targetKey.String(k.target))
+			pool = append(pool, targetKey.String(k.Target))
 		}
 		obs.ObserveFloat64(o.concurrencyLimit, limits[k], o.with(pool))
 	}
@@ -415,9 +404,8 @@ func serverAttrs(target string) []attribute.KeyValue {
 
 // label makes s valid UTF-8, as attribute values must be, the way the
 // Prometheus collector repairs its label values.
-func label(s string) string {
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
+// label repairs s into a valid attribute value (metricrows.Label).
+var label = metricrows.Label
 
 func boolInt(b bool) int64 {
 	if b {

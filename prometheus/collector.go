@@ -2,10 +2,10 @@ package prometheus
 
 import (
 	"math"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/warmpool/warmpool"
+	"github.com/warmpool/warmpool/internal/metricrows"
 )
 
 // DefaultNamespace is the prefix of every metric name unless WithNamespace
@@ -287,24 +287,12 @@ func (c *collector) collectConcurrency(ch chan<- prometheus.Metric, list []warmp
 	if len(list) == 0 {
 		return
 	}
-	type key struct{ exit, target string }
-	limits := make(map[key]float64, len(list))
-	var order []key
-	for _, cs := range list {
-		k := key{exit: label(cs.Exit)}
-		if c.targets {
-			k.target = label(string(cs.Target))
-		}
-		if _, ok := limits[k]; !ok {
-			order = append(order, k)
-		}
-		limits[k] += cs.Limit
-	}
+	order, limits := metricrows.ConcurrencyLimits(list, c.targets)
 	for _, k := range order {
 		if c.targets {
-			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.exit, k.target)
+			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.Exit, k.Target)
 		} else {
-			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.exit)
+			emit(ch, c.concurrencyLimit, prometheus.GaugeValue, limits[k], k.Exit)
 		}
 	}
 }
@@ -320,9 +308,8 @@ func emit(ch chan<- prometheus.Metric, d *prometheus.Desc, vt prometheus.ValueTy
 }
 
 // label makes s a valid label value: Prometheus label values must be UTF-8.
-func label(s string) string {
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
+// label repairs s into a valid label value (metricrows.Label).
+var label = metricrows.Label
 
 func boolFloat(b bool) float64 {
 	if b {
